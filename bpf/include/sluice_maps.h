@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Layout of every map shared between the kernel programs and the agent.
+ * Each struct is defined once here; native/ asserts the sizes and the
+ * TypeScript codecs (src/datapath/map-codecs.ts) are checked against the
+ * compiled object's BTF by a unit test. Change a struct => bump
+ * SLUICE_SCHEMA_VERSION, so pins of an incompatible layout are never reused.
+ */
+#ifndef SLUICE_MAPS_H
+#define SLUICE_MAPS_H
+
+#include <linux/types.h>
+
+#define SLUICE_SCHEMA_VERSION 1
+
+/* Addresses are 16 bytes everywhere; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d). */
+
+/* enrollment: key = netns cookie of an enrolled pod. */
+struct sluice_enrollment {
+	__u32 workload_id;  /* agent-local id, lets the proxy name the source pod */
+	__u32 flags;        /* reserved */
+};
+
+/* services: one entry per (VIP, port, protocol). */
+struct sluice_vip_key {
+	__u8  addr[16];
+	__u16 port;         /* network byte order */
+	__u8  proto;        /* IPPROTO_TCP */
+	__u8  pad;
+};
+
+struct sluice_vip_value {
+	__u32 service_id;   /* agent-local id */
+	__u32 flags;        /* reserved */
+};
+
+/* Original destination, kept in socket-local storage from connect to close. */
+struct sluice_orig_dst {
+	__u8  addr[16];
+	__u16 port;         /* network byte order */
+	__u16 pad;
+	__u32 service_id;
+	__u64 netns_cookie; /* who opened the socket (cannot be forged by the pod) */
+};
+
+/* Tuple the proxy sees on accept: peer = pod, local = proxy address. */
+struct sluice_tuple_key {
+	__u8  src_addr[16];
+	__u8  dst_addr[16];
+	__u16 src_port;     /* network byte order */
+	__u16 dst_port;     /* network byte order */
+};
+
+/* config: single-element array, written by the agent before attach. */
+struct sluice_config {
+	__u8  proxy_addr4[4];   /* node proxy IPv4 address */
+	__u16 proxy_port;       /* network byte order */
+	__u16 pad;
+};
+
+/* Per-CPU counters, indexed by enum sluice_counter. */
+enum sluice_counter {
+	SLUICE_CTR_CONNECT_CAPTURED = 0,
+	SLUICE_CTR_CONNECT_NOT_ENROLLED = 1,
+	SLUICE_CTR_CONNECT_NO_VIP = 2,
+	SLUICE_CTR_CONNECT_ERRORS = 3,
+	SLUICE_CTR_TUPLE_RECORDED = 4,
+	SLUICE_CTR_TUPLE_ERRORS = 5,
+	SLUICE_CTR_PEERNAME_REWRITTEN = 6,
+	SLUICE_CTR_CONNECT_NOT_TCP = 7,
+	SLUICE_CTR_MAX = 8,
+};
+
+#endif

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * sluice capture programs, attached to the cgroup subtree of one node.
+ *
+ *   connect4/connect6  enrolled pod dials a known VIP:port -> remember the
+ *                      original destination in socket storage, rewrite the
+ *                      destination to the node proxy.
+ *   sockops            once the source port is known (TCP_CONNECT_CB) copy
+ *                      the record into the tuple map the proxy reads on
+ *                      accept; delete it when the socket closes.
+ *   getpeername4/6     the application sees the VIP it dialled.
+ *
+ * Everything not enrolled leaves after one hash lookup: these hooks run for
+ * every connect() in the subtree.
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/socket.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "sluice_maps.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define TCP_CLOSE 7
+#define SOCK_STREAM 1
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sluice_enrollment);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_enroll SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct sluice_vip_key);
+	__type(value, struct sluice_vip_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sluice_orig_dst);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_orig SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct sluice_tuple_key);
+	__type(value, struct sluice_orig_dst);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_tuples SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sluice_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_CTR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_counters SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&sluice_counters, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void set_v4_mapped(__u8 *dst, __u32 addr_be)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &addr_be, 4);
+}
+
+/*
+ * Common capture decision. addr16 is the destination as 16 bytes (IPv4
+ * mapped for AF_INET). Returns the config to rewrite to, or NULL to leave the
+ * connect alone.
+ */
+static __always_inline struct sluice_config *
+capture(struct bpf_sock_addr *ctx, const __u8 *addr16, __u16 port_be)
+{
+	if (ctx->type != SOCK_STREAM) {
+		count(SLUICE_CTR_CONNECT_NOT_TCP);
+		return NULL;
+	}
+
+	__u64 cookie = bpf_get_netns_cookie(ctx);
+	if (!bpf_map_lookup_elem(&sluice_enroll, &cookie)) {
+		count(SLUICE_CTR_CONNECT_NOT_ENROLLED);
+		return NULL;
+	}
+
+	struct sluice_vip_key key = {};
+	__builtin_memcpy(key.addr, addr16, 16);
+	key.port = port_be;
+	key.proto = IPPROTO_TCP;
+	struct sluice_vip_value *vip = bpf_map_lookup_elem(&sluice_vips, &key);
+	if (!vip) {
+		count(SLUICE_CTR_CONNECT_NO_VIP);
+		return NULL;
+	}
+
+	__u32 zero = 0;
+	struct sluice_config *cfg = bpf_map_lookup_elem(&sluice_config, &zero);
+	if (!cfg || !cfg->proxy_port) {
+		count(SLUICE_CTR_CONNECT_ERRORS);
+		return NULL;
+	}
+
+	struct bpf_sock *sk = ctx->sk;
+	if (!sk) {
+		count(SLUICE_CTR_CONNECT_ERRORS);
+		return NULL;
+	}
+	struct sluice_orig_dst *orig = bpf_sk_storage_get(&sluice_orig, sk, 0,
+							  BPF_SK_STORAGE_GET_F_CREATE);
+	if (!orig) {
+		count(SLUICE_CTR_CONNECT_ERRORS);
+		return NULL;
+	}
+	__builtin_memcpy(orig->addr, addr16, 16);
+	orig->port = port_be;
+	orig->service_id = vip->service_id;
+	orig->netns_cookie = cookie;
+
+	count(SLUICE_CTR_CONNECT_CAPTURED);
+	return cfg;
+}
+
+SEC("cgroup/connect4")
+int sluice_connect4(struct bpf_sock_addr *ctx)
+{
+	__u8 addr[16];
+	set_v4_mapped(addr, ctx->user_ip4);
+	struct sluice_config *cfg = capture(ctx, addr, (__u16)ctx->user_port);
+	if (!cfg)
+		return 1;
+	__u32 proxy;
+	__builtin_memcpy(&proxy, cfg->proxy_addr4, 4);
+	ctx->user_ip4 = proxy;
+	ctx->user_port = cfg->proxy_port;
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int sluice_connect6(struct bpf_sock_addr *ctx)
+{
+	/* Only IPv4-mapped destinations: the node proxy listens on IPv4. */
+	if (ctx->user_ip6[0] != 0 || ctx->user_ip6[1] != 0 ||
+	    ctx->user_ip6[2] != bpf_htonl(0x0000ffff))
+		return 1;
+	__u8 addr[16];
+	set_v4_mapped(addr, ctx->user_ip6[3]);
+	struct sluice_config *cfg = capture(ctx, addr, (__u16)ctx->user_port);
+	if (!cfg)
+		return 1;
+	__u32 proxy;
+	__builtin_memcpy(&proxy, cfg->proxy_addr4, 4);
+	ctx->user_ip6[3] = proxy;
+	ctx->user_port = cfg->proxy_port;
+	return 1;
+}
+
+static __always_inline void tuple_of(struct bpf_sock_ops *skops, struct sluice_tuple_key *key)
+{
+	/* Captured sockets always talk IPv4 to the proxy (connect6 only takes
+	 * IPv4-mapped destinations), so the v4 fields are valid for both families. */
+	set_v4_mapped(key->src_addr, skops->local_ip4);
+	set_v4_mapped(key->dst_addr, skops->remote_ip4);
+	key->src_port = bpf_htons((__u16)skops->local_port);
+	key->dst_port = bpf_htons((__u16)bpf_ntohl(skops->remote_port));
+}
+
+SEC("sockops")
+int sluice_sockops(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	if (!sk)
+		return 1;
+
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB: {
+		struct sluice_orig_dst *orig = bpf_sk_storage_get(&sluice_orig, sk, 0, 0);
+		if (!orig)
+			return 1;
+		struct sluice_tuple_key key = {};
+		tuple_of(skops, &key);
+		if (bpf_map_update_elem(&sluice_tuples, &key, orig, BPF_ANY)) {
+			count(SLUICE_CTR_TUPLE_ERRORS);
+			return 1;
+		}
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+					  BPF_SOCK_OPS_STATE_CB_FLAG);
+		count(SLUICE_CTR_TUPLE_RECORDED);
+		return 1;
+	}
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == TCP_CLOSE) {
+			struct sluice_tuple_key key = {};
+			tuple_of(skops, &key);
+			bpf_map_delete_elem(&sluice_tuples, &key);
+		}
+		return 1;
+	}
+	return 1;
+}
+
+static __always_inline struct sluice_orig_dst *orig_of(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	if (!sk)
+		return NULL;
+	return bpf_sk_storage_get(&sluice_orig, sk, 0, 0);
+}
+
+SEC("cgroup/getpeername4")
+int sluice_getpeername4(struct bpf_sock_addr *ctx)
+{
+	struct sluice_orig_dst *orig = orig_of(ctx);
+	if (!orig)
+		return 1;
+	__u32 addr;
+	__builtin_memcpy(&addr, orig->addr + 12, 4);
+	ctx->user_ip4 = addr;
+	ctx->user_port = orig->port;
+	count(SLUICE_CTR_PEERNAME_REWRITTEN);
+	return 1;
+}
+
+SEC("cgroup/getpeername6")
+int sluice_getpeername6(struct bpf_sock_addr *ctx)
+{
+	struct sluice_orig_dst *orig = orig_of(ctx);
+	if (!orig)
+		return 1;
+	__u32 addr;
+	__builtin_memcpy(&addr, orig->addr + 12, 4);
+	ctx->user_ip6[3] = addr;
+	ctx->user_port = orig->port;
+	count(SLUICE_CTR_PEERNAME_REWRITTEN);
+	return 1;
+}

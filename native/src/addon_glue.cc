@@ -1,0 +1,378 @@
+#include "addon_glue.h"
+
+#include <string.h>
+
+#include <memory>
+
+#include "bpf_ops.h"
+#include "sluice_maps.h"
+
+namespace sluice {
+namespace {
+
+// "attach sluice_connect4 to /sys/fs/cgroup/x: Operation not permitted (EPERM)"
+Napi::Error MakeError(Napi::Env env, int err, const std::string& op, const std::string& target,
+                      const std::string& details = "") {
+  int e = err < 0 ? -err : err;
+  const char* name = strerrorname_np(e);
+  std::string code = name ? name : "EUNKNOWN";
+  std::string msg = op + (target.empty() ? "" : " " + target) + ": " + strerror(e) + " (" + code + ")";
+  Napi::Error error = Napi::Error::New(env, msg);
+  error.Set("code", Napi::String::New(env, code));
+  error.Set("errno", Napi::Number::New(env, e));
+  error.Set("op", Napi::String::New(env, op));
+  error.Set("target", Napi::String::New(env, target));
+  if (!details.empty()) error.Set("details", Napi::String::New(env, details));
+  return error;
+}
+
+bool CheckBuffer(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsBuffer()) {
+    Napi::TypeError::New(info.Env(), std::string(what) + " must be a Buffer").ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+bool CheckNumber(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsNumber()) {
+    Napi::TypeError::New(info.Env(), std::string(what) + " must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+bool CheckString(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsString()) {
+    Napi::TypeError::New(info.Env(), std::string(what) + " must be a string").ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+// ---- BpfObject: a loaded object; maps and programs live until close() ----
+
+class BpfObject : public Napi::ObjectWrap<BpfObject> {
+ public:
+  static Napi::FunctionReference* constructor;
+
+  static void Init(Napi::Env env) {
+    Napi::Function fn = DefineClass(env, "BpfObject",
+                                    {InstanceMethod("attachCgroup", &BpfObject::AttachCgroupJs),
+                                     InstanceMethod("close", &BpfObject::Close),
+                                     InstanceAccessor("programs", &BpfObject::Programs, nullptr),
+                                     InstanceAccessor("maps", &BpfObject::Maps, nullptr)});
+    constructor = new Napi::FunctionReference(Napi::Persistent(fn));
+  }
+
+  explicit BpfObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BpfObject>(info) {
+    if (info.Length() == 1 && info[0].IsExternal()) {
+      auto* lo = info[0].As<Napi::External<LoadedObject>>().Data();
+      loaded_ = std::move(*lo);
+      delete lo;
+    }
+  }
+
+  ~BpfObject() override { CloseObject(&loaded_); }
+
+  LoadedObject* loaded() { return &loaded_; }
+
+ private:
+  Napi::Value Programs(const Napi::CallbackInfo& info) {
+    Napi::Array a = Napi::Array::New(info.Env(), loaded_.programs.size());
+    for (size_t i = 0; i < loaded_.programs.size(); i++) a.Set(i, loaded_.programs[i]);
+    return a;
+  }
+
+  Napi::Value Maps(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array a = Napi::Array::New(env, loaded_.maps.size());
+    for (size_t i = 0; i < loaded_.maps.size(); i++) {
+      const MapInfo& m = loaded_.maps[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", m.name);
+      o.Set("fd", m.fd);
+      o.Set("type", m.type);
+      o.Set("keySize", m.key_size);
+      o.Set("valueSize", m.value_size);
+      o.Set("maxEntries", m.max_entries);
+      a.Set(i, o);
+    }
+    return a;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    CloseObject(&loaded_);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value AttachCgroupJs(const Napi::CallbackInfo& info);
+
+  LoadedObject loaded_;
+};
+
+Napi::FunctionReference* BpfObject::constructor = nullptr;
+
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  LoadWorker(Napi::Env env, std::string path, std::string pin_root)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)),
+        path_(std::move(path)), pin_root_(std::move(pin_root)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    lo_ = std::make_unique<LoadedObject>();
+    err_ = LoadObject(path_, pin_root_, lo_.get(), &log_);
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_) {
+      deferred_.Reject(MakeError(env, err_, "load", path_, log_).Value());
+      return;
+    }
+    Napi::Object obj =
+        BpfObject::constructor->New({Napi::External<LoadedObject>::New(env, lo_.release())});
+    deferred_.Resolve(obj);
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string path_, pin_root_, log_;
+  std::unique_ptr<LoadedObject> lo_;
+  int err_ = 0;
+};
+
+class AttachWorker : public Napi::AsyncWorker {
+ public:
+  AttachWorker(Napi::Env env, Napi::Object holder, LoadedObject* lo, std::string prog,
+               std::string cgroup, std::string pin)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)),
+        holder_(Napi::Persistent(holder)), lo_(lo), prog_(std::move(prog)),
+        cgroup_(std::move(cgroup)), pin_(std::move(pin)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override { err_ = AttachCgroup(lo_, prog_, cgroup_, pin_, &reused_); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_) {
+      deferred_.Reject(MakeError(env, err_, "attach " + prog_ + " to", cgroup_).Value());
+      return;
+    }
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("reused", reused_);
+    deferred_.Resolve(r);
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference holder_;  // keeps the object alive while we run
+  LoadedObject* lo_;
+  std::string prog_, cgroup_, pin_;
+  bool reused_ = false;
+  int err_ = 0;
+};
+
+Napi::Value BpfObject::AttachCgroupJs(const Napi::CallbackInfo& info) {
+  if (!CheckString(info, 0, "program") || !CheckString(info, 1, "cgroupPath") ||
+      !CheckString(info, 2, "linkPin"))
+    return info.Env().Undefined();
+  if (!loaded_.obj) {
+    MakeError(info.Env(), -EBADF, "attach", info[0].As<Napi::String>()).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  auto* w = new AttachWorker(info.Env(), Value(), &loaded_, info[0].As<Napi::String>(),
+                             info[1].As<Napi::String>(), info[2].As<Napi::String>());
+  w->Queue();
+  return w->Promise();
+}
+
+class NetnsCookieWorker : public Napi::AsyncWorker {
+ public:
+  NetnsCookieWorker(Napi::Env env, std::string path)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { err_ = NetnsCookie(path_, &cookie_); }
+  void OnOK() override {
+    if (err_)
+      deferred_.Reject(MakeError(Env(), err_, "netns cookie of", path_).Value());
+    else
+      deferred_.Resolve(Napi::BigInt::New(Env(), cookie_));
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string path_;
+  uint64_t cookie_ = 0;
+  int err_ = 0;
+};
+
+// ---- module functions ----
+
+Napi::Value LoadObjectJs(const Napi::CallbackInfo& info) {
+  if (!CheckString(info, 0, "path") || !CheckString(info, 1, "pinRoot")) return info.Env().Undefined();
+  auto* w = new LoadWorker(info.Env(), info[0].As<Napi::String>(), info[1].As<Napi::String>());
+  w->Queue();
+  return w->Promise();
+}
+
+Napi::Value DetachPinnedLinkJs(const Napi::CallbackInfo& info) {
+  if (!CheckString(info, 0, "linkPin")) return info.Env().Undefined();
+  std::string pin = info[0].As<Napi::String>();
+  int err = DetachPinnedLink(pin);
+  if (err == -ENOENT) return Napi::Boolean::New(info.Env(), false);
+  if (err) {
+    MakeError(info.Env(), err, "detach link", pin).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+Napi::Value MapLookupJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckNumber(info, 0, "fd") || !CheckBuffer(info, 1, "key") || !CheckNumber(info, 2, "valueSize"))
+    return env.Undefined();
+  auto key = info[1].As<Napi::Buffer<uint8_t>>();
+  uint32_t vsize = info[2].As<Napi::Number>().Uint32Value();
+  Napi::Buffer<uint8_t> value = Napi::Buffer<uint8_t>::New(env, vsize);
+  int err = MapLookup(info[0].As<Napi::Number>().Int32Value(), key.Data(), value.Data());
+  if (err == -ENOENT) return env.Null();
+  if (err) {
+    MakeError(env, err, "map lookup", "").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return value;
+}
+
+Napi::Value MapUpdateJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckNumber(info, 0, "fd") || !CheckBuffer(info, 1, "key") || !CheckBuffer(info, 2, "value"))
+    return env.Undefined();
+  uint64_t flags = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int64Value() : 0;
+  int err = MapUpdate(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Buffer<uint8_t>>().Data(),
+                      info[2].As<Napi::Buffer<uint8_t>>().Data(), flags);
+  if (err) MakeError(env, err, "map update", "").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value MapDeleteJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckNumber(info, 0, "fd") || !CheckBuffer(info, 1, "key")) return env.Undefined();
+  int err = MapDelete(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Buffer<uint8_t>>().Data());
+  if (err == -ENOENT) return Napi::Boolean::New(env, false);
+  if (err) {
+    MakeError(env, err, "map delete", "").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value MapEntriesJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckNumber(info, 0, "fd") || !CheckNumber(info, 1, "keySize") || !CheckNumber(info, 2, "valueSize"))
+    return env.Undefined();
+  std::vector<uint8_t> keys, values;
+  size_t count = 0;
+  int err = MapEntries(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
+                       info[2].As<Napi::Number>().Uint32Value(), &keys, &values, &count);
+  if (err) {
+    MakeError(env, err, "map iterate", "").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), keys.size()));
+  r.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), values.size()));
+  r.Set("count", Napi::Number::New(env, count));
+  return r;
+}
+
+Napi::Value MapBatchJs(const Napi::CallbackInfo& info, bool update) {
+  Napi::Env env = info.Env();
+  if (!CheckNumber(info, 0, "fd") || !CheckBuffer(info, 1, "keys")) return env.Undefined();
+  size_t count_arg = update ? 3 : 2;
+  if (update && !CheckBuffer(info, 2, "values")) return env.Undefined();
+  if (!CheckNumber(info, count_arg, "count")) return env.Undefined();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  uint32_t count = info[count_arg].As<Napi::Number>().Uint32Value();
+  int err = update ? MapUpdateBatch(fd, info[1].As<Napi::Buffer<uint8_t>>().Data(),
+                                    info[2].As<Napi::Buffer<uint8_t>>().Data(), count)
+                   : MapDeleteBatch(fd, info[1].As<Napi::Buffer<uint8_t>>().Data(), count);
+  if (err) MakeError(env, err, update ? "map update batch" : "map delete batch", "").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value MapUpdateBatchJs(const Napi::CallbackInfo& info) { return MapBatchJs(info, true); }
+Napi::Value MapDeleteBatchJs(const Napi::CallbackInfo& info) { return MapBatchJs(info, false); }
+
+Napi::Value PossibleCpusJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), PossibleCpus());
+}
+
+Napi::Value NetnsCookieJs(const Napi::CallbackInfo& info) {
+  if (!CheckString(info, 0, "netnsPath")) return info.Env().Undefined();
+  auto* w = new NetnsCookieWorker(info.Env(), info[0].As<Napi::String>());
+  w->Queue();
+  return w->Promise();
+}
+
+Napi::Value OriginalDstByFdJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckNumber(info, 0, "mapFd") || !CheckNumber(info, 1, "socketFd")) return env.Undefined();
+  bool remove = info.Length() > 2 && info[2].ToBoolean();
+  Napi::Buffer<uint8_t> value = Napi::Buffer<uint8_t>::New(env, sizeof(struct sluice_orig_dst));
+  int err = OriginalDstByFd(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
+                            value.Data(), remove);
+  if (err == -ENOENT) return env.Null();
+  if (err) {
+    MakeError(env, err, "original destination of fd", std::to_string(info[1].As<Napi::Number>().Int32Value()))
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return value;
+}
+
+Napi::Value BtfStructLayoutJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckString(info, 0, "objectPath") || !CheckString(info, 1, "struct")) return env.Undefined();
+  std::string path = info[0].As<Napi::String>(), name = info[1].As<Napi::String>();
+  uint32_t size = 0;
+  std::vector<BtfMember> members;
+  int err = BtfStructLayout(path, name, &size, &members);
+  if (err) {
+    MakeError(env, err, "btf struct " + name + " in", path).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("size", size);
+  Napi::Array a = Napi::Array::New(env, members.size());
+  for (size_t i = 0; i < members.size(); i++) {
+    Napi::Object m = Napi::Object::New(env);
+    m.Set("name", members[i].name);
+    m.Set("offset", members[i].offset);
+    m.Set("size", members[i].size);
+    a.Set(i, m);
+  }
+  r.Set("members", a);
+  return r;
+}
+
+}  // namespace
+
+Napi::Object InitGlue(Napi::Env env, Napi::Object exports) {
+  BpfObject::Init(env);
+  exports.Set("loadObject", Napi::Function::New(env, LoadObjectJs));
+  exports.Set("detachPinnedLink", Napi::Function::New(env, DetachPinnedLinkJs));
+  exports.Set("mapLookup", Napi::Function::New(env, MapLookupJs));
+  exports.Set("mapUpdate", Napi::Function::New(env, MapUpdateJs));
+  exports.Set("mapDelete", Napi::Function::New(env, MapDeleteJs));
+  exports.Set("mapEntries", Napi::Function::New(env, MapEntriesJs));
+  exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatchJs));
+  exports.Set("mapDeleteBatch", Napi::Function::New(env, MapDeleteBatchJs));
+  exports.Set("possibleCpus", Napi::Function::New(env, PossibleCpusJs));
+  exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookieJs));
+  exports.Set("originalDstByFd", Napi::Function::New(env, OriginalDstByFdJs));
+  exports.Set("btfStructLayout", Napi::Function::New(env, BtfStructLayoutJs));
+  exports.Set("schemaVersion", Napi::Number::New(env, SLUICE_SCHEMA_VERSION));
+  return exports;
+}
+
+}  // namespace sluice

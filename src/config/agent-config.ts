@@ -1,0 +1,107 @@
+// Agent configuration from flags and SLUICE_* environment variables, checked
+// with ajv. The result is frozen: nothing changes it after start.
+import Ajv from 'ajv';
+import * as net from 'node:net';
+import { describeAjvErrors } from '../model/validate';
+
+export interface AgentConfig {
+  nodeName: string;
+  /** Local snapshot file of workloads and services (static mode). */
+  snapshot: string;
+  /** Directory where the CNI step reports each pod's netns. */
+  podNetnsDir: string;
+  /** bpffs directory of this agent; pins live in <bpffs>/v<schema>/. */
+  bpffs: string;
+  /** cgroup v2 directory whose subtree is captured. */
+  cgroup: string;
+  proxyAddress: string;
+  proxyPort: number;
+  /** Admin endpoint: a unix socket path. */
+  adminSocket: string;
+  adminPort: number;
+  metricsPort: number;
+  readinessPort: number;
+  /** Address the metrics and readiness ports bind to. */
+  statusAddress: string;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  logFile: string;
+}
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['nodeName', 'snapshot', 'bpffs', 'cgroup', 'proxyAddress'],
+  properties: {
+    nodeName: { type: 'string', minLength: 1, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' },
+    snapshot: { type: 'string', minLength: 1 },
+    podNetnsDir: { type: 'string', minLength: 1, default: '/run/sluice/pods' },
+    bpffs: { type: 'string', pattern: '^/' },
+    cgroup: { type: 'string', pattern: '^/' },
+    proxyAddress: { type: 'string', format: 'ipv4' },
+    proxyPort: { type: 'integer', minimum: 1, maximum: 65535, default: 15001 },
+    adminSocket: { type: 'string', default: '/run/sluice/admin.sock' },
+    adminPort: { type: 'integer', minimum: 0, maximum: 65535, default: 15000 },
+    metricsPort: { type: 'integer', minimum: 0, maximum: 65535, default: 15020 },
+    readinessPort: { type: 'integer', minimum: 0, maximum: 65535, default: 15021 },
+    statusAddress: { type: 'string', format: 'ip', default: '0.0.0.0' },
+    logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error'], default: 'info' },
+    logFile: { type: 'string', default: '' },
+  },
+};
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true });
+ajv.addFormat('ipv4', (s: string) => net.isIPv4(s));
+ajv.addFormat('ip', (s: string) => net.isIP(s) !== 0);
+const validate = ajv.compile(schema);
+
+const flagNames: Record<string, keyof AgentConfig> = {
+  'node-name': 'nodeName',
+  snapshot: 'snapshot',
+  'pod-netns-dir': 'podNetnsDir',
+  bpffs: 'bpffs',
+  cgroup: 'cgroup',
+  'proxy-address': 'proxyAddress',
+  'proxy-port': 'proxyPort',
+  'admin-socket': 'adminSocket',
+  'admin-port': 'adminPort',
+  'metrics-port': 'metricsPort',
+  'readiness-port': 'readinessPort',
+  'status-address': 'statusAddress',
+  'log-level': 'logLevel',
+  'log-file': 'logFile',
+};
+
+export class ConfigError extends Error {}
+
+export const agentUsage = `usage: sluice-agent --node-name NAME --snapshot FILE --bpffs DIR --cgroup DIR --proxy-address IPV4 [options]
+  every flag --some-flag can also be given as SLUICE_SOME_FLAG
+  ${Object.keys(flagNames).map((f) => `--${f}`).join(' ')}`;
+
+/** Reads flags (winning) and environment; throws ConfigError naming the field and value. */
+export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): Readonly<AgentConfig> {
+  const raw: Record<string, unknown> = {};
+  for (const [flag, field] of Object.entries(flagNames)) {
+    const v = env[`SLUICE_${flag.toUpperCase().replace(/-/g, '_')}`];
+    if (v !== undefined && v !== '') raw[field] = v;
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)}\n${agentUsage}`);
+    const eq = arg.indexOf('=');
+    const flag = arg.slice(2, eq < 0 ? undefined : eq);
+    const field = flagNames[flag];
+    if (!field) throw new ConfigError(`unknown flag --${flag}\n${agentUsage}`);
+    const value = eq < 0 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new ConfigError(`flag --${flag} needs a value`);
+    raw[field] = value;
+  }
+  if (!validate(raw)) {
+    const fieldToFlag = Object.fromEntries(Object.entries(flagNames).map(([f, k]) => [k, `--${f}`]));
+    const msg = describeAjvErrors(validate.errors, raw, (p) => fieldToFlag[p] ?? p);
+    const missing = (validate.errors ?? [])
+      .filter((e) => e.keyword === 'required')
+      .map((e) => fieldToFlag[(e.params as { missingProperty: string }).missingProperty]);
+    throw new ConfigError(`invalid agent configuration: ${missing.length ? `missing ${missing.join(', ')}` : msg}`);
+  }
+  return Object.freeze(raw as unknown as AgentConfig);
+}

@@ -1,0 +1,155 @@
+// The one translation from Kubernetes-shaped objects (Namespaces, Pods,
+// Services) to the resources agents serve from (Workloads, Services). Used by
+// the simulated cluster now and by the control plane's sources.
+import * as net from 'node:net';
+import { defaultLoadBalancing, type Endpoint, type Service, type ServicePort, type Snapshot, type Workload } from '../model/resources';
+import { MESH_LABEL, objectName, type KubeService, type Pod, type SourcedObject } from './kubernetes-objects';
+
+export interface TranslationError {
+  source: string;
+  object: string;
+  field: string;
+  reason: string;
+}
+
+export function formatTranslationError(e: TranslationError): string {
+  return `${e.source}: ${e.object}: ${e.field}: ${e.reason}`;
+}
+
+export interface Translation {
+  snapshot: Snapshot;
+  errors: TranslationError[];
+}
+
+const SUPPORTED_KINDS = new Set(['Namespace', 'Pod', 'Service']);
+
+function namespaceOf(o: { metadata: { namespace?: string } }): string {
+  return o.metadata.namespace || 'default';
+}
+
+function matches(selector: Record<string, string>, labels: Record<string, string> | undefined): boolean {
+  return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+}
+
+export function podUid(pod: Pod): string {
+  return pod.metadata.uid || `${namespaceOf(pod)}/${pod.metadata.name}`;
+}
+
+/** Translates what it can; every object that cannot be used is an error naming file, object and field. */
+export function translate(objects: SourcedObject[], version: string): Translation {
+  const errors: TranslationError[] = [];
+  const fail = (s: SourcedObject, field: string, reason: string) =>
+    errors.push({ source: s.source, object: objectName(s.object), field, reason });
+
+  const meshNamespaces = new Set<string>();
+  const pods: { pod: Pod; source: SourcedObject }[] = [];
+  const services: { svc: KubeService; source: SourcedObject }[] = [];
+  for (const s of objects) {
+    const o = s.object;
+    if (!SUPPORTED_KINDS.has(o.kind)) continue;
+    if (o.kind === 'Namespace') {
+      if (o.metadata.labels?.[MESH_LABEL] === 'enabled') meshNamespaces.add(o.metadata.name);
+    } else if (o.kind === 'Pod') pods.push({ pod: o as Pod, source: s });
+    else services.push({ svc: o as KubeService, source: s });
+  }
+
+  const workloads: Workload[] = [];
+  const workloadPods = new Map<string, Pod>();
+  for (const { pod, source } of pods) {
+    const ip = pod.status?.podIP;
+    if (!pod.spec?.nodeName) {
+      fail(source, 'spec.nodeName', 'required (pods are placed on a node explicitly)');
+      continue;
+    }
+    if (!ip) continue; // not running yet: no workload to serve
+    if (!net.isIP(ip)) {
+      fail(source, 'status.podIP', `not an IP address (got ${JSON.stringify(ip)})`);
+      continue;
+    }
+    const ns = namespaceOf(pod);
+    const w: Workload = {
+      uid: podUid(pod),
+      name: pod.metadata.name,
+      namespace: ns,
+      node: pod.spec.nodeName,
+      ips: [ip],
+      serviceAccount: pod.spec.serviceAccountName || 'default',
+      labels: { ...(pod.metadata.labels ?? {}) },
+      captured: meshNamespaces.has(ns) && pod.metadata.labels?.[MESH_LABEL] !== 'disabled',
+      ready: (pod.status?.phase ?? 'Running') === 'Running',
+    };
+    workloads.push(w);
+    workloadPods.set(w.uid, pod);
+  }
+
+  const out: Service[] = [];
+  const vipOwner = new Map<string, string>();
+  for (const { svc, source } of services) {
+    const spec = svc.spec ?? {};
+    const ns = namespaceOf(svc);
+    const ips = spec.clusterIPs?.length ? spec.clusterIPs : spec.clusterIP ? [spec.clusterIP] : [];
+    if (ips.length === 0 || ips[0] === 'None') {
+      fail(source, 'spec.clusterIP', 'required (headless services are not supported)');
+      continue;
+    }
+    const badIp = ips.find((ip) => !net.isIP(ip));
+    if (badIp !== undefined) {
+      fail(source, 'spec.clusterIP', `not an IP address (got ${JSON.stringify(badIp)})`);
+      continue;
+    }
+    const taken = ips.find((ip) => vipOwner.has(ip));
+    if (taken) {
+      fail(source, 'spec.clusterIP', `${taken} is already used by ${vipOwner.get(taken)}`);
+      continue;
+    }
+    if (!spec.ports?.length) {
+      fail(source, 'spec.ports', 'at least one port is required');
+      continue;
+    }
+    const selected = spec.selector
+      ? workloads.filter((w) => w.namespace === ns && matches(spec.selector!, w.labels))
+      : [];
+    const ports: ServicePort[] = [];
+    let portError = false;
+    for (const [i, p] of spec.ports.entries()) {
+      const field = `spec.ports[${i}]`;
+      if ((p.protocol ?? 'TCP') !== 'TCP') {
+        fail(source, `${field}.protocol`, `only TCP is supported (got ${JSON.stringify(p.protocol)})`);
+        portError = true;
+        continue;
+      }
+      if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535) {
+        fail(source, `${field}.port`, `must be an integer 1-65535 (got ${JSON.stringify(p.port)})`);
+        portError = true;
+        continue;
+      }
+      const target = resolveTargetPort(p.targetPort ?? p.port, selected.map((w) => workloadPods.get(w.uid)!), p.port);
+      if (typeof target === 'string') {
+        fail(source, `${field}.targetPort`, target);
+        portError = true;
+        continue;
+      }
+      ports.push({ name: p.name ?? '', port: p.port, targetPort: target });
+    }
+    if (portError) continue;
+    const endpoints: Endpoint[] = selected.map((w) => ({ workloadUid: w.uid, address: w.ips[0], node: w.node, ready: w.ready }));
+    for (const ip of ips) vipOwner.set(ip, `${ns}/${svc.metadata.name}`);
+    out.push({ name: svc.metadata.name, namespace: ns, clusterIPs: ips, ports, endpoints, loadBalancing: { ...defaultLoadBalancing } });
+  }
+  return { snapshot: { version, workloads, services: out }, errors };
+}
+
+/** A named port with no selected pod resolves to the service port: there is no endpoint to reach anyway. */
+function resolveTargetPort(target: number | string, pods: Pod[], fallback: number): number | string {
+  if (typeof target === 'number') {
+    return Number.isInteger(target) && target >= 1 && target <= 65535 ? target : `must be an integer 1-65535 (got ${target})`;
+  }
+  if (/^\d+$/.test(target)) return resolveTargetPort(Number(target), pods, fallback);
+  const found = new Set<number>();
+  for (const pod of pods) {
+    for (const c of pod.spec.containers ?? []) for (const p of c.ports ?? []) if (p.name === target) found.add(p.containerPort);
+  }
+  if (found.size === 0) return pods.length ? `no selected pod has a container port named ${JSON.stringify(target)}` : fallback;
+  if (found.size > 1) return `named port ${JSON.stringify(target)} maps to different numbers (${[...found].join(', ')}) across pods`;
+  return [...found][0];
+}

@@ -1,0 +1,167 @@
+// Owns the kernel side of one agent: loads the programs, pins maps and links
+// under <bpffs>/v<schema>/, attaches to the node's cgroup subtree and keeps
+// the maps in line with the desired state. Closing it leaves links and maps
+// pinned, so capture goes on while the agent is away (restart, upgrade).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { addon, bpfObjectPath, type LoadedBpfObject, type MapInfo } from '../native/bpf-addon';
+import { BpfMap } from './bpf-map';
+import type { DesiredState } from './desired-state';
+import {
+  configCodec,
+  counterNames,
+  enrollmentCodec,
+  netnsCookieCodec,
+  origDstCodec,
+  tupleKeyCodec,
+  u32KeyCodec,
+  vipKeyCodec,
+  vipValueCodec,
+  type CounterName,
+  type Enrollment,
+  type OrigDst,
+  type TupleKey,
+  type VipKey,
+  type VipValue,
+} from './map-codecs';
+import { reconcileMap, type ReconcileResult } from './reconciler';
+
+export const PROGRAMS = [
+  'sluice_connect4',
+  'sluice_connect6',
+  'sluice_sockops',
+  'sluice_getpeername4',
+  'sluice_getpeername6',
+] as const;
+
+export interface DatapathOptions {
+  bpffsDir: string;
+  cgroupPath: string;
+  proxyAddress: string;
+  proxyPort: number;
+  objectPath?: string;
+}
+
+export interface AttachReport {
+  program: string;
+  reused: boolean;
+}
+
+export function schemaDir(bpffsDir: string): string {
+  return path.join(bpffsDir, `v${addon().schemaVersion}`);
+}
+
+/** Throws with a clear message unless dir lies on a mounted bpf filesystem. */
+export function assertOnBpffs(dir: string): void {
+  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' '));
+  const best = mounts
+    .filter((m) => m.length > 2 && (dir === m[1] || dir.startsWith(m[1].endsWith('/') ? m[1] : m[1] + '/')))
+    .sort((a, b) => b[1].length - a[1].length)[0];
+  if (!best || best[2] !== 'bpf') {
+    throw new Error(`--bpffs ${dir}: not on a bpf filesystem (mount one with "mount -t bpf bpf /sys/fs/bpf")`);
+  }
+}
+
+const codecFor = { size: 8, encode: (v: bigint) => netnsCookieCodec.encode(v), decode: (b: Buffer, o?: number) => netnsCookieCodec.decode(b, o) };
+
+export class BpfDatapath {
+  readonly enroll: BpfMap<bigint, Enrollment>;
+  readonly vips: BpfMap<VipKey, VipValue>;
+  readonly tuples: BpfMap<TupleKey, OrigDst>;
+  private readonly counterMap: MapInfo;
+  private readonly ncpus: number;
+  private closed = false;
+
+  private constructor(
+    private readonly object: LoadedBpfObject,
+    readonly pinRoot: string,
+    readonly attached: AttachReport[],
+  ) {
+    const byName = new Map(object.maps.map((m) => [m.name, m]));
+    const need = (n: string): MapInfo => {
+      const m = byName.get(n);
+      if (!m) throw new Error(`object has no map ${n}`);
+      return m;
+    };
+    this.enroll = new BpfMap(need('sluice_enroll'), codecFor, enrollmentCodec);
+    this.vips = new BpfMap(need('sluice_vips'), vipKeyCodec, vipValueCodec);
+    this.tuples = new BpfMap(need('sluice_tuples'), tupleKeyCodec, origDstCodec);
+    this.counterMap = need('sluice_counters');
+    this.ncpus = addon().possibleCpus();
+  }
+
+  /** Loads (re-using compatible pins), configures and attaches. */
+  static async open(opts: DatapathOptions): Promise<BpfDatapath> {
+    assertOnBpffs(opts.bpffsDir);
+    if (!fs.statSync(opts.cgroupPath, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new Error(`--cgroup ${opts.cgroupPath}: no such cgroup directory`);
+    }
+    const pinRoot = schemaDir(opts.bpffsDir);
+    fs.mkdirSync(path.join(pinRoot, 'links'), { recursive: true });
+    const object = await addon().loadObject(opts.objectPath ?? bpfObjectPath, pinRoot);
+    try {
+      const config = object.maps.find((m) => m.name === 'sluice_config');
+      if (!config) throw new Error('object has no map sluice_config');
+      // Configure before attaching: connect4 leaves sockets alone until the proxy address is set.
+      addon().mapUpdate(config.fd, u32KeyCodec.encode(0), configCodec.encode({ proxyAddress: opts.proxyAddress, proxyPort: opts.proxyPort }));
+      const attached: AttachReport[] = [];
+      for (const program of PROGRAMS) {
+        const { reused } = await object.attachCgroup(program, opts.cgroupPath, path.join(pinRoot, 'links', program));
+        attached.push({ program, reused });
+      }
+      return new BpfDatapath(object, pinRoot, attached);
+    } catch (err) {
+      object.close();
+      throw err;
+    }
+  }
+
+  /** Removes every link and pin under bpffsDir: capture stops for the node. */
+  static uninstall(bpffsDir: string): void {
+    const pinRoot = schemaDir(bpffsDir);
+    for (const program of PROGRAMS) addon().detachPinnedLink(path.join(pinRoot, 'links', program));
+    fs.rmSync(bpffsDir, { recursive: true, force: true });
+  }
+
+  apply(desired: DesiredState): ReconcileResult[] {
+    this.assertOpen();
+    return [
+      reconcileMap(
+        this.enroll,
+        [...desired.enrollments].map(([cookie, e]) => ({ key: netnsCookieCodec.encode(cookie), value: enrollmentCodec.encode(e) })),
+      ),
+      reconcileMap(
+        this.vips,
+        desired.vips.map((v) => ({ key: vipKeyCodec.encode(v.key), value: vipValueCodec.encode(v.value) })),
+      ),
+    ];
+  }
+
+  /** Original destination of an accepted proxy socket; the record is consumed. */
+  originalDst(socketFd: number): OrigDst | undefined {
+    const raw = addon().originalDstByFd(this.tuples.info.fd, socketFd, true);
+    return raw ? origDstCodec.decode(raw) : undefined;
+  }
+
+  counters(): Record<CounterName, number> {
+    this.assertOpen();
+    const out = {} as Record<CounterName, number>;
+    counterNames.forEach((name, i) => {
+      const raw = addon().mapLookup(this.counterMap.fd, u32KeyCodec.encode(i), 8 * this.ncpus);
+      let sum = 0n;
+      if (raw) for (let c = 0; c < this.ncpus; c++) sum += raw.readBigUInt64LE(c * 8);
+      out[name] = Number(sum);
+    });
+    return out;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.object.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('datapath is closed');
+  }
+}

@@ -1,0 +1,106 @@
+// Network namespaces of the pods on this node, as the CNI step reports them:
+// one JSON file per pod, <dir>/<pod uid>.json = {uid, namespace, name, netns}.
+// Resolves each netns to its cookie, the key of the enrollment map.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { addon } from '../native/bpf-addon';
+
+export interface PodNetns {
+  uid: string;
+  namespace: string;
+  name: string;
+  netns: string;
+  cookie: bigint;
+}
+
+export class PodNetnsRegistry {
+  private readonly pods = new Map<string, PodNetns>();
+  private readonly failures = new Map<string, string>();
+  private watcher?: fs.FSWatcher;
+  private timer?: NodeJS.Timeout;
+  private scanning?: Promise<boolean>;
+
+  constructor(
+    readonly dir: string,
+    private readonly onChange: () => void,
+  ) {}
+
+  async start(): Promise<void> {
+    fs.mkdirSync(this.dir, { recursive: true });
+    await this.scan();
+    this.watcher = fs.watch(this.dir, () => void this.rescan());
+    // fs.watch can miss events on some filesystems; a slow poll closes the gap.
+    this.timer = setInterval(() => void this.rescan(), 2000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.watcher?.close();
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  cookieOf(uid: string): bigint | undefined {
+    return this.pods.get(uid)?.cookie;
+  }
+
+  list(): PodNetns[] {
+    return [...this.pods.values()];
+  }
+
+  /** Pods whose netns could not be resolved, with the reason. */
+  errors(): Record<string, string> {
+    return Object.fromEntries(this.failures);
+  }
+
+  private async rescan(): Promise<void> {
+    if (await this.scan()) this.onChange();
+  }
+
+  private scan(): Promise<boolean> {
+    // One scan at a time; a request during a scan joins the next one.
+    const run = async (): Promise<boolean> => {
+      let changed = false;
+      const seen = new Set<string>();
+      for (const file of fs.readdirSync(this.dir)) {
+        if (!file.endsWith('.json')) continue;
+        let entry: { uid?: unknown; namespace?: unknown; name?: unknown; netns?: unknown };
+        try {
+          entry = JSON.parse(fs.readFileSync(path.join(this.dir, file), 'utf8'));
+        } catch {
+          continue; // being written; the next scan sees it whole
+        }
+        if (typeof entry.uid !== 'string' || typeof entry.netns !== 'string') {
+          this.failures.set(file, 'uid and netns must be strings');
+          continue;
+        }
+        seen.add(entry.uid);
+        const known = this.pods.get(entry.uid);
+        if (known && known.netns === entry.netns) continue;
+        try {
+          const cookie = await addon().netnsCookie(entry.netns);
+          this.pods.set(entry.uid, {
+            uid: entry.uid,
+            namespace: String(entry.namespace ?? ''),
+            name: String(entry.name ?? ''),
+            netns: entry.netns,
+            cookie,
+          });
+          this.failures.delete(entry.uid);
+          changed = true;
+        } catch (err) {
+          this.failures.set(entry.uid, (err as Error).message);
+        }
+      }
+      for (const uid of [...this.pods.keys()]) {
+        if (!seen.has(uid)) {
+          this.pods.delete(uid);
+          changed = true;
+        }
+      }
+      return changed;
+    };
+    const next = (this.scanning ?? Promise.resolve(false)).then(run, run);
+    this.scanning = next;
+    return next;
+  }
+}

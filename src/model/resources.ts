@@ -1,0 +1,62 @@
+// The resources an agent serves from: the same shapes the control plane
+// pushes over xDS (sluice.v1.Workload, sluice.v1.Service). Pure data.
+
+export interface Workload {
+  uid: string;
+  name: string;
+  namespace: string;
+  node: string;
+  ips: string[];
+  serviceAccount: string;
+  labels: Record<string, string>;
+  /** In the mesh: its namespace is labelled sluice.dev/mesh=enabled and the pod did not opt out. */
+  captured: boolean;
+  ready: boolean;
+}
+
+export interface ServicePort {
+  name: string;
+  port: number;
+  targetPort: number;
+}
+
+export interface Endpoint {
+  workloadUid: string;
+  address: string;
+  node: string;
+  ready: boolean;
+}
+
+export interface LoadBalancing {
+  /** least-request: power of two random choices by active connections. */
+  mode: 'least-request';
+  connectTimeoutMs: number;
+  /** Endpoints tried in all before the client sees a failure. */
+  maxConnectAttempts: number;
+}
+
+export interface Service {
+  name: string;
+  namespace: string;
+  clusterIPs: string[];
+  ports: ServicePort[];
+  endpoints: Endpoint[];
+  loadBalancing: LoadBalancing;
+}
+
+export interface Snapshot {
+  /** Opaque version of this state (the control plane's, or the file's). */
+  version: string;
+  workloads: Workload[];
+  services: Service[];
+}
+
+export const defaultLoadBalancing: LoadBalancing = Object.freeze({
+  mode: 'least-request',
+  connectTimeoutMs: 1000,
+  maxConnectAttempts: 3,
+});
+
+export function serviceKey(s: { namespace: string; name: string }): string {
+  return `${s.namespace}/${s.name}`;
+}

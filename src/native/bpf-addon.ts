@@ -1,0 +1,72 @@
+// The only importer of the compiled addon. Everything else goes through the
+// typed surface below (datapath/ is its only user).
+import * as path from 'node:path';
+
+export interface MapInfo {
+  name: string;
+  fd: number;
+  type: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+}
+
+export interface LoadedBpfObject {
+  readonly programs: string[];
+  readonly maps: MapInfo[];
+  attachCgroup(program: string, cgroupPath: string, linkPin: string): Promise<{ reused: boolean }>;
+  close(): void;
+}
+
+export interface StructLayout {
+  size: number;
+  members: { name: string; offset: number; size: number }[];
+}
+
+/** Error thrown by the addon: stable code (errno name), errno, operation and target. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  op: string;
+  target: string;
+  /** libbpf's own words, including the verifier log on a load failure. */
+  details?: string;
+}
+
+interface Addon {
+  loadObject(objectPath: string, pinRoot: string): Promise<LoadedBpfObject>;
+  detachPinnedLink(linkPin: string): boolean;
+  mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | null;
+  mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
+  mapDelete(fd: number, key: Buffer): boolean;
+  mapEntries(fd: number, keySize: number, valueSize: number): { keys: Buffer; values: Buffer; count: number };
+  mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number): void;
+  mapDeleteBatch(fd: number, keys: Buffer, count: number): void;
+  possibleCpus(): number;
+  netnsCookie(netnsPath: string): Promise<bigint>;
+  originalDstByFd(tupleMapFd: number, socketFd: number, remove: boolean): Buffer | null;
+  btfStructLayout(objectPath: string, structName: string): StructLayout;
+  schemaVersion: number;
+}
+
+export const projectRoot = path.resolve(__dirname, '..', '..', '..');
+export const addonPath = path.join(projectRoot, 'build', 'native', 'Release', 'sluice.node');
+export const bpfObjectPath = path.join(projectRoot, 'build', 'bpf', 'sluice.bpf.o');
+
+let cached: Addon | undefined;
+
+export function addon(): Addon {
+  if (!cached) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      cached = require(addonPath) as Addon;
+    } catch (err) {
+      throw new Error(`cannot load the native addon ${addonPath} (run "npm run build"): ${(err as Error).message}`);
+    }
+  }
+  return cached;
+}
+
+export function isNativeError(err: unknown): err is NativeError {
+  return err instanceof Error && typeof (err as NativeError).errno === 'number';
+}

@@ -1,0 +1,49 @@
+// A minimal JSON-over-HTTP router shared by the admin, metrics and readiness servers.
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+
+export type Handler = (url: URL) => { status?: number; body: unknown; contentType?: string } | Promise<{ status?: number; body: unknown; contentType?: string }>;
+
+export function createJsonServer(routes: Record<string, Handler>): http.Server {
+  return http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://local');
+    const handler = routes[url.pathname];
+    if (!handler || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: `no such endpoint ${req.method} ${url.pathname}`, endpoints: Object.keys(routes) }));
+      return;
+    }
+    Promise.resolve()
+      .then(() => handler(url))
+      .then(
+        ({ status = 200, body, contentType = 'application/json' }) => {
+          res.writeHead(status, { 'content-type': contentType });
+          res.end(typeof body === 'string' ? body : JSON.stringify(body, bigintReplacer, 2));
+        },
+        (err: Error) => {
+          res.writeHead(500, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: err.message }));
+        },
+      );
+  });
+}
+
+export function bigintReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
+export function listenTcp(server: http.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err) => reject(new Error(`listen ${host}:${port}: ${err.message}`)));
+    server.listen(port, host, () => resolve());
+  });
+}
+
+/** Listens on a unix socket, replacing a stale socket file from an earlier run. */
+export function listenUnix(server: http.Server, socketPath: string): Promise<void> {
+  fs.rmSync(socketPath, { force: true });
+  return new Promise((resolve, reject) => {
+    server.once('error', (err) => reject(new Error(`listen ${socketPath}: ${err.message}`)));
+    server.listen(socketPath, () => resolve());
+  });
+}

@@ -1,0 +1,227 @@
+// The node proxy: accepts the connections that the capture programs redirect
+// to <proxy address>:15001, finds what each one originally dialled, picks an
+// endpoint of that service (retrying another on connect failure) and relays
+// bytes both ways with back-pressure and half-close.
+import * as net from 'node:net';
+import type { Logger } from 'pino';
+import type { Workload } from '../model/resources';
+import { EndpointStats, endpointKey, pickEndpoint } from './endpoint-picker';
+import type { ServiceIndex, VipTarget } from './service-index';
+
+export interface OriginalDestination {
+  address: string;
+  port: number;
+  netnsCookie: bigint;
+}
+
+export interface ProxyDeps {
+  /** The original destination recorded by the capture programs, if any. */
+  originalDst(socket: net.Socket): OriginalDestination | undefined;
+  /** The enrolled workload that owns a netns cookie. */
+  sourceWorkload(netnsCookie: bigint): Workload | undefined;
+  index(): ServiceIndex;
+  logger: Logger;
+}
+
+export interface ProxyCounters {
+  accepted: number;
+  noOriginalDst: number;
+  noService: number;
+  noEndpoint: number;
+  connectAttemptsFailed: number;
+  retried: number;
+  relayed: number;
+  resets: number;
+  bytesFromClients: number;
+  bytesFromEndpoints: number;
+}
+
+export interface ConnectionInfo {
+  id: number;
+  source: string;
+  sourceAddress: string;
+  vip: string;
+  service: string;
+  endpoint: string;
+  state: 'connecting' | 'relaying';
+  startedAt: number;
+  bytesFromClient: number;
+  bytesFromEndpoint: number;
+}
+
+interface LiveConnection {
+  info: ConnectionInfo;
+  client: net.Socket;
+  upstream?: net.Socket;
+}
+
+export class NodeProxy {
+  readonly counters: ProxyCounters = {
+    accepted: 0,
+    noOriginalDst: 0,
+    noService: 0,
+    noEndpoint: 0,
+    connectAttemptsFailed: 0,
+    retried: 0,
+    relayed: 0,
+    resets: 0,
+    bytesFromClients: 0,
+    bytesFromEndpoints: 0,
+  };
+  readonly endpoints = new EndpointStats();
+  private readonly live = new Map<number, LiveConnection>();
+  private readonly server: net.Server;
+  private nextId = 1;
+
+  constructor(private readonly deps: ProxyDeps) {
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+    this.server.on('error', (err) => deps.logger.error({ err }, 'proxy listener error'));
+  }
+
+  listen(address: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(new Error(`proxy listen ${address}:${port}: ${err.message}`));
+      this.server.once('error', onError);
+      this.server.listen({ host: address, port, backlog: 4096 }, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  get listening(): boolean {
+    return this.server.listening;
+  }
+
+  connections(): ConnectionInfo[] {
+    return [...this.live.values()].map((c) => ({
+      ...c.info,
+      bytesFromClient: c.client.bytesRead,
+      bytesFromEndpoint: c.upstream?.bytesRead ?? 0,
+    }));
+  }
+
+  /** Stops accepting; live connections are left to finish (or be reset by the caller). */
+  async close(resetLive = false): Promise<void> {
+    if (resetLive) for (const c of this.live.values()) this.reset(c);
+    await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private accept(client: net.Socket): void {
+    this.counters.accepted++;
+    client.on('error', () => undefined); // reported through 'close'; relay decides what to do
+    const orig = this.deps.originalDst(client);
+    if (!orig) {
+      // Nothing captured this connection: never act as an open relay.
+      this.counters.noOriginalDst++;
+      client.resetAndDestroy();
+      return;
+    }
+    const target = this.deps.index().vip(orig.address, orig.port);
+    if (!target) {
+      this.counters.noService++;
+      this.deps.logger.debug({ vip: `${orig.address}:${orig.port}` }, 'no service for captured destination');
+      client.resetAndDestroy();
+      return;
+    }
+    const source = this.deps.sourceWorkload(orig.netnsCookie);
+    const conn: LiveConnection = {
+      client,
+      info: {
+        id: this.nextId++,
+        source: source ? `${source.namespace}/${source.name}` : 'unknown',
+        sourceAddress: `${client.remoteAddress}:${client.remotePort}`,
+        vip: `${orig.address}:${orig.port}`,
+        service: `${target.service.namespace}/${target.service.name}`,
+        endpoint: '',
+        state: 'connecting',
+        startedAt: Date.now(),
+        bytesFromClient: 0,
+        bytesFromEndpoint: 0,
+      },
+    };
+    this.live.set(conn.info.id, conn);
+    client.once('close', () => this.finish(conn));
+    this.connect(conn, target, new Set(), 1);
+  }
+
+  private connect(conn: LiveConnection, target: VipTarget, tried: Set<string>, attempt: number): void {
+    const { service, port } = target;
+    const now = Date.now();
+    const endpoint = pickEndpoint(service.endpoints, port.targetPort, tried, this.endpoints, now);
+    if (!endpoint) {
+      if (tried.size === 0) this.counters.noEndpoint++;
+      this.deps.logger.debug({ service: conn.info.service, tried: [...tried] }, 'no endpoint left to try');
+      conn.client.resetAndDestroy();
+      return;
+    }
+    const key = endpointKey(endpoint.address, port.targetPort);
+    tried.add(key);
+    conn.info.endpoint = key;
+    const upstream = net.connect({ host: endpoint.address, port: port.targetPort, allowHalfOpen: true, noDelay: true });
+    conn.upstream = upstream;
+    const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), service.loadBalancing.connectTimeoutMs);
+
+    const onFailure = (err: Error) => {
+      clearTimeout(timer);
+      upstream.destroy();
+      this.counters.connectAttemptsFailed++;
+      this.endpoints.connectFailed(key, Date.now());
+      this.deps.logger.debug({ endpoint: key, err: err.message, attempt }, 'endpoint connect failed');
+      if (conn.client.destroyed) return;
+      if (attempt < service.loadBalancing.maxConnectAttempts) {
+        this.counters.retried++;
+        this.connect(conn, target, tried, attempt + 1);
+      } else {
+        this.deps.logger.warn({ service: conn.info.service, tried: [...tried] }, 'every endpoint tried failed to connect');
+        conn.client.resetAndDestroy();
+      }
+    };
+    upstream.once('error', onFailure);
+    upstream.once('connect', () => {
+      clearTimeout(timer);
+      upstream.off('error', onFailure);
+      this.endpoints.connectSucceeded(key);
+      if (conn.client.destroyed) {
+        upstream.destroy();
+        return;
+      }
+      this.relay(conn, upstream, key);
+    });
+  }
+
+  private relay(conn: LiveConnection, upstream: net.Socket, key: string): void {
+    const { client } = conn;
+    conn.info.state = 'relaying';
+    this.counters.relayed++;
+    this.endpoints.opened(key);
+    // pipe() gives back-pressure and forwards FIN (end) per direction; with
+    // allowHalfOpen on both sockets the other direction stays open.
+    client.pipe(upstream);
+    upstream.pipe(client);
+    // A reset on one side becomes a reset on the other, as with a direct connection.
+    upstream.on('error', () => {
+      if (!client.destroyed) this.reset(conn);
+    });
+    client.on('error', () => {
+      if (!upstream.destroyed) this.reset(conn);
+    });
+    upstream.once('close', () => {
+      this.endpoints.closed(key);
+      this.counters.bytesFromEndpoints += upstream.bytesRead;
+      if (!client.destroyed && !client.writableEnded) client.end();
+    });
+  }
+
+  private reset(conn: LiveConnection): void {
+    this.counters.resets++;
+    if (!conn.client.destroyed) conn.client.resetAndDestroy();
+    if (conn.upstream && !conn.upstream.destroyed) conn.upstream.resetAndDestroy();
+  }
+
+  private finish(conn: LiveConnection): void {
+    this.counters.bytesFromClients += conn.client.bytesRead;
+    this.live.delete(conn.info.id);
+    if (conn.upstream && !conn.upstream.destroyed && conn.info.state === 'connecting') conn.upstream.destroy();
+  }
+}

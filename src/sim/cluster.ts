@@ -1,0 +1,474 @@
+// sluice-sim: a Kubernetes-like cluster on one Linux machine. Nodes and pods
+// are network namespaces and cgroups the sim creates; pods' commands run as
+// host processes inside them; one sluice agent runs per node.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { Container, KubeObject, Pod, SourcedObject } from '../control/kubernetes-objects';
+import { formatTranslationError, translate, type Translation } from '../control/translate';
+import { cgroup2Root, ensureBpffs, getJson, isAlive, killCgroup, netnsList, removeCgroup, requireRoot, sleep } from './host';
+import { objectKey } from './manifests';
+import { runAttached, spawnDetached, stopProcess, tail } from './processes';
+import { loadState, saveState, simDir, validateSimName, writeFileAtomic, type NodeState, type PodState, type SimState, type StoredObject } from './sim-state';
+import { createFabric, createNode, createPodNetwork, deleteNetns, routeBetweenNodes } from './topology';
+
+const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
+const AGENT_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'agent', 'main.js');
+const CLI_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js');
+const BPFFS_ROOT = '/sys/fs/bpf';
+const SERVICE_CIDR = { base: (10 << 24) | (96 << 16), bits: 12 }; // 10.96.0.0/12
+const SYNC_TIMEOUT_MS = 30000;
+
+export class SimError extends Error {}
+
+function prefix(name: string): string {
+  return `sluice-${name}_`;
+}
+
+function ipv4ToInt(ip: string): number {
+  return ip.split('.').reduce((n, p) => (n << 8) + Number(p), 0) >>> 0;
+}
+
+function inServiceCidr(ip: string): boolean {
+  const mask = (~0 << (32 - SERVICE_CIDR.bits)) >>> 0;
+  return net.isIPv4(ip) && ((ipv4ToInt(ip) & mask) >>> 0) === (SERVICE_CIDR.base & mask) >>> 0;
+}
+
+function nodeState(name: string, dir: string, cgroup: string, i: number): NodeState {
+  const nodeName = `node-${i}`;
+  return {
+    name: nodeName,
+    index: i,
+    netns: `${prefix(name)}${nodeName}`,
+    podCidr: `10.244.${i}.0/24`,
+    gateway: `10.244.${i}.1`,
+    fabricAddress: `10.250.0.${i}`,
+    cgroup: path.join(cgroup, nodeName),
+    bpffs: path.join(BPFFS_ROOT, `${prefix(name)}${nodeName}`),
+    adminSocket: path.join(dir, 'nodes', nodeName, 'admin.sock'),
+    podNetnsDir: path.join(dir, 'nodes', nodeName, 'pods'),
+    agentLog: path.join(dir, 'logs', `agent-${nodeName}.log`),
+  };
+}
+
+/** Removes everything a sim of this name made, whether or not its state survived. */
+export async function down(name: string): Promise<string[]> {
+  validateSimName(name);
+  const removed: string[] = [];
+  const state = loadState(name);
+  for (const n of state?.nodes ?? []) await stopProcess(n.agentPid);
+  for (const p of state?.pods ?? []) await stopProcess(p.pid, 500);
+  const cgroup = path.join(cgroup2Root(), `sluice-${name}`);
+  if (fs.existsSync(cgroup)) {
+    killCgroup(cgroup);
+    await removeCgroup(cgroup);
+    removed.push(cgroup);
+  }
+  // Removing the pins drops the last reference to the links: programs detach.
+  if (fs.existsSync(BPFFS_ROOT)) {
+    for (const e of fs.readdirSync(BPFFS_ROOT)) {
+      if (e.startsWith(prefix(name))) {
+        fs.rmSync(path.join(BPFFS_ROOT, e), { recursive: true, force: true });
+        removed.push(path.join(BPFFS_ROOT, e));
+      }
+    }
+  }
+  for (const ns of netnsList()) {
+    if (ns.startsWith(prefix(name))) {
+      deleteNetns(ns);
+      removed.push(`netns ${ns}`);
+    }
+  }
+  fs.rmSync(simDir(name), { recursive: true, force: true });
+  return removed;
+}
+
+export class Cluster {
+  private constructor(private state: SimState) {}
+
+  static open(name: string): Cluster {
+    validateSimName(name);
+    const state = loadState(name);
+    if (!state) throw new SimError(`no simulated cluster named ${JSON.stringify(name)} is up (start one with "sluice-sim up -f FILE")`);
+    return new Cluster(state);
+  }
+
+  static async up(name: string, nodes: number, objects: SourcedObject[]): Promise<Cluster> {
+    requireRoot('sluice-sim');
+    validateSimName(name);
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16) throw new SimError(`--nodes ${nodes}: must be 1-16`);
+    if (!fs.existsSync(AGENT_MAIN)) throw new SimError(`${AGENT_MAIN} is missing: run "npm run build" first`);
+    await down(name); // whatever a crashed run of the same name left
+    ensureBpffs();
+    const dir = simDir(name);
+    const cgroup = path.join(cgroup2Root(), `sluice-${name}`);
+    const state: SimState = {
+      name,
+      createdAt: new Date().toISOString(),
+      dir,
+      cgroup,
+      fabricNetns: `${prefix(name)}fabric`,
+      nodes: [],
+      pods: [],
+      objects: [],
+      nextVeth: 1,
+      generation: 0,
+    };
+    const cluster = new Cluster(state);
+    cluster.validate(objects.map(toStored), nodes);
+    fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
+    try {
+      createFabric(state.fabricNetns);
+      for (let i = 1; i <= nodes; i++) {
+        const n = nodeState(name, dir, cgroup, i);
+        fs.mkdirSync(path.join(n.cgroup, 'agent'), { recursive: true });
+        fs.mkdirSync(path.join(n.cgroup, 'pods'), { recursive: true });
+        fs.mkdirSync(n.podNetnsDir, { recursive: true });
+        createNode(n, state.fabricNetns, 24);
+        state.nodes.push(n);
+      }
+      routeBetweenNodes(state.nodes);
+      cluster.writeSnapshot();
+      saveState(state);
+      for (const n of state.nodes) cluster.startAgent(n);
+      await cluster.waitSynced();
+      await cluster.applyObjects(objects.map(toStored));
+      return cluster;
+    } catch (err) {
+      saveState(state);
+      throw err;
+    }
+  }
+
+  get name(): string {
+    return this.state.name;
+  }
+
+  /** Adds or replaces objects; pods whose spec changed are restarted. */
+  async apply(objects: SourcedObject[]): Promise<void> {
+    const incoming = new Map(objects.map((o) => [objectKey(o.object), toStored(o)]));
+    const merged = this.state.objects.map((o) => incoming.get(objectKey(o.object)) ?? o);
+    const known = new Set(this.state.objects.map((o) => objectKey(o.object)));
+    for (const [k, o] of incoming) if (!known.has(k)) merged.push(o);
+    await this.applyObjects(merged);
+  }
+
+  async delete(objects: SourcedObject[]): Promise<void> {
+    const gone = new Set(objects.map((o) => objectKey(o.object)));
+    await this.applyObjects(this.state.objects.filter((o) => !gone.has(objectKey(o.object))));
+  }
+
+  exec(target: string, argv: string[]): number {
+    const pod = this.findPod(target);
+    return runAttached(pod.cgroup, pod.netns, argv, { ...process.env, ...this.podEnv(pod) });
+  }
+
+  ctl(nodeName: string, args: string[]): number {
+    const node = this.findNode(nodeName);
+    const r = spawnSync(process.execPath, [CLI_MAIN, '--admin', node.adminSocket, ...args], { stdio: 'inherit' });
+    return r.status ?? 1;
+  }
+
+  async agent(nodeName: string, action: string): Promise<void> {
+    const node = this.findNode(nodeName);
+    if (action === 'stop' || action === 'restart') {
+      await stopProcess(node.agentPid, 10000);
+      node.agentPid = undefined;
+      saveState(this.state);
+    }
+    if (action === 'start' || action === 'restart') {
+      if (isAlive(node.agentPid)) throw new SimError(`agent on ${nodeName} is already running (pid ${node.agentPid})`);
+      this.startAgent(node);
+      saveState(this.state);
+      await this.waitSynced();
+    }
+    if (!['stop', 'start', 'restart'].includes(action)) throw new SimError(`agent ${nodeName} ${action}: expected stop, start or restart`);
+  }
+
+  async status(): Promise<object> {
+    const { state } = this;
+    const enrolledBy = new Map<string, Set<string>>();
+    const agents = await Promise.all(
+      state.nodes.map(async (n) => {
+        const alive = isAlive(n.agentPid);
+        let ready = false;
+        let error = '';
+        if (alive) {
+          try {
+            const s = (await getJson(n.adminSocket, '/status')).body as { ready: boolean; enrolled: { workload: string }[] };
+            ready = s.ready;
+            enrolledBy.set(n.name, new Set(s.enrolled.map((e) => e.workload)));
+          } catch (err) {
+            error = (err as Error).message;
+          }
+        }
+        return { node: n.name, pid: n.agentPid ?? null, alive, ready, adminSocket: n.adminSocket, log: n.agentLog, ...(error ? { error } : {}) };
+      }),
+    );
+    const translation = this.translation();
+    return {
+      name: state.name,
+      createdAt: state.createdAt,
+      nodes: state.nodes.map((n) => ({ name: n.name, netns: n.netns, podCidr: n.podCidr, proxyAddress: n.gateway, fabricAddress: n.fabricAddress, cgroup: n.cgroup, bpffs: n.bpffs })),
+      agents,
+      pods: state.pods.map((p) => ({
+        namespace: p.namespace,
+        name: p.name,
+        node: p.node,
+        ip: p.ip,
+        enrolled: enrolledBy.get(p.node)?.has(`${p.namespace}/${p.name}`) ?? false,
+        pid: p.pid ?? null,
+        running: isAlive(p.pid),
+        netns: p.netns,
+        log: p.log,
+      })),
+      services: translation.snapshot.services.map((s) => ({
+        namespace: s.namespace,
+        name: s.name,
+        clusterIPs: s.clusterIPs,
+        ports: s.ports.map((p) => `${p.port}->${p.targetPort}`),
+        endpoints: s.endpoints.map((e) => e.address),
+      })),
+      netns: { fabric: state.fabricNetns, nodes: state.nodes.map((n) => n.netns), pods: state.pods.map((p) => p.netns) },
+    };
+  }
+
+  // ---- internals ----
+
+  private findPod(target: string): PodState {
+    const [ns, name] = target.includes('/') ? target.split('/', 2) : ['default', target];
+    const pod = this.state.pods.find((p) => p.namespace === ns && p.name === name);
+    if (!pod) throw new SimError(`no pod ${ns}/${name} (pods: ${this.state.pods.map((p) => `${p.namespace}/${p.name}`).join(', ') || 'none'})`);
+    return pod;
+  }
+
+  private findNode(nodeName: string): NodeState {
+    const node = this.state.nodes.find((n) => n.name === nodeName);
+    if (!node) throw new SimError(`no node ${nodeName} (nodes: ${this.state.nodes.map((n) => n.name).join(', ')})`);
+    return node;
+  }
+
+  /** Checks what the sim itself needs beyond what translation checks. Throws on the first problem set. */
+  private validate(objects: StoredObject[], nodeCount = this.state.nodes.length): void {
+    const problems: string[] = [];
+    const seen = new Set<string>();
+    for (const { object: o, source } of objects) {
+      const key = objectKey(o);
+      if (seen.has(key)) problems.push(`${source}: ${o.kind} ${o.metadata.name}: defined twice`);
+      seen.add(key);
+      if (o.kind === 'Pod') {
+        const pod = o as Pod;
+        const node = pod.spec?.nodeName;
+        const m = /^node-(\d+)$/.exec(node ?? '');
+        if (!m || Number(m[1]) < 1 || Number(m[1]) > nodeCount) {
+          problems.push(`${source}: Pod ${pod.metadata.name}: spec.nodeName: must be one of node-1..node-${nodeCount} (got ${JSON.stringify(node)})`);
+        }
+        const c = pod.spec?.containers?.[0];
+        if (!c || !(c.command?.length || c.args?.length)) {
+          problems.push(`${source}: Pod ${pod.metadata.name}: spec.containers[0].command: required (the sim runs host commands, not images)`);
+        }
+      }
+      if (o.kind === 'Service') {
+        const spec = (o.spec ?? {}) as { clusterIP?: string };
+        if (spec.clusterIP && spec.clusterIP !== 'None' && !inServiceCidr(spec.clusterIP)) {
+          problems.push(`${source}: Service ${o.metadata.name}: spec.clusterIP: must lie in 10.96.0.0/12 (got ${JSON.stringify(spec.clusterIP)})`);
+        }
+      }
+    }
+    const t = translate(
+      objects.map((o) => ({ ...o, object: o.object.kind === 'Pod' ? withStatus(o.object as Pod, '10.244.0.2') : o.object })),
+      'validate',
+    );
+    problems.push(...t.errors.map(formatTranslationError));
+    if (problems.length) throw new SimError(`rejected, nothing was changed:\n  ${problems.join('\n  ')}`);
+  }
+
+  private async applyObjects(desired: StoredObject[]): Promise<void> {
+    this.validate(desired);
+    const { state } = this;
+    const desiredPods = new Map<string, StoredObject>();
+    for (const o of desired) if (o.object.kind === 'Pod') desiredPods.set(objectKey(o.object), o);
+
+    // 1. Pods that go away (or change) leave the configuration first, so no new
+    //    connection is sent to them, then they are stopped.
+    const leaving = state.pods.filter((p) => {
+      const d = desiredPods.get(p.key);
+      return !d || specHash(d.object as Pod) !== p.specHash;
+    });
+    state.objects = desired;
+    if (leaving.length) {
+      state.pods = state.pods.filter((p) => !leaving.includes(p));
+      this.writeSnapshot();
+      saveState(state);
+      await this.waitSynced();
+      for (const p of leaving) await this.removePod(p);
+    }
+
+    // 2. New pods get their network and are enrolled before their command starts,
+    //    as a CNI plugin would have it: no connection of theirs escapes capture.
+    const arriving: PodState[] = [];
+    for (const [key, o] of desiredPods) {
+      if (state.pods.some((p) => p.key === key)) continue;
+      arriving.push(this.createPod(key, o));
+    }
+    this.writeSnapshot();
+    saveState(state);
+    await this.waitSynced();
+    for (const p of arriving) this.startPod(p);
+    saveState(state);
+  }
+
+  private createPod(key: string, stored: StoredObject): PodState {
+    const { state } = this;
+    const pod = stored.object as Pod;
+    const namespace = pod.metadata.namespace || 'default';
+    const node = this.findNode(pod.spec.nodeName!);
+    const used = new Set(state.pods.filter((p) => p.node === node.name).map((p) => p.ip));
+    let ip = '';
+    for (let host = 2; host < 255 && !ip; host++) {
+      const candidate = `10.244.${node.index}.${host}`;
+      if (!used.has(candidate)) ip = candidate;
+    }
+    if (!ip) throw new SimError(`${node.name}: pod network ${node.podCidr} is full`);
+    state.generation++;
+    const p: PodState = {
+      key,
+      namespace,
+      name: pod.metadata.name,
+      uid: pod.metadata.uid || `${namespace}-${pod.metadata.name}-${state.generation}`,
+      node: node.name,
+      ip,
+      netns: `${prefix(state.name)}${namespace}_${pod.metadata.name}`,
+      cgroup: path.join(node.cgroup, 'pods', `${namespace}_${pod.metadata.name}`),
+      hostVeth: `vp${state.nextVeth++}`,
+      log: path.join(state.dir, 'logs', `pod-${namespace}_${pod.metadata.name}.log`),
+      specHash: specHash(pod),
+    };
+    state.pods.push(p);
+    createPodNetwork(p.netns, node, p.hostVeth, ip, 24);
+    fs.mkdirSync(p.cgroup, { recursive: true });
+    // The CNI step's report to the node agent: which netns belongs to which pod.
+    writeFileAtomic(path.join(node.podNetnsDir, `${p.uid}.json`), JSON.stringify({ uid: p.uid, namespace, name: p.name, netns: `/run/netns/${p.netns}` }));
+    return p;
+  }
+
+  private startPod(p: PodState): void {
+    const stored = this.state.objects.find((o) => objectKey(o.object) === p.key);
+    if (!stored) return;
+    const c = (stored.object as Pod).spec.containers![0] as Container;
+    const argv = [...(c.command ?? []), ...(c.args ?? [])];
+    const env: NodeJS.ProcessEnv = { ...process.env, ...this.podEnv(p) };
+    for (const e of c.env ?? []) env[e.name] = e.value ?? '';
+    p.pid = spawnDetached({
+      cgroup: p.cgroup,
+      netns: p.netns,
+      argv,
+      cwd: c.workingDir ? path.resolve(stored.dir, c.workingDir) : stored.dir,
+      env,
+      logFile: p.log,
+    });
+  }
+
+  private async removePod(p: PodState): Promise<void> {
+    await stopProcess(p.pid, 2000);
+    killCgroup(p.cgroup);
+    await removeCgroup(p.cgroup);
+    const node = this.findNode(p.node);
+    fs.rmSync(path.join(node.podNetnsDir, `${p.uid}.json`), { force: true });
+    deleteNetns(p.netns);
+  }
+
+  private podEnv(p: PodState): Record<string, string> {
+    return { POD_NAME: p.name, POD_NAMESPACE: p.namespace, POD_IP: p.ip, NODE_NAME: p.node };
+  }
+
+  private translation(): Translation {
+    const { state } = this;
+    const objects: SourcedObject[] = [];
+    for (const o of state.objects) {
+      if (o.object.kind !== 'Pod') {
+        objects.push(o);
+        continue;
+      }
+      const pod = state.pods.find((p) => p.key === objectKey(o.object));
+      if (!pod) continue; // leaving or not yet created
+      const withUid = { ...o.object, metadata: { ...o.object.metadata, uid: pod.uid } } as Pod;
+      objects.push({ ...o, object: withStatus(withUid, pod.ip) });
+    }
+    return translate(objects, `sim-${state.generation}-${Date.now()}`);
+  }
+
+  private writeSnapshot(): string {
+    const t = this.translation();
+    writeFileAtomic(path.join(this.state.dir, 'snapshot.json'), JSON.stringify(t.snapshot, null, 2));
+    this.lastVersion = t.snapshot.version;
+    this.expectedEnrolled = new Map(
+      this.state.nodes.map((n) => [n.name, t.snapshot.workloads.filter((w) => w.node === n.name && w.captured).map((w) => `${w.namespace}/${w.name}`)]),
+    );
+    return t.snapshot.version;
+  }
+
+  private lastVersion = '';
+  private expectedEnrolled = new Map<string, string[]>();
+
+  private startAgent(n: NodeState): void {
+    const flags = [
+      '--node-name', n.name,
+      '--snapshot', path.join(this.state.dir, 'snapshot.json'),
+      '--pod-netns-dir', n.podNetnsDir,
+      '--bpffs', n.bpffs,
+      '--cgroup', n.cgroup,
+      '--proxy-address', n.gateway,
+      '--admin-socket', n.adminSocket,
+      '--log-file', n.agentLog,
+    ];
+    n.agentPid = spawnDetached({
+      cgroup: path.join(n.cgroup, 'agent'),
+      netns: n.netns,
+      argv: [process.execPath, AGENT_MAIN, ...flags],
+      logFile: `${n.agentLog}.stderr`,
+    });
+  }
+
+  /** Waits until every running agent serves the latest snapshot with every captured pod enrolled. */
+  private async waitSynced(): Promise<void> {
+    const deadline = Date.now() + SYNC_TIMEOUT_MS;
+    if (!this.lastVersion) this.writeSnapshot();
+    for (const n of this.state.nodes) {
+      if (!n.agentPid) continue;
+      const want = this.expectedEnrolled.get(n.name) ?? [];
+      let last = 'no answer yet';
+      for (;;) {
+        if (!isAlive(n.agentPid)) {
+          throw new SimError(`agent on ${n.name} exited:\n${tail(`${n.agentLog}.stderr`)}\n${tail(n.agentLog, 10)}`);
+        }
+        try {
+          const { body } = await getJson(n.adminSocket, '/status', 2000);
+          const s = body as { ready: boolean; pending: string[]; config?: { version: string }; enrolled: { workload: string }[] };
+          const enrolled = new Set(s.enrolled.map((e) => e.workload));
+          const missing = want.filter((w) => !enrolled.has(w));
+          if (s.ready && s.config?.version === this.lastVersion && missing.length === 0) break;
+          last = !s.ready ? `waiting for ${s.pending.join(', ')}` : missing.length ? `not yet enrolled: ${missing.join(', ')}` : `serving version ${s.config?.version}`;
+        } catch (err) {
+          last = (err as Error).message;
+        }
+        if (Date.now() > deadline) throw new SimError(`agent on ${n.name} not in sync after ${SYNC_TIMEOUT_MS} ms: ${last}\n${tail(n.agentLog, 10)}`);
+        await sleep(50);
+      }
+    }
+  }
+}
+
+function toStored(o: SourcedObject): StoredObject {
+  return { object: o.object, source: o.source, dir: o.dir ?? process.cwd() };
+}
+
+function withStatus(pod: Pod, ip: string): KubeObject {
+  return { ...pod, status: { podIP: ip, phase: 'Running' } };
+}
+
+/** Only the spec restarts a pod; a label change (say, opting out of the mesh) applies live. */
+function specHash(pod: Pod): string {
+  return JSON.stringify(pod.spec);
+}

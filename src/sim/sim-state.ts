@@ -1,0 +1,85 @@
+// What a simulated cluster is made of, persisted so that every sluice-sim
+// command (and `down` after a crash) knows what exists.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { KubeObject } from '../control/kubernetes-objects';
+
+export const STATE_ROOT = '/run/sluice-sim';
+
+export interface NodeState {
+  name: string;
+  index: number;
+  netns: string;
+  podCidr: string;
+  /** Gateway of the pod network = the node proxy address. */
+  gateway: string;
+  fabricAddress: string;
+  cgroup: string;
+  bpffs: string;
+  adminSocket: string;
+  podNetnsDir: string;
+  agentLog: string;
+  agentPid?: number;
+}
+
+export interface PodState {
+  key: string;
+  namespace: string;
+  name: string;
+  uid: string;
+  node: string;
+  ip: string;
+  netns: string;
+  cgroup: string;
+  hostVeth: string;
+  log: string;
+  pid?: number;
+  /** JSON of the spec it was started with: a changed spec restarts the pod. */
+  specHash: string;
+}
+
+export interface StoredObject {
+  object: KubeObject;
+  source: string;
+  dir: string;
+}
+
+export interface SimState {
+  name: string;
+  createdAt: string;
+  dir: string;
+  cgroup: string;
+  fabricNetns: string;
+  nodes: NodeState[];
+  pods: PodState[];
+  objects: StoredObject[];
+  nextVeth: number;
+  generation: number;
+}
+
+export function simDir(name: string): string {
+  return path.join(STATE_ROOT, name);
+}
+
+export function loadState(name: string): SimState | undefined {
+  const file = path.join(simDir(name), 'state.json');
+  if (!fs.existsSync(file)) return undefined;
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as SimState;
+}
+
+export function saveState(state: SimState): void {
+  writeFileAtomic(path.join(state.dir, 'state.json'), JSON.stringify(state, null, 2));
+}
+
+export function writeFileAtomic(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+export function validateSimName(name: string): string {
+  if (!/^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$/.test(name)) {
+    throw new Error(`--name ${JSON.stringify(name)}: must be 1-16 lowercase letters, digits or '-'`);
+  }
+  return name;
+}

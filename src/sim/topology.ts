@@ -1,0 +1,59 @@
+// Network plumbing of the simulated cluster, all of it inside namespaces the
+// sim creates: a fabric netns with a bridge joining the nodes, one netns per
+// node with a pod bridge whose address is the node proxy address, one netns
+// per pod wired to its node's bridge. The machine's own network is never touched.
+import { run, runIgnoringFailure } from './host';
+import type { NodeState } from './sim-state';
+
+const FABRIC_BRIDGE = 'br0';
+const POD_BRIDGE = 'cni0';
+
+function ipn(netns: string, ...args: string[]): void {
+  run('ip', ['-n', netns, ...args]);
+}
+
+function sysctl(netns: string, key: string, value: string): void {
+  run('nsenter', [`--net=/run/netns/${netns}`, '--', 'sysctl', '-q', '-w', `${key}=${value}`]);
+}
+
+export function createFabric(netns: string): void {
+  run('ip', ['netns', 'add', netns]);
+  ipn(netns, 'link', 'set', 'lo', 'up');
+  ipn(netns, 'link', 'add', FABRIC_BRIDGE, 'type', 'bridge');
+  ipn(netns, 'link', 'set', FABRIC_BRIDGE, 'up');
+}
+
+export function createNode(node: NodeState, fabricNetns: string, prefixLen: number): void {
+  const ns = node.netns;
+  run('ip', ['netns', 'add', ns]);
+  ipn(ns, 'link', 'set', 'lo', 'up');
+  ipn(ns, 'link', 'add', POD_BRIDGE, 'type', 'bridge');
+  ipn(ns, 'addr', 'add', `${node.gateway}/${prefixLen}`, 'dev', POD_BRIDGE);
+  ipn(ns, 'link', 'set', POD_BRIDGE, 'up');
+  sysctl(ns, 'net.ipv4.ip_forward', '1');
+  // Uplink: eth0 in the node, f<index> on the fabric bridge.
+  const fabricEnd = `f${node.index}`;
+  ipn(fabricNetns, 'link', 'add', fabricEnd, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+  ipn(fabricNetns, 'link', 'set', fabricEnd, 'master', FABRIC_BRIDGE, 'up');
+  ipn(ns, 'addr', 'add', `${node.fabricAddress}/24`, 'dev', 'eth0');
+  ipn(ns, 'link', 'set', 'eth0', 'up');
+}
+
+export function routeBetweenNodes(nodes: NodeState[]): void {
+  for (const a of nodes) for (const b of nodes) if (a !== b) ipn(a.netns, 'route', 'replace', b.podCidr, 'via', b.fabricAddress);
+}
+
+export function createPodNetwork(podNetns: string, node: NodeState, hostVeth: string, ip: string, prefixLen: number): void {
+  run('ip', ['netns', 'add', podNetns]);
+  ipn(podNetns, 'link', 'set', 'lo', 'up');
+  ipn(node.netns, 'link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', podNetns);
+  ipn(node.netns, 'link', 'set', hostVeth, 'master', POD_BRIDGE, 'up');
+  ipn(podNetns, 'addr', 'add', `${ip}/${prefixLen}`, 'dev', 'eth0');
+  ipn(podNetns, 'link', 'set', 'eth0', 'up');
+  ipn(podNetns, 'route', 'add', 'default', 'via', node.gateway);
+}
+
+/** Deleting a netns removes its veth ends, and with them the peers. */
+export function deleteNetns(netns: string): void {
+  runIgnoringFailure('ip', ['netns', 'del', netns]);
+}
