@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Debian packages sluice needs to build and test: the BPF toolchain and libbpf,
+# cmake for the addon, iproute2/util-linux for the simulated cluster, and the
+# real clients and servers the tests and benchmarks use as workloads.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: run as root (apt-get, bpffs and cgroups need it)" >&2
+  exit 1
+fi
+
+packages=(
+  clang llvm libbpf-dev bpftool pkg-config cmake make g++ linux-libc-dev
+  iproute2 util-linux procps
+  curl iperf3 haproxy wrk redis-server redis-tools
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# bpffs for pinned maps and links.
+if ! grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then
+  mkdir -p /sys/fs/bpf
+  mount -t bpf bpf /sys/fs/bpf
+fi

@@ -1,0 +1,55 @@
+import * as assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { IdAllocator, desiredState } from '../../src/datapath/desired-state';
+import { IPPROTO_TCP } from '../../src/datapath/map-codecs';
+import { defaultLoadBalancing, type Snapshot, type Workload } from '../../src/model/resources';
+
+const w = (uid: string, node: string, captured: boolean): Workload => ({
+  uid,
+  name: uid,
+  namespace: 'a',
+  node,
+  ips: ['10.244.1.2'],
+  serviceAccount: 'default',
+  labels: {},
+  captured,
+  ready: true,
+});
+
+const snapshot: Snapshot = {
+  version: '1',
+  workloads: [w('here', 'node-1', true), w('not-captured', 'node-1', false), w('elsewhere', 'node-2', true), w('no-netns', 'node-1', true)],
+  services: [
+    { name: 'web', namespace: 'a', clusterIPs: ['10.96.0.10'], ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'https', port: 443, targetPort: 8443 }], endpoints: [], loadBalancing: defaultLoadBalancing },
+    { name: 'db', namespace: 'a', clusterIPs: ['10.96.0.11', '::ffff:10.96.0.12'], ports: [{ name: '', port: 5432, targetPort: 5432 }], endpoints: [], loadBalancing: defaultLoadBalancing },
+  ],
+};
+
+const cookies: Record<string, bigint> = { here: 11n, 'not-captured': 12n, elsewhere: 13n };
+
+describe('desired map contents from a snapshot', () => {
+  it('enrolls the captured workloads of this node that have a known netns', () => {
+    const d = desiredState(snapshot, 'node-1', (uid) => cookies[uid], new IdAllocator(), new IdAllocator());
+    assert.deepEqual([...d.enrollments.keys()], [11n]);
+    assert.equal(d.enrollments.get(11n)?.workloadId, 1);
+  });
+
+  it('has one VIP entry per cluster IP and port, all TCP', () => {
+    const d = desiredState(snapshot, 'node-1', (uid) => cookies[uid], new IdAllocator(), new IdAllocator());
+    assert.deepEqual(
+      d.vips.map((v) => `${v.key.address}:${v.key.port}/${v.value.serviceId}`),
+      ['10.96.0.10:80/1', '10.96.0.10:443/1', '10.96.0.11:5432/2', '::ffff:10.96.0.12:5432/2'],
+    );
+    assert.ok(d.vips.every((v) => v.key.proto === IPPROTO_TCP));
+  });
+
+  it('keeps ids stable across recomputations', () => {
+    const wIds = new IdAllocator();
+    const sIds = new IdAllocator();
+    const a = desiredState(snapshot, 'node-1', (uid) => cookies[uid], wIds, sIds);
+    const reordered = { ...snapshot, services: [...snapshot.services].reverse() };
+    const b = desiredState(reordered, 'node-1', (uid) => cookies[uid], wIds, sIds);
+    const ids = (d: typeof a) => Object.fromEntries(d.vips.map((v) => [`${v.key.address}:${v.key.port}`, v.value.serviceId]));
+    assert.deepEqual(ids(a), ids(b));
+  });
+});
