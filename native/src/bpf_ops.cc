@@ -155,8 +155,8 @@ int AttachCgroup(LoadedObject* lo, const std::string& prog_name, const std::stri
     bpf_link__destroy(link);  // not pinned: destroying detaches it
     return err < 0 ? err : -err;
   }
-  // The pin keeps the link (and the attachment) alive after our fd closes.
-  bpf_link__disconnect(link);
+  // The pin keeps the link (and the attachment) alive: destroying our handle
+  // only closes the fd (bpf_link__disconnect would leak it).
   bpf_link__destroy(link);
   return 0;
 }

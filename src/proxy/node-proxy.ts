@@ -89,6 +89,11 @@ export class NodeProxy {
     });
   }
 
+  address(): net.AddressInfo | undefined {
+    const a = this.server.address();
+    return a && typeof a === 'object' ? a : undefined;
+  }
+
   get listening(): boolean {
     return this.server.listening;
   }

@@ -1,0 +1,158 @@
+// The node proxy on loopback, with the kernel's original-destination lookup
+// replaced by a table (a unit test; the real lookup is covered end to end).
+import * as assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { defaultLoadBalancing, type Snapshot } from '../../src/model/resources';
+import { NodeProxy, type OriginalDestination } from '../../src/proxy/node-proxy';
+import { ServiceIndex } from '../../src/proxy/service-index';
+
+function listen(handler: (s: net.Socket) => void): Promise<net.Server> {
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => undefined); // resets are part of the tests
+    handler(s);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+function portOf(server: net.Server): number {
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** A port nothing listens on: bound and closed again. */
+async function closedPort(): Promise<number> {
+  const s = await listen(() => undefined);
+  const p = portOf(s);
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+describe('node proxy', () => {
+  const servers: net.Server[] = [];
+  let proxy: NodeProxy;
+  let proxyPort: number;
+  const routes = new Map<number, OriginalDestination>(); // client local port -> original destination
+  let index = ServiceIndex.empty();
+
+  before(async () => {
+    const echo = await listen((s) => s.pipe(s));
+    const afterEof = await listen((s) => {
+      let n = 0;
+      s.on('data', (d) => (n += d.length));
+      s.on('end', () => s.end(`got ${n}`));
+    });
+    const resetter = await listen((s) => s.once('data', () => s.resetAndDestroy()));
+    servers.push(echo, afterEof, resetter);
+    const dead = await closedPort();
+    const service = (name: string, vip: string, ports: number[]) => ({
+      name,
+      namespace: 't',
+      clusterIPs: [vip],
+      ports: [{ name: '', port: 80, targetPort: ports[0] }],
+      endpoints: ports.map((_p, i) => ({ workloadUid: `${name}-${i}`, address: '127.0.0.1', node: 'n', ready: true })),
+      loadBalancing: { ...defaultLoadBalancing, connectTimeoutMs: 500 },
+    });
+    const snapshot: Snapshot = {
+      version: 't',
+      workloads: [],
+      services: [
+        service('echo', '10.96.0.1', [portOf(echo)]),
+        service('after-eof', '10.96.0.2', [portOf(afterEof)]),
+        service('dead', '10.96.0.3', [dead]),
+        service('reset', '10.96.0.4', [portOf(resetter)]),
+      ],
+    };
+    index = new ServiceIndex(snapshot);
+    proxy = new NodeProxy({
+      originalDst: (socket) => routes.get(socket.remotePort ?? 0),
+      sourceWorkload: () => undefined,
+      index: () => index,
+      logger: pino({ level: 'silent' }),
+    });
+    await proxy.listen('127.0.0.1', 0);
+    proxyPort = proxy.address()!.port;
+  });
+
+  after(async () => {
+    await proxy.close(true);
+    for (const s of servers) await new Promise((r) => s.close(r));
+  });
+
+  /**
+   * Connects to the proxy as if a captured pod had dialled vip:80: the record
+   * exists before the proxy accepts, as the sockops program guarantees.
+   */
+  async function dial(vip: string | undefined): Promise<net.Socket> {
+    const localPort = await closedPort();
+    if (vip) routes.set(localPort, { address: vip, port: 80, netnsCookie: 1n });
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port: proxyPort, localAddress: '127.0.0.1', localPort, allowHalfOpen: true });
+      s.once('connect', () => resolve(s));
+      s.once('error', reject);
+    });
+  }
+
+  function collect(s: net.Socket): Promise<{ data: string; error?: string }> {
+    return new Promise((resolve) => {
+      let data = '';
+      s.setEncoding('utf8');
+      s.on('data', (d) => (data += d));
+      s.on('end', () => resolve({ data }));
+      s.on('error', (e: NodeJS.ErrnoException) => resolve({ data, error: e.code }));
+    });
+  }
+
+  it('relays both ways and keeps order', async () => {
+    const s = await dial('10.96.0.1');
+    const result = collect(s);
+    const parts = Array.from({ length: 200 }, (_v, i) => `chunk-${i};`);
+    for (const p of parts) s.write(p);
+    s.end();
+    assert.equal((await result).data, parts.join(''));
+  });
+
+  it('forwards a half-close and keeps the reply direction open', async () => {
+    const s = await dial('10.96.0.2');
+    const result = collect(s);
+    s.end('x'.repeat(50000));
+    assert.equal((await result).data, 'got 50000');
+  });
+
+  it('resets a connection that has no original destination (never an open relay)', async () => {
+    const before = proxy.counters.noOriginalDst;
+    // On loopback the reset can arrive before the client even sees its connect.
+    const error = await dial(undefined).then(
+      async (s) => (await collect(s)).error,
+      (e: NodeJS.ErrnoException) => e.code,
+    );
+    assert.equal(error, 'ECONNRESET');
+    assert.equal(proxy.counters.noOriginalDst, before + 1);
+  });
+
+  it('resets the client when no endpoint accepts, after trying each once', async () => {
+    const s = await dial('10.96.0.3');
+    const r = await collect(s);
+    assert.equal(r.error, 'ECONNRESET');
+    assert.ok(proxy.counters.connectAttemptsFailed >= 1);
+  });
+
+  it('turns an endpoint reset into a client reset', async () => {
+    const s = await dial('10.96.0.4');
+    const result = collect(s);
+    s.write('hello');
+    assert.equal((await result).error, 'ECONNRESET');
+  });
+
+  it('lists live connections with their service and endpoint', async () => {
+    const s = await dial('10.96.0.1');
+    s.write('ping');
+    await new Promise((r) => s.once('data', r));
+    const live = proxy.connections().find((c) => c.service === 't/echo');
+    assert.ok(live, 'connection listed');
+    assert.equal(live.state, 'relaying');
+    assert.equal(live.vip, '10.96.0.1:80');
+    assert.equal(live.bytesFromClient, 4);
+    s.destroy();
+  });
+});
