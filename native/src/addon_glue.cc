@@ -186,23 +186,31 @@ Napi::Value BpfObject::AttachCgroupJs(const Napi::CallbackInfo& info) {
   return w->Promise();
 }
 
-class NetnsCookieWorker : public Napi::AsyncWorker {
+// Work inside a pod's netns: its cookie, or how many TCP connections it has.
+class NetnsWorker : public Napi::AsyncWorker {
  public:
-  NetnsCookieWorker(Napi::Env env, std::string path)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)) {}
+  enum class What { kCookie, kEstablishedTcp };
+  NetnsWorker(Napi::Env env, std::string path, What what)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)), what_(what) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override { err_ = NetnsCookie(path_, &cookie_); }
+  void Execute() override {
+    err_ = what_ == What::kCookie ? NetnsCookie(path_, &cookie_) : NetnsEstablishedTcp(path_, &count_);
+  }
   void OnOK() override {
     if (err_)
-      deferred_.Reject(MakeError(Env(), err_, "netns cookie of", path_).Value());
-    else
+      deferred_.Reject(MakeError(Env(), err_, what_ == What::kCookie ? "netns cookie of" : "count connections in", path_).Value());
+    else if (what_ == What::kCookie)
       deferred_.Resolve(Napi::BigInt::New(Env(), cookie_));
+    else
+      deferred_.Resolve(Napi::Number::New(Env(), count_));
   }
 
  private:
   Napi::Promise::Deferred deferred_;
   std::string path_;
+  What what_;
   uint64_t cookie_ = 0;
+  uint32_t count_ = 0;
   int err_ = 0;
 };
 
@@ -307,11 +315,16 @@ Napi::Value PossibleCpusJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), PossibleCpus());
 }
 
-Napi::Value NetnsCookieJs(const Napi::CallbackInfo& info) {
+Napi::Value NetnsJs(const Napi::CallbackInfo& info, NetnsWorker::What what) {
   if (!CheckString(info, 0, "netnsPath")) return info.Env().Undefined();
-  auto* w = new NetnsCookieWorker(info.Env(), info[0].As<Napi::String>());
+  auto* w = new NetnsWorker(info.Env(), info[0].As<Napi::String>(), what);
   w->Queue();
   return w->Promise();
+}
+
+Napi::Value NetnsCookieJs(const Napi::CallbackInfo& info) { return NetnsJs(info, NetnsWorker::What::kCookie); }
+Napi::Value NetnsEstablishedTcpJs(const Napi::CallbackInfo& info) {
+  return NetnsJs(info, NetnsWorker::What::kEstablishedTcp);
 }
 
 Napi::Value OriginalDstByFdJs(const Napi::CallbackInfo& info) {
@@ -369,6 +382,7 @@ Napi::Object InitGlue(Napi::Env env, Napi::Object exports) {
   exports.Set("mapDeleteBatch", Napi::Function::New(env, MapDeleteBatchJs));
   exports.Set("possibleCpus", Napi::Function::New(env, PossibleCpusJs));
   exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookieJs));
+  exports.Set("netnsEstablishedTcp", Napi::Function::New(env, NetnsEstablishedTcpJs));
   exports.Set("originalDstByFd", Napi::Function::New(env, OriginalDstByFdJs));
   exports.Set("btfStructLayout", Napi::Function::New(env, BtfStructLayoutJs));
   exports.Set("schemaVersion", Napi::Number::New(env, SLUICE_SCHEMA_VERSION));

@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include <cstdarg>
+#include <cstdio>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -220,33 +222,65 @@ int MapDeleteBatch(int fd, const void* keys, uint32_t count) {
 
 int PossibleCpus() { return libbpf_num_possible_cpus(); }
 
-int NetnsCookie(const std::string& netns_path, uint64_t* cookie) {
+namespace {
+
+// Runs fn inside the netns at netns_path. setns() changes the calling
+// thread's namespace, so this happens on a thread that exists only for it,
+// never on the JS thread or a shared pool thread.
+int InNetns(const std::string& netns_path, const std::function<int()>& fn) {
   int result = 0;
-  // setns() changes the calling thread's namespace; do it on a thread that
-  // exists only for this, never on the JS thread or a shared pool thread.
   std::thread t([&] {
     int ns_fd = open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (ns_fd < 0) {
       result = Errno();
       return;
     }
-    if (setns(ns_fd, CLONE_NEWNET) != 0) {
-      result = Errno();
-      close(ns_fd);
-      return;
-    }
+    int err = setns(ns_fd, CLONE_NEWNET) != 0 ? Errno() : 0;
     close(ns_fd);
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) {
-      result = Errno();
-      return;
-    }
-    socklen_t len = sizeof(*cookie);
-    if (getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len) != 0) result = Errno();
-    close(s);
+    result = err ? err : fn();
   });
   t.join();
   return result;
+}
+
+// Counts TCP sockets in state ESTABLISHED (01) in a /proc/net/tcp{,6} file.
+int CountEstablished(const char* file, uint32_t* count) {
+  FILE* f = fopen(file, "re");
+  if (!f) return errno == ENOENT ? 0 : Errno();
+  char line[512];
+  bool header = true;
+  while (fgets(line, sizeof(line), f)) {
+    if (header) {
+      header = false;
+      continue;
+    }
+    char local[64], remote[64], state[8];
+    if (sscanf(line, "%*s %63s %63s %7s", local, remote, state) == 3 && strcmp(state, "01") == 0) (*count)++;
+  }
+  fclose(f);
+  return 0;
+}
+
+}  // namespace
+
+int NetnsCookie(const std::string& netns_path, uint64_t* cookie) {
+  return InNetns(netns_path, [&]() -> int {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return Errno();
+    socklen_t len = sizeof(*cookie);
+    int err = getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len) != 0 ? Errno() : 0;
+    close(s);
+    return err;
+  });
+}
+
+int NetnsEstablishedTcp(const std::string& netns_path, uint32_t* count) {
+  *count = 0;
+  return InNetns(netns_path, [&]() -> int {
+    // thread-self: this thread's netns, not the process's.
+    int err = CountEstablished("/proc/thread-self/net/tcp", count);
+    return err ? err : CountEstablished("/proc/thread-self/net/tcp6", count);
+  });
 }
 
 int OriginalDstByFd(int tuple_map_fd, int sock_fd, void* value, bool remove) {

@@ -54,6 +54,8 @@ int PossibleCpus();
 // Network namespace cookie of the netns at path (e.g. /run/netns/x). Enters
 // the netns on a thread of its own.
 int NetnsCookie(const std::string& netns_path, uint64_t* cookie);
+// Established TCP connections in that netns (IPv4 and IPv6).
+int NetnsEstablishedTcp(const std::string& netns_path, uint32_t* count);
 
 // Looks the tuple of an accepted socket (peer, local) up in the tuple map.
 int OriginalDstByFd(int tuple_map_fd, int sock_fd, void* value, bool remove);

@@ -25,6 +25,8 @@ export class Agent {
   readonly readiness = new Readiness(BLOCKERS);
   private index = ServiceIndex.empty();
   private workloadByCookie = new Map<bigint, Workload>();
+  /** When each enrolled workload was enrolled, and how many connections it already had then. */
+  private readonly enrolledSince = new Map<string, { at: string; preexistingConnections?: number }>();
   private readonly workloadIds = new IdAllocator();
   private readonly serviceIds = new IdAllocator();
   private reconcileTimer?: NodeJS.Timeout;
@@ -115,6 +117,7 @@ export class Agent {
     }
     this.workloadByCookie = byCookie;
     const results = this.datapath.apply(desired);
+    this.noteEnrollmentChanges(byCookie);
     const updated = results.reduce((n, r) => n + r.updated, 0);
     const deleted = results.reduce((n, r) => n + r.deleted, 0);
     const errors = results.flatMap((r) => r.errors);
@@ -123,6 +126,30 @@ export class Agent {
     if (errors.length) log.error({ errors }, 'map reconcile had errors');
     if (updated || deleted) log.info({ results, enrolled: byCookie.size }, 'maps reconciled');
     this.readiness.done('maps reconciled');
+  }
+
+  /**
+   * Enrollment never touches live connections: those a pod opened before it
+   * was enrolled keep their direct path. Count them, so the CLI can say so.
+   */
+  private noteEnrollmentChanges(byCookie: Map<bigint, Workload>): void {
+    const log = this.logger.child({ component: 'enrollment' });
+    const current = new Set([...byCookie.values()].map((w) => w.uid));
+    for (const uid of [...this.enrolledSince.keys()]) {
+      if (!current.has(uid)) {
+        this.enrolledSince.delete(uid);
+        log.info({ uid }, 'workload left the mesh');
+      }
+    }
+    for (const w of byCookie.values()) {
+      if (this.enrolledSince.has(w.uid)) continue;
+      const entry: { at: string; preexistingConnections?: number } = { at: new Date().toISOString() };
+      this.enrolledSince.set(w.uid, entry);
+      void this.registry?.establishedConnections(w.uid).then((n) => {
+        entry.preexistingConnections = n;
+        log.info({ workload: `${w.namespace}/${w.name}`, preexistingConnections: n }, 'workload enrolled; connections opened before stay as they are');
+      });
+    }
   }
 
   // ---- inspection (admin endpoint) ----
@@ -140,7 +167,13 @@ export class Agent {
       config: this.source?.status,
       workloads: snapshot.workloads.filter((w) => w.node === this.config.nodeName).length,
       services: snapshot.services.length,
-      enrolled: [...this.workloadByCookie.entries()].map(([cookie, w]) => ({ workload: `${w.namespace}/${w.name}`, ips: w.ips, netnsCookie: cookie })),
+      enrolled: [...this.workloadByCookie.entries()].map(([cookie, w]) => ({
+        workload: `${w.namespace}/${w.name}`,
+        ips: w.ips,
+        netnsCookie: cookie,
+        enrolledAt: this.enrolledSince.get(w.uid)?.at,
+        preexistingConnections: this.enrolledSince.get(w.uid)?.preexistingConnections,
+      })),
       podNetnsErrors: this.registry?.errors() ?? {},
       lastReconcile: this.lastReconcile,
       proxyCounters: this.proxy?.counters,

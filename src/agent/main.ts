@@ -1,6 +1,6 @@
 // sluice-agent: the per-node agent.
 import { ConfigError, loadAgentConfig } from '../config/agent-config';
-import { isNativeError } from '../native/bpf-addon';
+import { isNativeError } from '../datapath/bpf-datapath';
 import { createLogger } from '../observability/logger';
 import { Agent } from './agent';
 

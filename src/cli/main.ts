@@ -19,7 +19,7 @@ interface Status {
   proxy: string;
   bpf: { pinRoot?: string; attached: { program: string; reused: boolean }[] };
   config?: { file: string; version: string; appliedAt: string; lastError: string; rejected: { name: string; reason: string }[] };
-  enrolled: { workload: string; ips: string[] }[];
+  enrolled: { workload: string; ips: string[]; preexistingConnections?: number }[];
   activeConnections: number;
   proxyCounters?: Record<string, number>;
 }
@@ -37,6 +37,9 @@ function statusTable(s: Status): string {
   if (s.config?.lastError) lines.push(`config error: ${s.config.lastError}`);
   for (const r of s.config?.rejected ?? []) lines.push(`rejected:     ${r.name}: ${r.reason}`);
   lines.push(`enrolled:     ${s.enrolled.map((e) => e.workload).join(', ') || '(none)'}`);
+  for (const e of s.enrolled.filter((x) => x.preexistingConnections)) {
+    lines.push(`              ${e.workload}: ${e.preexistingConnections} connection(s) opened before enrollment, left uncaptured`);
+  }
   if (s.proxyCounters) lines.push(`proxy:        ${Object.entries(s.proxyCounters).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   return lines.join('\n') + '\n';
 }

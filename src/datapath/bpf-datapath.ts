@@ -26,6 +26,8 @@ import {
 } from './map-codecs';
 import { reconcileMap, type ReconcileResult } from './reconciler';
 
+export { isNativeError } from '../native/bpf-addon';
+
 export const PROGRAMS = [
   'sluice_connect4',
   'sluice_connect6',

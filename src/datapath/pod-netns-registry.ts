@@ -43,6 +43,17 @@ export class PodNetnsRegistry {
     return this.pods.get(uid)?.cookie;
   }
 
+  /** Established TCP connections inside the pod's netns now (undefined if unknown). */
+  async establishedConnections(uid: string): Promise<number | undefined> {
+    const pod = this.pods.get(uid);
+    if (!pod) return undefined;
+    try {
+      return await addon().netnsEstablishedTcp(pod.netns);
+    } catch {
+      return undefined;
+    }
+  }
+
   list(): PodNetns[] {
     return [...this.pods.values()];
   }

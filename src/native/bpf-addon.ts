@@ -44,6 +44,7 @@ interface Addon {
   mapDeleteBatch(fd: number, keys: Buffer, count: number): void;
   possibleCpus(): number;
   netnsCookie(netnsPath: string): Promise<bigint>;
+  netnsEstablishedTcp(netnsPath: string): Promise<number>;
   originalDstByFd(tupleMapFd: number, socketFd: number, remove: boolean): Buffer | null;
   btfStructLayout(objectPath: string, structName: string): StructLayout;
   schemaVersion: number;

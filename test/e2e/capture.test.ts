@@ -4,7 +4,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { SimFixture, fixtures } from '../helpers/sim-fixture';
+import { SimFixture, eventually, fixtures } from '../helpers/sim-fixture';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { expectedSha256 } = require(`${fixtures}/blob.js`) as { expectedSha256(mb: number): string };
@@ -167,6 +167,11 @@ kind: Namespace
 metadata: { name: late, labels: { sluice.dev/mesh: enabled } }
 `);
     assert.equal(sim.status().pods.find((p) => p.name === 'latecomer')!.enrolled, true, 'enrolled without restart');
+    const counted = await eventually(() => {
+      const s = sim.ctlJson<{ enrolled: { workload: string; preexistingConnections?: number }[] }>('node-1', 'status');
+      return s.enrolled.find((e) => e.workload === 'late/latecomer')?.preexistingConnections === 1;
+    });
+    assert.ok(counted, 'the agent counted the connection that was open before enrollment');
     const r = await running;
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /ok \d+ lines/);
