@@ -1,0 +1,54 @@
+// deploy/ is validated offline: every document is a well-formed object, and
+// the agent's arguments in the DaemonSet are ones the agent accepts.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { loadAgentConfig } from '../../src/config/agent-config';
+
+const deployDir = path.resolve(__dirname, '..', '..', '..', 'deploy');
+
+interface Doc {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec?: Record<string, unknown>;
+}
+
+function docs(): Doc[] {
+  return fs
+    .readdirSync(deployDir)
+    .filter((f) => f.endsWith('.yaml'))
+    .flatMap((f) =>
+      parseAllDocuments(fs.readFileSync(path.join(deployDir, f), 'utf8')).map((d) => {
+        assert.equal(d.errors.length, 0, `${f}: ${d.errors[0]?.message}`);
+        return d.toJS() as Doc;
+      }),
+    );
+}
+
+describe('deploy manifests', () => {
+  it('every document has apiVersion, kind and a DNS-1123 name', () => {
+    for (const d of docs()) {
+      assert.match(d.apiVersion, /^(v1|apps\/v1|rbac\.authorization\.k8s\.io\/v1)$/, `${d.kind} apiVersion`);
+      assert.ok(d.kind);
+      assert.match(d.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    }
+  });
+
+  it('the DaemonSet passes arguments the agent accepts, and probes its readiness endpoint', () => {
+    const ds = docs().find((d) => d.kind === 'DaemonSet')!;
+    const pod = (ds.spec as { template: { spec: { containers: { args: string[]; readinessProbe: { httpGet: { path: string; port: number } }; volumeMounts: { mountPath: string }[] }[]; hostNetwork: boolean } } }).template.spec;
+    const agent = pod.containers[0];
+    const args = agent.args.map((a) => a.replace('$(NODE_NAME)', 'node-a').replace('$(HOST_IP)', '192.0.2.10'));
+    const config = loadAgentConfig(args, {});
+    assert.equal(config.proxyPort, 15001);
+    assert.equal(agent.readinessProbe.httpGet.path, '/healthz/ready');
+    assert.equal(agent.readinessProbe.httpGet.port, config.readinessPort);
+    assert.equal(pod.hostNetwork, true, 'the node proxy lives in the node network namespace');
+    const mounts = agent.volumeMounts.map((m) => m.mountPath);
+    for (const p of ['/sys/fs/bpf', '/sys/fs/cgroup', '/var/run/netns']) assert.ok(mounts.includes(p), `mounts ${p}`);
+    assert.ok(config.bpffs.startsWith('/sys/fs/bpf/'), 'pins live under the mounted bpffs');
+  });
+});
