@@ -7,6 +7,7 @@ import type { AgentConfig } from '../config/agent-config';
 import { BpfDatapath } from '../datapath/bpf-datapath';
 import { IdAllocator, capturedWorkloads, desiredState } from '../datapath/desired-state';
 import { PodNetnsRegistry } from '../datapath/pod-netns-registry';
+import { SpliceRelay } from '../datapath/splice-relay';
 import type { Snapshot, Workload } from '../model/resources';
 import { createJsonServer, listenTcp, listenUnix } from '../observability/http-json';
 import { createRegistry } from '../observability/metrics';
@@ -37,6 +38,7 @@ export class Agent {
   private source?: SnapshotFileSource;
   private registry?: PodNetnsRegistry;
   private proxy?: NodeProxy;
+  private relay?: SpliceRelay;
 
   constructor(
     readonly config: Readonly<AgentConfig>,
@@ -65,7 +67,12 @@ export class Agent {
     this.source.start();
 
     const datapath = this.datapath;
+    if (config.relay === 'splice') {
+      this.relay = new SpliceRelay();
+      this.relay.start(config.relayThreads);
+    }
     this.proxy = new NodeProxy({
+      offload: this.relay,
       originalDst: (socket) => datapath.originalDst(socketFd(socket)),
       sourceWorkload: (cookie) => this.workloadByCookie.get(cookie),
       index: () => this.index,
@@ -83,6 +90,7 @@ export class Agent {
     this.source?.stop();
     this.registry?.stop();
     await this.proxy?.close(true);
+    this.relay?.stop();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.datapath?.close();
   }
@@ -177,7 +185,7 @@ export class Agent {
       podNetnsErrors: this.registry?.errors() ?? {},
       lastReconcile: this.lastReconcile,
       proxyCounters: this.proxy?.counters,
-      activeConnections: this.proxy?.connections().length ?? 0,
+      activeConnections: this.proxy?.activeConnections ?? 0,
     };
   }
 
@@ -242,7 +250,7 @@ export class Agent {
     if (config.metricsPort) {
       const registry = createRegistry({
         proxyCounters: () => ({ ...(this.proxy?.counters ?? {}) }),
-        activeConnections: () => this.proxy?.connections().length ?? 0,
+        activeConnections: () => this.proxy?.activeConnections ?? 0,
         bpfCounters: () => this.datapath?.counters() ?? {},
         enrolledWorkloads: () => this.workloadByCookie.size,
         snapshotVersion: () => this.index.snapshot.version,

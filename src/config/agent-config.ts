@@ -23,6 +23,9 @@ export interface AgentConfig {
   readinessPort: number;
   /** Address the metrics and readiness ports bind to. */
   statusAddress: string;
+  /** splice: established connections are relayed by kernel splice on relay threads; stream: in JS. */
+  relay: 'splice' | 'stream';
+  relayThreads: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   logFile: string;
 }
@@ -44,6 +47,8 @@ const schema = {
     metricsPort: { type: 'integer', minimum: 0, maximum: 65535, default: 15020 },
     readinessPort: { type: 'integer', minimum: 0, maximum: 65535, default: 15021 },
     statusAddress: { type: 'string', format: 'ip', default: '0.0.0.0' },
+    relay: { enum: ['splice', 'stream'], default: 'splice' },
+    relayThreads: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error'], default: 'info' },
     logFile: { type: 'string', default: '' },
   },
@@ -67,6 +72,8 @@ const flagNames: Record<string, keyof AgentConfig> = {
   'metrics-port': 'metricsPort',
   'readiness-port': 'readinessPort',
   'status-address': 'statusAddress',
+  relay: 'relay',
+  'relay-threads': 'relayThreads',
   'log-level': 'logLevel',
   'log-file': 'logFile',
 };

@@ -47,6 +47,10 @@ interface Addon {
   netnsEstablishedTcp(netnsPath: string): Promise<number>;
   originalDstByFd(tupleMapFd: number, socketFd: number, remove: boolean): Buffer | null;
   btfStructLayout(objectPath: string, structName: string): StructLayout;
+  relayStart(threads: number, onDone: (id: number, bytesAToB: number, bytesBToA: number, error: string) => void): void;
+  relayAdd(id: number, fdA: number, fdB: number, initialBToA?: Buffer): void;
+  relayStats(): [id: number, bytesAToB: number, bytesBToA: number][];
+  relayStop(): void;
   schemaVersion: number;
 }
 

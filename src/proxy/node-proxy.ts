@@ -14,6 +14,20 @@ export interface OriginalDestination {
   netnsCookie: bigint;
 }
 
+/**
+ * Carries an established (client, endpoint) pair's bytes elsewhere (the
+ * kernel-side splice relay). Optional: without it the proxy relays in JS.
+ */
+export interface RelayOffload {
+  handOver(
+    id: number,
+    client: net.Socket,
+    upstream: net.Socket,
+    done: (r: { bytesFromClient: number; bytesFromEndpoint: number; error: string }) => void,
+  ): boolean;
+  bytes(): Map<number, [number, number]>;
+}
+
 export interface ProxyDeps {
   /** The original destination recorded by the capture programs, if any. */
   originalDst(socket: net.Socket): OriginalDestination | undefined;
@@ -21,6 +35,7 @@ export interface ProxyDeps {
   sourceWorkload(netnsCookie: bigint): Workload | undefined;
   index(): ServiceIndex;
   logger: Logger;
+  offload?: RelayOffload;
 }
 
 export interface ProxyCounters {
@@ -53,6 +68,8 @@ interface LiveConnection {
   info: ConnectionInfo;
   client: net.Socket;
   upstream?: net.Socket;
+  /** Bytes are moved by the offload; the JS sockets are gone. */
+  offloaded: boolean;
 }
 
 export class NodeProxy {
@@ -74,7 +91,9 @@ export class NodeProxy {
   private nextId = 1;
 
   constructor(private readonly deps: ProxyDeps) {
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+    // pauseOnConnect: no byte is read into JS before the relay is chosen, so
+    // a hand-over to the offload never leaves data behind.
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => deps.logger.error({ err }, 'proxy listener error'));
   }
 
@@ -99,11 +118,15 @@ export class NodeProxy {
   }
 
   connections(): ConnectionInfo[] {
-    return [...this.live.values()].map((c) => ({
-      ...c.info,
-      bytesFromClient: c.client.bytesRead,
-      bytesFromEndpoint: c.upstream?.bytesRead ?? 0,
-    }));
+    const offloaded = this.deps.offload?.bytes() ?? new Map<number, [number, number]>();
+    return [...this.live.values()].map((c) => {
+      const moved = c.offloaded ? offloaded.get(c.info.id) ?? [0, 0] : [c.client.bytesRead, c.upstream?.bytesRead ?? 0];
+      return { ...c.info, bytesFromClient: moved[0], bytesFromEndpoint: moved[1] };
+    });
+  }
+
+  get activeConnections(): number {
+    return this.live.size;
   }
 
   /** Stops accepting; live connections are left to finish (or be reset by the caller). */
@@ -132,6 +155,7 @@ export class NodeProxy {
     const source = this.deps.sourceWorkload(orig.netnsCookie);
     const conn: LiveConnection = {
       client,
+      offloaded: false,
       info: {
         id: this.nextId++,
         source: source ? `${source.namespace}/${source.name}` : 'unknown',
@@ -164,6 +188,7 @@ export class NodeProxy {
     tried.add(key);
     conn.info.endpoint = key;
     const upstream = net.connect({ host: endpoint.address, port: port.targetPort, allowHalfOpen: true, noDelay: true });
+    upstream.pause(); // read nothing into JS until the relay is chosen
     conn.upstream = upstream;
     const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), service.loadBalancing.connectTimeoutMs);
 
@@ -200,6 +225,9 @@ export class NodeProxy {
     conn.info.state = 'relaying';
     this.counters.relayed++;
     this.endpoints.opened(key);
+    conn.offloaded = true; // before handOver: it destroys the JS sockets, whose 'close' must not finish the connection
+    if (this.deps.offload?.handOver(conn.info.id, client, upstream, (r) => this.offloadDone(conn, key, r))) return;
+    conn.offloaded = false;
     // pipe() gives back-pressure and forwards FIN (end) per direction; with
     // allowHalfOpen on both sockets the other direction stays open.
     client.pipe(upstream);
@@ -218,6 +246,14 @@ export class NodeProxy {
     });
   }
 
+  private offloadDone(conn: LiveConnection, key: string, r: { bytesFromClient: number; bytesFromEndpoint: number; error: string }): void {
+    this.endpoints.closed(key);
+    this.counters.bytesFromClients += r.bytesFromClient;
+    this.counters.bytesFromEndpoints += r.bytesFromEndpoint;
+    if (r.error) this.counters.resets++;
+    this.live.delete(conn.info.id);
+  }
+
   private reset(conn: LiveConnection): void {
     this.counters.resets++;
     if (!conn.client.destroyed) conn.client.resetAndDestroy();
@@ -225,6 +261,7 @@ export class NodeProxy {
   }
 
   private finish(conn: LiveConnection): void {
+    if (conn.offloaded) return; // offloadDone accounts for it
     this.counters.bytesFromClients += conn.client.bytesRead;
     this.live.delete(conn.info.id);
     if (conn.upstream && !conn.upstream.destroyed && conn.info.state === 'connecting') conn.upstream.destroy();

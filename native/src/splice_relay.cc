@@ -1,0 +1,272 @@
+#include "splice_relay.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace sluice {
+
+namespace {
+
+constexpr size_t kPipeSize = 1 << 20;      // per direction, bounded back-pressure
+constexpr size_t kSpliceChunk = 1 << 20;
+
+int SetNonBlocking(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return -errno;
+  return fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ? -errno : 0;
+}
+
+void ResetClose(int fd) {
+  // SO_LINGER 0: close() sends RST, so the peer sees the reset we saw.
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  close(fd);
+}
+
+}  // namespace
+
+// One direction: src -> pipe -> dst.
+struct Direction {
+  int src = -1;
+  int dst = -1;
+  int pipe_r = -1;
+  int pipe_w = -1;
+  size_t in_pipe = 0;
+  bool src_eof = false;
+  bool done = false;  // EOF forwarded (dst shut down for writing)
+  std::string initial;  // bytes to write to dst before anything from src
+  std::atomic<uint64_t> bytes{0};
+};
+
+struct SpliceRelay::Pair {
+  uint64_t id = 0;
+  int fd_a = -1;
+  int fd_b = -1;
+  Direction ab;  // a -> b
+  Direction ba;  // b -> a
+  int error = 0;
+};
+
+struct SpliceRelay::Worker {
+  int epfd = -1;
+  int wake = -1;
+  std::thread thread;
+  std::mutex mu;
+  std::vector<Pair*> incoming;
+  std::unordered_map<uint64_t, Pair*> pairs;  // owned; touched by the worker thread
+  std::mutex pairs_mu;                         // guards pairs for Stats()
+  std::atomic<bool> stop{false};
+};
+
+SpliceRelay::SpliceRelay(DoneCallback done) : done_(std::move(done)) {}
+
+SpliceRelay::~SpliceRelay() { Stop(); }
+
+namespace {
+
+// Moves as much as possible in one direction. Returns 0, or -errno on a
+// fatal socket error (the pair is then reset).
+int Pump(Direction& d) {
+  while (!d.done) {
+    if (!d.initial.empty()) {
+      ssize_t n = send(d.dst, d.initial.data(), d.initial.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0) return errno == EAGAIN ? 0 : -errno;
+      d.initial.erase(0, n);
+      d.bytes += n;
+      continue;
+    }
+    if (d.in_pipe > 0) {
+      ssize_t n = splice(d.pipe_r, nullptr, d.dst, nullptr, d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n < 0) return errno == EAGAIN ? 0 : -errno;
+      d.in_pipe -= n;
+      d.bytes += n;
+      continue;
+    }
+    if (d.src_eof) {
+      shutdown(d.dst, SHUT_WR);  // forward the FIN; the other direction stays open
+      d.done = true;
+      return 0;
+    }
+    ssize_t n = splice(d.src, nullptr, d.pipe_w, nullptr, kSpliceChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n == 0) {
+      d.src_eof = true;
+      continue;
+    }
+    if (n < 0) return errno == EAGAIN ? 0 : -errno;
+    d.in_pipe += n;
+  }
+  return 0;
+}
+
+bool InitDirection(Direction& d, int src, int dst) {
+  int p[2];
+  if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+  fcntl(p[1], F_SETPIPE_SZ, kPipeSize);  // best effort: limited by pipe-max-size
+  d.src = src;
+  d.dst = dst;
+  d.pipe_r = p[0];
+  d.pipe_w = p[1];
+  return true;
+}
+
+void CloseDirection(Direction& d) {
+  if (d.pipe_r >= 0) close(d.pipe_r);
+  if (d.pipe_w >= 0) close(d.pipe_w);
+  d.pipe_r = d.pipe_w = -1;
+}
+
+}  // namespace
+
+int SpliceRelay::Start(int threads) {
+  if (!workers_.empty()) return -EALREADY;
+  for (int i = 0; i < threads; i++) {
+    auto w = std::make_unique<Worker>();
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->epfd < 0 || w->wake < 0) return -errno;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = 0;  // 0 = wake-up; pairs carry their (never null) pointer
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake, &ev);
+    Worker* wp = w.get();
+    w->thread = std::thread([this, wp] {
+      epoll_event events[256];
+      while (!wp->stop) {
+        int n = epoll_wait(wp->epfd, events, 256, 500);
+        std::vector<Pair*> touched;
+        for (int i = 0; i < n; i++) {
+          if (events[i].data.u64 == 0) {
+            uint64_t v;
+            while (read(wp->wake, &v, sizeof(v)) > 0) {
+            }
+            std::vector<Pair*> fresh;
+            {
+              std::lock_guard<std::mutex> lock(wp->mu);
+              fresh.swap(wp->incoming);
+            }
+            for (Pair* p : fresh) {
+              {
+                std::lock_guard<std::mutex> lock(wp->pairs_mu);
+                wp->pairs[p->id] = p;
+              }
+              epoll_event ev{};
+              ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+              ev.data.ptr = p;
+              epoll_ctl(wp->epfd, EPOLL_CTL_ADD, p->fd_a, &ev);
+              epoll_ctl(wp->epfd, EPOLL_CTL_ADD, p->fd_b, &ev);
+              touched.push_back(p);
+            }
+            continue;
+          }
+          touched.push_back(static_cast<Pair*>(events[i].data.ptr));
+        }
+        // Both sockets of a pair can report in one batch: handle each pair once.
+        std::sort(touched.begin(), touched.end());
+        touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+        for (Pair* p : touched) {
+          int err = Pump(p->ab);
+          if (!err) err = Pump(p->ba);
+          bool finished = err || (p->ab.done && p->ba.done);
+          if (!finished) continue;
+          {
+            std::lock_guard<std::mutex> lock(wp->pairs_mu);
+            wp->pairs.erase(p->id);
+          }
+          epoll_ctl(wp->epfd, EPOLL_CTL_DEL, p->fd_a, nullptr);
+          epoll_ctl(wp->epfd, EPOLL_CTL_DEL, p->fd_b, nullptr);
+          if (err) {
+            ResetClose(p->fd_a);
+            ResetClose(p->fd_b);
+          } else {
+            close(p->fd_a);
+            close(p->fd_b);
+          }
+          CloseDirection(p->ab);
+          CloseDirection(p->ba);
+          RelayResult r{p->id, p->ab.bytes.load(), p->ba.bytes.load(), err ? -err : 0};
+          delete p;
+          done_(r);
+        }
+      }
+    });
+    workers_.push_back(std::move(w));
+  }
+  return 0;
+}
+
+void SpliceRelay::Stop() {
+  for (auto& w : workers_) {
+    w->stop = true;
+    uint64_t one = 1;
+    if (write(w->wake, &one, sizeof(one)) < 0) {
+      // the worker also wakes on its epoll timeout
+    }
+  }
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+    for (auto& [id, p] : w->pairs) {
+      ResetClose(p->fd_a);
+      ResetClose(p->fd_b);
+      CloseDirection(p->ab);
+      CloseDirection(p->ba);
+      delete p;
+    }
+    for (Pair* p : w->incoming) {
+      ResetClose(p->fd_a);
+      ResetClose(p->fd_b);
+      CloseDirection(p->ab);
+      CloseDirection(p->ba);
+      delete p;
+    }
+    close(w->epfd);
+    close(w->wake);
+  }
+  workers_.clear();
+}
+
+int SpliceRelay::Add(uint64_t id, int fd_a, int fd_b, const std::string& initial_b_to_a) {
+  if (workers_.empty()) return -ENOTCONN;
+  int err = SetNonBlocking(fd_a);
+  if (!err) err = SetNonBlocking(fd_b);
+  if (err) return err;
+  auto* p = new Pair();
+  p->id = id;
+  p->fd_a = fd_a;
+  p->fd_b = fd_b;
+  if (!InitDirection(p->ab, fd_a, fd_b) || !InitDirection(p->ba, fd_b, fd_a)) {
+    err = -errno;
+    CloseDirection(p->ab);
+    CloseDirection(p->ba);
+    delete p;
+    return err;
+  }
+  p->ba.initial = initial_b_to_a;
+  Worker* w = workers_[next_worker_++ % workers_.size()].get();
+  {
+    std::lock_guard<std::mutex> lock(w->mu);
+    w->incoming.push_back(p);
+  }
+  uint64_t one = 1;
+  if (write(w->wake, &one, sizeof(one)) < 0) return -errno;
+  return 0;
+}
+
+std::vector<RelayStats> SpliceRelay::Stats() {
+  std::vector<RelayStats> out;
+  for (auto& w : workers_) {
+    std::lock_guard<std::mutex> lock(w->pairs_mu);
+    for (auto& [id, p] : w->pairs) out.push_back(RelayStats{id, p->ab.bytes.load(), p->ba.bytes.load()});
+  }
+  return out;
+}
+
+}  // namespace sluice

@@ -1,0 +1,65 @@
+// Hands established (client, endpoint) socket pairs to the addon's relay
+// threads: bytes move with splice(2) inside the kernel, off the JS thread.
+// The proxy decides; this only carries the sockets over.
+import type * as net from 'node:net';
+import { addon } from '../native/bpf-addon';
+
+export interface RelayDone {
+  bytesFromClient: number;
+  bytesFromEndpoint: number;
+  /** '' when both sides closed normally, else the errno name (the other side was reset). */
+  error: string;
+}
+
+function fdOf(socket: net.Socket): number {
+  return (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+}
+
+export class SpliceRelay {
+  private readonly pending = new Map<number, (r: RelayDone) => void>();
+  private started = false;
+
+  start(threads: number): void {
+    addon().relayStart(threads, (id, fromClient, fromEndpoint, error) => {
+      const done = this.pending.get(id);
+      this.pending.delete(id);
+      done?.({ bytesFromClient: fromClient, bytesFromEndpoint: fromEndpoint, error });
+    });
+    this.started = true;
+  }
+
+  /**
+   * Takes the bytes of both sockets over. The JS sockets are destroyed
+   * afterwards (the relay holds its own descriptors). Returns false, leaving
+   * the sockets untouched, when the relay cannot take them.
+   */
+  handOver(id: number, client: net.Socket, upstream: net.Socket, done: (r: RelayDone) => void): boolean {
+    const a = fdOf(client);
+    const b = fdOf(upstream);
+    if (!this.started || a < 0 || b < 0 || client.readableLength > 0) return false;
+    // The endpoint may have spoken first (a greeting) before the hand-over.
+    const early = upstream.readableLength > 0 ? (upstream.read() as Buffer | null) : null;
+    try {
+      addon().relayAdd(id, a, b, early ?? undefined);
+    } catch {
+      if (early) upstream.unshift(early);
+      return false;
+    }
+    this.pending.set(id, done);
+    client.destroy();
+    upstream.destroy();
+    return true;
+  }
+
+  /** Bytes moved so far per live pair: id -> [from client, from endpoint]. */
+  bytes(): Map<number, [number, number]> {
+    return new Map(addon().relayStats().map(([id, ab, ba]) => [id, [ab, ba]]));
+  }
+
+  stop(): void {
+    if (!this.started) return;
+    addon().relayStop();
+    this.started = false;
+    this.pending.clear();
+  }
+}
