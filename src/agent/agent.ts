@@ -5,18 +5,22 @@ import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent-config';
 import { BpfDatapath } from '../datapath/bpf-datapath';
-import { IdAllocator, capturedWorkloads, desiredState } from '../datapath/desired-state';
+import { IdAllocator, desiredEnrollments, desiredState, vipEntries } from '../datapath/desired-state';
 import { PodNetnsRegistry } from '../datapath/pod-netns-registry';
 import { SpliceRelay } from '../datapath/splice-relay';
-import type { Snapshot, Workload } from '../model/resources';
+import type { Workload } from '../model/resources';
 import { createJsonServer, listenTcp, listenUnix } from '../observability/http-json';
 import { createRegistry } from '../observability/metrics';
 import { Readiness } from '../observability/readiness';
 import { NodeProxy } from '../proxy/node-proxy';
 import { ServiceIndex } from '../proxy/service-index';
+import { ResourceStore, emptyDelta, type StoreDelta } from './resource-store';
 import { SnapshotFileSource } from './snapshot-file-source';
+import { loadState, saveState } from './state-file';
+import { XdsSource } from './xds-source';
 
-const BLOCKERS = ['bpf attached', 'config loaded', 'pod netns scanned', 'maps reconciled', 'proxy listening'];
+const BLOCKERS = ['bpf attached', 'config synced', 'pod netns scanned', 'maps reconciled', 'proxy listening'];
+const PERSIST_DELAY_MS = 500;
 
 function socketFd(socket: net.Socket): number {
   return (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
@@ -24,7 +28,12 @@ function socketFd(socket: net.Socket): number {
 
 export class Agent {
   readonly readiness = new Readiness(BLOCKERS);
-  private index = ServiceIndex.empty();
+  private readonly store = new ResourceStore();
+  private index = new ServiceIndex();
+  private pendingDelta = emptyDelta();
+  private enrollmentDirty = false;
+  private configFrom = '';
+  private persistTimer?: NodeJS.Timeout;
   private workloadByCookie = new Map<bigint, Workload>();
   /** When each enrolled workload was enrolled, and how many connections it already had then. */
   private readonly enrolledSince = new Map<string, { at: string; preexistingConnections?: number }>();
@@ -36,6 +45,7 @@ export class Agent {
   private readonly startedAt = Date.now();
   private datapath?: BpfDatapath;
   private source?: SnapshotFileSource;
+  private xds?: XdsSource;
   private registry?: PodNetnsRegistry;
   private proxy?: NodeProxy;
   private relay?: SpliceRelay;
@@ -59,12 +69,15 @@ export class Agent {
     logger.child({ component: 'datapath' }).info({ pinRoot: this.datapath.pinRoot, attached: this.datapath.attached }, 'capture programs attached');
     this.readiness.done('bpf attached');
 
-    this.registry = new PodNetnsRegistry(config.podNetnsDir, () => this.scheduleReconcile());
+    this.registry = new PodNetnsRegistry(config.podNetnsDir, () => {
+      this.enrollmentDirty = true;
+      this.scheduleReconcile();
+    });
     await this.registry.start();
     this.readiness.done('pod netns scanned');
 
-    this.source = new SnapshotFileSource(config.snapshot, logger.child({ component: 'config' }), (s) => this.onSnapshot(s));
-    this.source.start();
+    if (config.snapshot) this.startFileSource();
+    else this.startXdsSource();
 
     const datapath = this.datapath;
     if (config.relay === 'splice') {
@@ -87,7 +100,12 @@ export class Agent {
   /** Stops serving. Links and maps stay pinned: capture survives the agent. */
   async stop(): Promise<void> {
     if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
+    if (this.persistTimer) {
+      clearTimeout(this.persistTimer);
+      this.persist();
+    }
     this.source?.stop();
+    this.xds?.stop();
     this.registry?.stop();
     await this.proxy?.close(true);
     this.relay?.stop();
@@ -95,14 +113,69 @@ export class Agent {
     this.datapath?.close();
   }
 
-  private onSnapshot(snapshot: Snapshot): void {
-    this.index = new ServiceIndex(snapshot);
-    this.readiness.done('config loaded');
-    this.logger.child({ component: 'config' }).info(
-      { version: snapshot.version, workloads: snapshot.workloads.length, services: snapshot.services.length },
-      'configuration applied',
-    );
+  private startFileSource(): void {
+    this.configFrom = `file ${this.config.snapshot}`;
+    this.source = new SnapshotFileSource(this.config.snapshot, this.logger.child({ component: 'config' }), (snapshot) => {
+      this.onDelta(this.store.replaceAll(snapshot));
+      this.readiness.done('config synced');
+      this.logger.child({ component: 'config' }).info(
+        { version: snapshot.version, workloads: snapshot.workloads.length, services: snapshot.services.length },
+        'configuration applied',
+      );
+    });
+    this.source.start();
+  }
+
+  private startXdsSource(): void {
+    const log = this.logger.child({ component: 'xds' });
+    this.configFrom = `control plane ${this.config.controlPlane}`;
+    // Serve the last good state at once if there is one: the control plane
+    // may be away right now, and the pods on this node should not wait for it.
+    let versions: Record<string, Record<string, string>> = {};
+    try {
+      const restored = loadState(this.config.stateDir);
+      if (restored) {
+        versions = restored.state.versions;
+        this.onDelta(this.store.replaceAll(restored.state.snapshot));
+        this.readiness.done('config synced');
+        this.configFrom = `control plane ${this.config.controlPlane} (serving state saved at ${restored.state.savedAt} until it answers)`;
+        log.info({ version: restored.state.snapshot.version, savedAt: restored.state.savedAt }, 'serving the persisted state');
+      }
+    } catch (err) {
+      log.error(`persisted state not used: ${(err as Error).message}`);
+    }
+    this.xds = new XdsSource(this.config.controlPlane, this.config.nodeName, this.store, (delta) => this.onDelta(delta), log, versions);
+    this.xds.client.onChange(() => {
+      if (this.xds?.client.synced && this.readiness.blockers().includes('config synced')) this.readiness.done('config synced');
+      if (this.xds?.client.state === 'connected') this.configFrom = `control plane ${this.config.controlPlane}`;
+    });
+    this.xds.start();
+  }
+
+  private onDelta(delta: StoreDelta): void {
+    const p = this.pendingDelta;
+    p.full ||= delta.full;
+    for (const k of delta.services) p.services.add(k);
+    for (const k of delta.workloads) p.workloads.add(k);
     this.scheduleReconcile();
+    if (this.xds) this.schedulePersist();
+  }
+
+  private schedulePersist(): void {
+    if (this.persistTimer) return;
+    this.persistTimer = setTimeout(() => {
+      this.persistTimer = undefined;
+      this.persist();
+    }, PERSIST_DELAY_MS);
+  }
+
+  private persist(): void {
+    if (!this.xds) return;
+    try {
+      saveState(this.config.stateDir, { snapshot: this.store.snapshot(), versions: this.xds.versionsByType(), savedAt: new Date().toISOString() });
+    } catch (err) {
+      this.logger.error({ err: (err as Error).message }, 'could not persist the state');
+    }
   }
 
   private scheduleReconcile(): void {
@@ -110,30 +183,72 @@ export class Agent {
     this.reconcileTimer = setTimeout(() => {
       this.reconcileTimer = undefined;
       this.reconcile();
-    }, 20);
+    }, 10);
   }
 
+  /** Applies what changed: one service at a time, or everything after a full change. */
   private reconcile(): void {
-    if (!this.datapath || !this.registry || this.readiness.blockers().includes('config loaded')) return;
-    const registry = this.registry;
-    const snapshot = this.index.snapshot;
-    const desired = desiredState(snapshot, this.config.nodeName, (uid) => registry.cookieOf(uid), this.workloadIds, this.serviceIds);
+    if (!this.datapath || !this.registry || this.readiness.blockers().includes('config synced')) return;
+    const delta = this.pendingDelta;
+    this.pendingDelta = emptyDelta();
+    const log = this.logger.child({ component: 'datapath' });
+    const errors: string[] = [];
+    let updated = 0;
+    let deleted = 0;
+    if (delta.full) {
+      this.index = ServiceIndex.of(this.store.services.values(), this.store.workloads.values());
+      const registry = this.registry;
+      const desired = desiredState(this.store.snapshot(), this.config.nodeName, (uid) => registry.cookieOf(uid), this.workloadIds, this.serviceIds);
+      for (const r of this.datapath.apply(desired)) {
+        updated += r.updated;
+        deleted += r.deleted;
+        errors.push(...r.errors);
+      }
+      this.enrollmentDirty = false;
+    } else {
+      for (const key of delta.services) {
+        const service = this.store.services.get(key);
+        if (service) this.index.upsertService(service);
+        else this.index.removeService(key);
+        try {
+          const r = this.datapath.updateServiceVips(key, service ? vipEntries(service, this.serviceIds.idOf(key)) : undefined);
+          updated += r.updated;
+          deleted += r.deleted;
+        } catch (err) {
+          errors.push(`service ${key}: ${(err as Error).message}`);
+        }
+      }
+      for (const uid of delta.workloads) {
+        const w = this.store.workloads.get(uid);
+        if (w) this.index.upsertWorkload(w);
+        else this.index.removeWorkload(uid);
+        if (w?.node === this.config.nodeName || !w) this.enrollmentDirty = true;
+      }
+    }
+    if (this.enrollmentDirty) {
+      this.enrollmentDirty = false;
+      const registry = this.registry;
+      const r = this.datapath.applyEnrollments(desiredEnrollments(this.store.workloads.values(), this.config.nodeName, (uid) => registry.cookieOf(uid), this.workloadIds));
+      updated += r.updated;
+      deleted += r.deleted;
+      errors.push(...r.errors);
+    }
+    this.refreshEnrolled();
+    this.lastReconcile = { at: new Date().toISOString(), errors, updated, deleted };
+    if (errors.length) log.error({ errors }, 'map reconcile had errors');
+    if (updated || deleted) log.info({ updated, deleted, enrolled: this.workloadByCookie.size, version: this.store.version }, 'maps reconciled');
+    this.readiness.done('maps reconciled');
+  }
+
+  private refreshEnrolled(): void {
     const byCookie = new Map<bigint, Workload>();
-    for (const w of capturedWorkloads(snapshot, this.config.nodeName)) {
-      const cookie = registry.cookieOf(w.uid);
+    for (const w of this.store.workloads.values()) {
+      if (w.node !== this.config.nodeName || !w.captured) continue;
+      const cookie = this.registry?.cookieOf(w.uid);
       if (cookie !== undefined) byCookie.set(cookie, w);
     }
     this.workloadByCookie = byCookie;
-    const results = this.datapath.apply(desired);
     this.noteEnrollmentChanges(byCookie);
-    const updated = results.reduce((n, r) => n + r.updated, 0);
-    const deleted = results.reduce((n, r) => n + r.deleted, 0);
-    const errors = results.flatMap((r) => r.errors);
-    this.lastReconcile = { at: new Date().toISOString(), errors, updated, deleted };
-    const log = this.logger.child({ component: 'datapath' });
-    if (errors.length) log.error({ errors }, 'map reconcile had errors');
-    if (updated || deleted) log.info({ results, enrolled: byCookie.size }, 'maps reconciled');
-    this.readiness.done('maps reconciled');
   }
 
   /**
@@ -163,7 +278,6 @@ export class Agent {
   // ---- inspection (admin endpoint) ----
 
   status(): object {
-    const snapshot = this.index.snapshot;
     return {
       node: this.config.nodeName,
       pid: process.pid,
@@ -172,9 +286,14 @@ export class Agent {
       pending: this.readiness.blockers(),
       proxy: `${this.config.proxyAddress}:${this.config.proxyPort}`,
       bpf: { pinRoot: this.datapath?.pinRoot, attached: this.datapath?.attached ?? [] },
-      config: this.source?.status,
-      workloads: snapshot.workloads.filter((w) => w.node === this.config.nodeName).length,
-      services: snapshot.services.length,
+      config: {
+        source: this.configFrom,
+        version: this.store.version,
+        ...(this.source ? { file: this.source.status } : {}),
+        ...(this.xds ? { xds: this.xds.client.status() } : {}),
+      },
+      workloads: [...this.store.workloads.values()].filter((w) => w.node === this.config.nodeName).length,
+      services: this.store.services.size,
       enrolled: [...this.workloadByCookie.entries()].map(([cookie, w]) => ({
         workload: `${w.namespace}/${w.name}`,
         ips: w.ips,
@@ -193,7 +312,7 @@ export class Agent {
     const dp = this.datapath;
     if (!dp) return { error: 'datapath not loaded' };
     const serviceById = new Map<string, string>();
-    for (const s of this.index.snapshot.services) for (const ip of s.clusterIPs) for (const p of s.ports) serviceById.set(`${ip}:${p.port}`, `${s.namespace}/${s.name}`);
+    for (const s of this.store.services.values()) for (const ip of s.clusterIPs) for (const p of s.ports) serviceById.set(`${ip}:${p.port}`, `${s.namespace}/${s.name}`);
     return {
       pinRoot: dp.pinRoot,
       enrollment: dp.enroll.entries().map((e) => {
@@ -216,7 +335,7 @@ export class Agent {
   }
 
   configDump(): object {
-    return { config: this.config, snapshot: this.index.snapshot, endpoints: this.proxy?.endpoints.snapshot(Date.now()) ?? [] };
+    return { config: this.config, snapshot: this.store.snapshot(), endpoints: this.proxy?.endpoints.snapshot(Date.now()) ?? [] };
   }
 
   private readyResponse() {
@@ -253,7 +372,7 @@ export class Agent {
         activeConnections: () => this.proxy?.activeConnections ?? 0,
         bpfCounters: () => this.datapath?.counters() ?? {},
         enrolledWorkloads: () => this.workloadByCookie.size,
-        snapshotVersion: () => this.index.snapshot.version,
+        snapshotVersion: () => this.store.version,
       });
       const metrics = createJsonServer({
         '/metrics': async () => ({ body: await registry.metrics(), contentType: registry.contentType }),

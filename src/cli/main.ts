@@ -7,9 +7,25 @@ commands:
   status        agent health, readiness blockers, capture programs, config version
   maps          kernel maps: enrollment, VIPs, live original destinations, counters
   connections   live proxied connections: source pod, VIP, endpoint, bytes, age
+  config        where the configuration comes from; xDS state, last ACK/NACK per type
 admin defaults to $SLUICE_ADMIN or /run/sluice/admin.sock`;
 
 class UsageError extends Error {}
+
+interface XdsTypeStatus {
+  type: string;
+  received: number;
+  synced: boolean;
+  lastAck?: { version: string; nonce: string; at: string };
+  lastNack?: { version: string; nonce: string; at: string; reason: string };
+}
+
+interface ConfigStatus {
+  source: string;
+  version: string;
+  file?: { file: string; version: string; appliedAt: string; lastError: string; rejected: { name: string; reason: string }[] };
+  xds?: { target: string; node: string; state: string; connectedSince: string; lastError: string; types: XdsTypeStatus[] };
+}
 
 interface Status {
   node: string;
@@ -18,7 +34,7 @@ interface Status {
   uptimeSeconds: number;
   proxy: string;
   bpf: { pinRoot?: string; attached: { program: string; reused: boolean }[] };
-  config?: { file: string; version: string; appliedAt: string; lastError: string; rejected: { name: string; reason: string }[] };
+  config: ConfigStatus;
   enrolled: { workload: string; ips: string[]; preexistingConnections?: number }[];
   activeConnections: number;
   proxyCounters?: Record<string, number>;
@@ -32,10 +48,11 @@ function statusTable(s: Status): string {
     `proxy:        ${s.proxy} (${s.activeConnections} active connections)`,
     `bpf pins:     ${s.bpf.pinRoot ?? '-'}`,
     `programs:     ${s.bpf.attached.map((a) => `${a.program}${a.reused ? ' (kept from previous run)' : ''}`).join(', ') || '-'}`,
-    `config:       version ${s.config?.version || '-'} from ${s.config?.file ?? '-'} at ${s.config?.appliedAt || '-'}`,
+    `config:       version ${s.config.version || '-'} from ${s.config.source}`,
   ];
-  if (s.config?.lastError) lines.push(`config error: ${s.config.lastError}`);
-  for (const r of s.config?.rejected ?? []) lines.push(`rejected:     ${r.name}: ${r.reason}`);
+  if (s.config.xds) lines.push(`control plane: ${s.config.xds.state}${s.config.xds.lastError ? ` (last error: ${s.config.xds.lastError})` : ''}`);
+  if (s.config.file?.lastError) lines.push(`config error: ${s.config.file.lastError}`);
+  for (const r of s.config.file?.rejected ?? []) lines.push(`rejected:     ${r.name}: ${r.reason}`);
   lines.push(`enrolled:     ${s.enrolled.map((e) => e.workload).join(', ') || '(none)'}`);
   for (const e of s.enrolled.filter((x) => x.preexistingConnections)) {
     lines.push(`              ${e.workload}: ${e.preexistingConnections} connection(s) opened before enrollment, left uncaptured`);
@@ -86,10 +103,40 @@ function connectionsTable(cs: Connection[]): string {
   );
 }
 
-const COMMANDS: Record<string, { path: string; table: (d: never) => string }> = {
+function configTable(s: Status): string {
+  const c = s.config;
+  const lines = [`source:   ${c.source}`, `version:  ${c.version || '-'}`];
+  if (c.xds) {
+    lines.push(`target:   ${c.xds.target} as node ${c.xds.node}`, `state:    ${c.xds.state}${c.xds.connectedSince ? ` since ${c.xds.connectedSince}` : ''}`);
+    if (c.xds.lastError) lines.push(`last error: ${c.xds.lastError}`);
+    lines.push(
+      '',
+      table(
+        ['TYPE', 'SYNCED', 'RECEIVED', 'LAST ACK (version/nonce)', 'LAST NACK (version/nonce)', 'NACK REASON'],
+        c.xds.types.map((t) => [
+          t.type.replace('type.googleapis.com/', ''),
+          String(t.synced),
+          String(t.received),
+          t.lastAck ? `${t.lastAck.version}/${t.lastAck.nonce}` : '-',
+          t.lastNack ? `${t.lastNack.version}/${t.lastNack.nonce}` : '-',
+          t.lastNack?.reason ?? '',
+        ]),
+      ),
+    );
+  }
+  if (c.file) {
+    lines.push(`file:     ${c.file.file}, applied ${c.file.appliedAt || 'never'}`);
+    if (c.file.lastError) lines.push(`error:    ${c.file.lastError}`);
+    for (const r of c.file.rejected) lines.push(`rejected: ${r.name}: ${r.reason}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+const COMMANDS: Record<string, { path: string; table: (d: never) => string; pick?: (d: never) => unknown }> = {
   status: { path: '/status', table: statusTable as (d: never) => string },
   maps: { path: '/maps', table: mapsTable as (d: never) => string },
   connections: { path: '/connections', table: connectionsTable as (d: never) => string },
+  config: { path: '/status', table: configTable as (d: never) => string, pick: ((s: Status) => s.config) as (d: never) => unknown },
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -113,7 +160,8 @@ async function main(argv: string[]): Promise<number> {
   if (!cmd || words.length !== 1) throw new UsageError(words[0] ? `unknown command ${JSON.stringify(words.join(' '))}` : 'a command is required');
   if (!admin) throw new UsageError('--admin needs a value');
   const data = await adminGet(admin, cmd.path);
-  process.stdout.write(render(data, format, cmd.table));
+  // Tables read the whole answer; -o json|yaml shows just what the command is about.
+  process.stdout.write(format === 'table' ? cmd.table(data as never) : render(cmd.pick ? cmd.pick(data as never) : data, format, cmd.table));
   return 0;
 }
 

@@ -6,8 +6,12 @@ import { describeAjvErrors } from '../model/validate';
 
 export interface AgentConfig {
   nodeName: string;
-  /** Local snapshot file of workloads and services (static mode). */
+  /** Control plane address host:port (xDS mode). */
+  controlPlane: string;
+  /** Local snapshot file of workloads and services (static mode, instead of a control plane). */
   snapshot: string;
+  /** Where the last good state from the control plane is kept across restarts. */
+  stateDir: string;
   /** Directory where the CNI step reports each pod's netns. */
   podNetnsDir: string;
   /** bpffs directory of this agent; pins live in <bpffs>/v<schema>/. */
@@ -33,10 +37,12 @@ export interface AgentConfig {
 const schema = {
   type: 'object',
   additionalProperties: false,
-  required: ['nodeName', 'snapshot', 'bpffs', 'cgroup', 'proxyAddress'],
+  required: ['nodeName', 'bpffs', 'cgroup', 'proxyAddress'],
   properties: {
     nodeName: { type: 'string', minLength: 1, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' },
-    snapshot: { type: 'string', minLength: 1 },
+    controlPlane: { type: 'string', pattern: '^([^:]+:[0-9]{1,5})?$', default: '' },
+    snapshot: { type: 'string', default: '' },
+    stateDir: { type: 'string', pattern: '^/', default: '/var/lib/sluice' },
     podNetnsDir: { type: 'string', minLength: 1, default: '/run/sluice/pods' },
     bpffs: { type: 'string', pattern: '^/' },
     cgroup: { type: 'string', pattern: '^/' },
@@ -61,7 +67,9 @@ const validate = ajv.compile(schema);
 
 const flagNames: Record<string, keyof AgentConfig> = {
   'node-name': 'nodeName',
+  'control-plane': 'controlPlane',
   snapshot: 'snapshot',
+  'state-dir': 'stateDir',
   'pod-netns-dir': 'podNetnsDir',
   bpffs: 'bpffs',
   cgroup: 'cgroup',
@@ -80,7 +88,7 @@ const flagNames: Record<string, keyof AgentConfig> = {
 
 export class ConfigError extends Error {}
 
-export const agentUsage = `usage: sluice-agent --node-name NAME --snapshot FILE --bpffs DIR --cgroup DIR --proxy-address IPV4 [options]
+export const agentUsage = `usage: sluice-agent --node-name NAME (--control-plane HOST:PORT | --snapshot FILE) --bpffs DIR --cgroup DIR --proxy-address IPV4 [options]
   every flag --some-flag can also be given as SLUICE_SOME_FLAG
   ${Object.keys(flagNames).map((f) => `--${f}`).join(' ')}`;
 
@@ -110,5 +118,9 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): Readonl
       .map((e) => fieldToFlag[(e.params as { missingProperty: string }).missingProperty]);
     throw new ConfigError(`invalid agent configuration: ${missing.length ? `missing ${missing.join(', ')}` : msg}`);
   }
-  return Object.freeze(raw as unknown as AgentConfig);
+  const config = raw as unknown as AgentConfig;
+  if (!config.controlPlane === !config.snapshot) {
+    throw new ConfigError('invalid agent configuration: give exactly one of --control-plane HOST:PORT (xDS) or --snapshot FILE (static)');
+  }
+  return Object.freeze(config);
 }

@@ -2,7 +2,7 @@
 // Services) to the resources agents serve from (Workloads, Services). Used by
 // the simulated cluster now and by the control plane's sources.
 import * as net from 'node:net';
-import { defaultLoadBalancing, type Endpoint, type Service, type ServicePort, type Snapshot, type Workload } from '../model/resources';
+import { DEFAULT_TRUST_DOMAIN, defaultLoadBalancing, spiffeId, type Endpoint, type Service, type ServicePort, type Snapshot, type Workload } from '../model/resources';
 import { MESH_LABEL, objectName, type KubeService, type Pod, type SourcedObject } from './kubernetes-objects';
 
 export interface TranslationError {
@@ -36,7 +36,7 @@ export function podUid(pod: Pod): string {
 }
 
 /** Translates what it can; every object that cannot be used is an error naming file, object and field. */
-export function translate(objects: SourcedObject[], version: string): Translation {
+export function translate(objects: SourcedObject[], version: string, trustDomain = DEFAULT_TRUST_DOMAIN): Translation {
   const errors: TranslationError[] = [];
   const fail = (s: SourcedObject, field: string, reason: string) =>
     errors.push({ source: s.source, object: objectName(s.object), field, reason });
@@ -67,14 +67,16 @@ export function translate(objects: SourcedObject[], version: string): Translatio
       continue;
     }
     const ns = namespaceOf(pod);
+    const serviceAccount = pod.spec.serviceAccountName || 'default';
     const w: Workload = {
       uid: podUid(pod),
       name: pod.metadata.name,
       namespace: ns,
       node: pod.spec.nodeName,
       ips: [ip],
-      serviceAccount: pod.spec.serviceAccountName || 'default',
+      serviceAccount,
       labels: { ...(pod.metadata.labels ?? {}) },
+      identity: spiffeId(trustDomain, ns, serviceAccount),
       captured: meshNamespaces.has(ns) && pod.metadata.labels?.[MESH_LABEL] !== 'disabled',
       ready: (pod.status?.phase ?? 'Running') === 'Running',
     };

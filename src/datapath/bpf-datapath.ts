@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { addon, bpfObjectPath, type LoadedBpfObject, type MapInfo } from '../native/bpf-addon';
 import { BpfMap } from './bpf-map';
-import type { DesiredState } from './desired-state';
+import type { DesiredState, VipEntry } from './desired-state';
 import {
   configCodec,
   counterNames,
@@ -71,6 +71,8 @@ export class BpfDatapath {
   readonly vips: BpfMap<VipKey, VipValue>;
   readonly tuples: BpfMap<TupleKey, OrigDst>;
   private readonly counterMap: MapInfo;
+  /** service key -> its VIP entries as written (key hex -> value), for one-service updates. */
+  private readonly vipsByService = new Map<string, Map<string, Buffer>>();
   private readonly ncpus: number;
   private closed = false;
 
@@ -125,18 +127,49 @@ export class BpfDatapath {
     fs.rmSync(bpffsDir, { recursive: true, force: true });
   }
 
+  /** Makes both maps hold exactly the desired state (start-up, restart replay, periodic repair). */
   apply(desired: DesiredState): ReconcileResult[] {
     this.assertOpen();
-    return [
-      reconcileMap(
-        this.enroll,
-        [...desired.enrollments].map(([cookie, e]) => ({ key: netnsCookieCodec.encode(cookie), value: enrollmentCodec.encode(e) })),
-      ),
-      reconcileMap(
-        this.vips,
-        desired.vips.map((v) => ({ key: vipKeyCodec.encode(v.key), value: vipValueCodec.encode(v.value) })),
-      ),
-    ];
+    this.vipsByService.clear();
+    const vips: { key: Buffer; value: Buffer }[] = [];
+    for (const [service, entries] of desired.vips) {
+      const encoded = this.encodeVips(entries);
+      this.vipsByService.set(service, encoded);
+      for (const [hex, value] of encoded) vips.push({ key: Buffer.from(hex, 'hex'), value });
+    }
+    return [this.applyEnrollments(desired.enrollments), reconcileMap(this.vips, vips)];
+  }
+
+  applyEnrollments(enrollments: DesiredState['enrollments']): ReconcileResult {
+    this.assertOpen();
+    return reconcileMap(
+      this.enroll,
+      [...enrollments].map(([cookie, e]) => ({ key: netnsCookieCodec.encode(cookie), value: enrollmentCodec.encode(e) })),
+    );
+  }
+
+  /** Writes one service's VIP entries (undefined: the service is gone), touching nothing else. */
+  updateServiceVips(service: string, entries: VipEntry[] | undefined): { updated: number; deleted: number } {
+    this.assertOpen();
+    const before = this.vipsByService.get(service) ?? new Map<string, Buffer>();
+    const after = entries ? this.encodeVips(entries) : new Map<string, Buffer>();
+    let updated = 0;
+    let deleted = 0;
+    for (const [hex, value] of after) {
+      if (before.get(hex)?.equals(value)) continue;
+      this.vips.updateRaw(Buffer.from(hex, 'hex'), value);
+      updated++;
+    }
+    for (const hex of before.keys()) {
+      if (!after.has(hex) && this.vips.deleteRaw(Buffer.from(hex, 'hex'))) deleted++;
+    }
+    if (entries) this.vipsByService.set(service, after);
+    else this.vipsByService.delete(service);
+    return { updated, deleted };
+  }
+
+  private encodeVips(entries: VipEntry[]): Map<string, Buffer> {
+    return new Map(entries.map((e) => [vipKeyCodec.encode(e.key).toString('hex'), vipValueCodec.encode(e.value)]));
   }
 
   /** Original destination of an accepted proxy socket; the record is consumed. */

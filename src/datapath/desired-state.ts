@@ -1,5 +1,5 @@
 // Pure: which map entries should exist for a snapshot on this node.
-import { serviceKey, type Snapshot, type Workload } from '../model/resources';
+import { serviceKey, type Service, type Snapshot, type Workload } from '../model/resources';
 import { IPPROTO_TCP, type Enrollment, type VipKey, type VipValue } from './map-codecs';
 
 /** Small stable ids for workloads and services, local to one agent run. */
@@ -16,9 +16,39 @@ export class IdAllocator {
   }
 }
 
+export interface VipEntry {
+  key: VipKey;
+  value: VipValue;
+}
+
 export interface DesiredState {
   enrollments: Map<bigint, Enrollment>;
-  vips: { key: VipKey; value: VipValue }[];
+  /** VIP entries grouped by service key, so one service can be updated alone. */
+  vips: Map<string, VipEntry[]>;
+}
+
+/** One entry per cluster IP and port of a service. */
+export function vipEntries(service: Service, serviceId: number): VipEntry[] {
+  const out: VipEntry[] = [];
+  for (const ip of service.clusterIPs) {
+    for (const p of service.ports) out.push({ key: { address: ip, port: p.port, proto: IPPROTO_TCP }, value: { serviceId, flags: 0 } });
+  }
+  return out;
+}
+
+export function desiredEnrollments(
+  workloads: Iterable<Workload>,
+  node: string,
+  cookieOf: (workloadUid: string) => bigint | undefined,
+  workloadIds: IdAllocator,
+): Map<bigint, Enrollment> {
+  const enrollments = new Map<bigint, Enrollment>();
+  for (const w of workloads) {
+    if (w.node !== node || !w.captured) continue;
+    const cookie = cookieOf(w.uid);
+    if (cookie !== undefined) enrollments.set(cookie, { workloadId: workloadIds.idOf(w.uid), flags: 0 });
+  }
+  return enrollments;
 }
 
 /**
@@ -36,17 +66,11 @@ export function desiredState(
   workloadIds: IdAllocator,
   serviceIds: IdAllocator,
 ): DesiredState {
-  const enrollments = new Map<bigint, Enrollment>();
-  for (const w of capturedWorkloads(snapshot, node)) {
-    const cookie = cookieOf(w.uid);
-    if (cookie !== undefined) enrollments.set(cookie, { workloadId: workloadIds.idOf(w.uid), flags: 0 });
-  }
-  const vips: DesiredState['vips'] = [];
+  const enrollments = desiredEnrollments(snapshot.workloads, node, cookieOf, workloadIds);
+  const vips = new Map<string, VipEntry[]>();
   for (const s of snapshot.services) {
-    const serviceId = serviceIds.idOf(serviceKey(s));
-    for (const ip of s.clusterIPs) {
-      for (const p of s.ports) vips.push({ key: { address: ip, port: p.port, proto: IPPROTO_TCP }, value: { serviceId, flags: 0 } });
-    }
+    const key = serviceKey(s);
+    vips.set(key, vipEntries(s, serviceIds.idOf(key)));
   }
   return { enrollments, vips };
 }

@@ -9,6 +9,8 @@ export interface Workload {
   ips: string[];
   serviceAccount: string;
   labels: Record<string, string>;
+  /** SPIFFE identity: spiffe://<trust domain>/ns/<namespace>/sa/<service account>. */
+  identity: string;
   /** In the mesh: its namespace is labelled sluice.dev/mesh=enabled and the pod did not opt out. */
   captured: boolean;
   ready: boolean;
@@ -56,6 +58,12 @@ export const defaultLoadBalancing: LoadBalancing = Object.freeze({
   connectTimeoutMs: 1000,
   maxConnectAttempts: 3,
 });
+
+export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
+
+export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
+  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+}
 
 export function serviceKey(s: { namespace: string; name: string }): string {
   return `${s.namespace}/${s.name}`;

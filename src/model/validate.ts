@@ -22,6 +22,7 @@ const workloadSchema = {
     ips: { type: 'array', items: { type: 'string', format: 'ip' } },
     serviceAccount: { type: 'string', default: 'default' },
     labels: { type: 'object', additionalProperties: { type: 'string' }, default: {} },
+    identity: { type: 'string', default: '' },
     captured: { type: 'boolean', default: false },
     ready: { type: 'boolean', default: true },
   },

@@ -1,5 +1,7 @@
-// Read-only lookup tables over one snapshot, rebuilt when the snapshot changes.
-import type { Service, ServicePort, Snapshot, Workload } from '../model/resources';
+// Lookup tables the proxy reads on every connection: VIP:port -> service
+// port, and workloads by uid. Updated in place, one service at a time, so a
+// change to one of 10k services costs that service only.
+import { serviceKey, type Service, type ServicePort, type Workload } from '../model/resources';
 
 export interface VipTarget {
   service: Service;
@@ -8,17 +10,41 @@ export interface VipTarget {
 
 export class ServiceIndex {
   private readonly byVip = new Map<string, VipTarget>();
+  private readonly services = new Map<string, Service>();
   private readonly workloads = new Map<string, Workload>();
 
-  constructor(readonly snapshot: Snapshot) {
-    for (const service of snapshot.services) {
-      for (const ip of service.clusterIPs) for (const port of service.ports) this.byVip.set(`${ip}:${port.port}`, { service, port });
-    }
-    for (const w of snapshot.workloads) this.workloads.set(w.uid, w);
+  static of(services: Iterable<Service>, workloads: Iterable<Workload>): ServiceIndex {
+    const index = new ServiceIndex();
+    for (const s of services) index.upsertService(s);
+    for (const w of workloads) index.upsertWorkload(w);
+    return index;
   }
 
-  static empty(): ServiceIndex {
-    return new ServiceIndex({ version: '', workloads: [], services: [] });
+  upsertService(service: Service): void {
+    const key = serviceKey(service);
+    this.removeService(key);
+    this.services.set(key, service);
+    for (const ip of service.clusterIPs) for (const port of service.ports) this.byVip.set(`${ip}:${port.port}`, { service, port });
+  }
+
+  removeService(key: string): void {
+    const old: Service | undefined = this.services.get(key);
+    if (!old) return;
+    this.services.delete(key);
+    for (const ip of old.clusterIPs) {
+      for (const port of old.ports) {
+        const k: string = `${ip}:${port.port}`;
+        if (this.byVip.get(k)?.service === old) this.byVip.delete(k);
+      }
+    }
+  }
+
+  upsertWorkload(w: Workload): void {
+    this.workloads.set(w.uid, w);
+  }
+
+  removeWorkload(uid: string): void {
+    this.workloads.delete(uid);
   }
 
   vip(address: string, port: number): VipTarget | undefined {

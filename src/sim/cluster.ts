@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import type { Container, KubeObject, Pod, SourcedObject } from '../control/kubernetes-objects';
 import { formatTranslationError, translate, type Translation } from '../control/translate';
 import { cgroup2Root, ensureBpffs, getJson, isAlive, killCgroup, netnsList, removeCgroup, requireRoot, sleep } from './host';
-import { objectKey } from './manifests';
+import { objectKey } from '../control/manifests';
 import { runAttached, spawnDetached, stopProcess, tail } from './processes';
 import { loadState, saveState, simDir, validateSimName, writeFileAtomic, type NodeState, type PodState, type SimState, type StoredObject } from './sim-state';
 import { createFabric, createNode, createPodNetwork, deleteNetns, routeBetweenNodes } from './topology';

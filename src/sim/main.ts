@@ -3,7 +3,7 @@
 import { stringify } from 'yaml';
 import { Cluster, SimError, down } from './cluster';
 import { requireRoot } from './host';
-import { ManifestError, readManifests } from './manifests';
+import { ManifestError, readManifests } from '../control/manifests';
 
 const USAGE = `usage:
   sluice-sim up -f FILE... [--nodes N] [--name NAME]

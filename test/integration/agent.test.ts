@@ -64,7 +64,7 @@ function runAgentToExit(args: string[]): { code: number | null; stderr: string }
 interface Status {
   ready: boolean;
   pending: string[];
-  config: { version: string; lastError: string; rejected: { name: string; reason: string }[] };
+  config: { version: string; file: { lastError: string; rejected: { name: string; reason: string }[] } };
 }
 
 const status = async () => (await getJson(adminSocket, '/status')).body as Status;
@@ -130,9 +130,9 @@ describe('sluice-agent process (privileged)', { timeout: 120000 }, () => {
 
   it('keeps serving the last good state when the file becomes unreadable JSON', async () => {
     writeSnapshot('{ "version": "v2", "services": [');
-    await waitFor(async () => (await status()).config.lastError !== '', 'error reported');
+    await waitFor(async () => (await status()).config.file.lastError !== '', 'error reported');
     const s = await status();
-    assert.match(s.config.lastError, /snapshot\.json: not valid JSON/);
+    assert.match(s.config.file.lastError, /snapshot\.json: not valid JSON/);
     assert.equal(s.config.version, 'v1');
     assert.deepEqual(await vips(), ['10.96.0.1:80'], 'the last good services are still in the maps');
   });
@@ -141,8 +141,8 @@ describe('sluice-agent process (privileged)', { timeout: 120000 }, () => {
     writeSnapshot({ version: 'v3', workloads: [], services: [service('a', '10.96.0.1'), service('b', '10.96.0.2', 0), service('c', '10.96.0.3')] });
     await waitFor(async () => (await status()).config.version === 'v3', 'v3 applied');
     const s = await status();
-    assert.equal(s.config.lastError, '');
-    assert.deepEqual(s.config.rejected.map((r) => `${r.name}: ${r.reason}`), ['t/b: services[1]: ports.0.targetPort: must be >= 1 (got 0)']);
+    assert.equal(s.config.file.lastError, '');
+    assert.deepEqual(s.config.file.rejected.map((r) => `${r.name}: ${r.reason}`), ['t/b: services[1]: ports.0.targetPort: must be >= 1 (got 0)']);
     await waitFor(async () => (await vips()).length === 2, 'maps reconciled');
     assert.deepEqual(await vips(), ['10.96.0.1:80', '10.96.0.3:80']);
   });

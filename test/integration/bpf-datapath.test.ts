@@ -77,15 +77,20 @@ describe('bpf datapath (privileged)', { timeout: 120000 }, () => {
     const dp = await BpfDatapath.open(opts);
     try {
       const vip = (port: number) => ({ key: { address: '10.96.0.99', port, proto: IPPROTO_TCP }, value: { serviceId: port, flags: 0 } });
-      let r = dp.apply({ enrollments: new Map([[42n, { workloadId: 1, flags: 0 }]]), vips: [vip(80), vip(81)] });
+      let r = dp.apply({ enrollments: new Map([[42n, { workloadId: 1, flags: 0 }]]), vips: new Map([['t/a', [vip(80), vip(81)]]]) });
       assert.deepEqual(r.map((x) => [x.updated, x.deleted]), [[1, 0], [2, 0]]);
       assert.deepEqual(dp.enroll.lookup(42n), { workloadId: 1, flags: 0 });
-      r = dp.apply({ enrollments: new Map([[42n, { workloadId: 1, flags: 0 }]]), vips: [vip(80), vip(81)] });
+      r = dp.apply({ enrollments: new Map([[42n, { workloadId: 1, flags: 0 }]]), vips: new Map([['t/a', [vip(80), vip(81)]]]) });
       assert.deepEqual(r.map((x) => [x.updated, x.deleted, x.unchanged]), [[0, 0, 1], [0, 0, 2]]);
-      r = dp.apply({ enrollments: new Map(), vips: [vip(81)] });
+      r = dp.apply({ enrollments: new Map(), vips: new Map([['t/a', [vip(81)]]]) });
       assert.deepEqual(r.map((x) => [x.updated, x.deleted]), [[0, 1], [0, 1]]);
       assert.deepEqual(dp.vips.entries().map((e) => e.key.port), [81]);
       assert.equal(dp.enroll.lookup(42n), undefined);
+      // one service at a time: only its entries are written or removed
+      assert.deepEqual(dp.updateServiceVips('t/b', [vip(90), vip(91)]), { updated: 2, deleted: 0 });
+      assert.deepEqual(dp.updateServiceVips('t/b', [vip(91)]), { updated: 0, deleted: 1 });
+      assert.deepEqual(dp.updateServiceVips('t/a', undefined), { updated: 0, deleted: 1 });
+      assert.deepEqual(dp.vips.entries().map((e) => e.key.port), [91]);
     } finally {
       dp.close();
     }
@@ -93,7 +98,7 @@ describe('bpf datapath (privileged)', { timeout: 120000 }, () => {
 
   it('re-uses pinned maps and links after a restart: entries survive, programs are swapped in place', async () => {
     const first = await BpfDatapath.open(opts);
-    first.apply({ enrollments: new Map([[7n, { workloadId: 3, flags: 0 }]]), vips: [] });
+    first.apply({ enrollments: new Map([[7n, { workloadId: 3, flags: 0 }]]), vips: new Map() });
     first.close();
     const second = await BpfDatapath.open(opts);
     try {
@@ -111,7 +116,7 @@ describe('bpf datapath (privileged)', { timeout: 120000 }, () => {
       const cookie = await addon().netnsCookie(`/run/netns/${NETNS}`);
       dp.apply({
         enrollments: new Map([[cookie, { workloadId: 9, flags: 0 }]]),
-        vips: [{ key: { address: '10.96.0.99', port: 80, proto: IPPROTO_TCP }, value: { serviceId: 5, flags: 0 } }],
+        vips: new Map([['t/probe', [{ key: { address: '10.96.0.99', port: 80, proto: IPPROTO_TCP }, value: { serviceId: 5, flags: 0 } }]]]),
       });
       const before = dp.counters();
       const probe = spawn('/bin/sh', [

@@ -21,7 +21,15 @@ describe('agent configuration', () => {
   });
 
   it('names the missing flags', () => {
-    assert.throws(() => loadAgentConfig(['--node-name', 'n'], {}), (e: Error) => e instanceof ConfigError && /missing --snapshot, --bpffs, --cgroup, --proxy-address/.test(e.message));
+    assert.throws(() => loadAgentConfig(['--node-name', 'n'], {}), (e: Error) => e instanceof ConfigError && /missing --bpffs, --cgroup, --proxy-address/.test(e.message));
+  });
+
+  it('needs exactly one source of configuration', () => {
+    const noSource = base.filter((_a, i) => i !== 2 && i !== 3);
+    assert.throws(() => loadAgentConfig(noSource, {}), /give exactly one of --control-plane HOST:PORT \(xDS\) or --snapshot FILE \(static\)/);
+    assert.throws(() => loadAgentConfig([...base, '--control-plane', '10.0.0.1:15010'], {}), /exactly one of/);
+    assert.equal(loadAgentConfig([...noSource, '--control-plane', 'control:15010'], {}).controlPlane, 'control:15010');
+    assert.throws(() => loadAgentConfig([...noSource, '--control-plane', 'control'], {}), /--control-plane: must match pattern .* \(got "control"\)/);
   });
 
   it('names the flag and the bad value', () => {

@@ -12,12 +12,13 @@ const srcRoot = path.resolve(__dirname, '..', '..', '..', 'src');
 const allowed: Record<string, string[]> = {
   model: [],
   config: ['model'],
-  control: ['model'],
+  control: ['model', 'xds'],
+  xds: ['model'],
   native: [],
   datapath: ['model', 'native'],
   proxy: ['model'],
   observability: [],
-  agent: ['config', 'datapath', 'model', 'observability', 'proxy'],
+  agent: ['config', 'datapath', 'model', 'observability', 'proxy', 'xds'],
   cli: ['observability'],
   sim: ['control', 'model'],
 };

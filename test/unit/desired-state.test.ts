@@ -12,6 +12,7 @@ const w = (uid: string, node: string, captured: boolean): Workload => ({
   ips: ['10.244.1.2'],
   serviceAccount: 'default',
   labels: {},
+  identity: `spiffe://cluster.local/ns/a/sa/default`,
   captured,
   ready: true,
 });
@@ -36,11 +37,13 @@ describe('desired map contents from a snapshot', () => {
 
   it('has one VIP entry per cluster IP and port, all TCP', () => {
     const d = desiredState(snapshot, 'node-1', (uid) => cookies[uid], new IdAllocator(), new IdAllocator());
+    const all = [...d.vips.values()].flat();
+    assert.deepEqual([...d.vips.keys()], ['a/web', 'a/db']);
     assert.deepEqual(
-      d.vips.map((v) => `${v.key.address}:${v.key.port}/${v.value.serviceId}`),
+      all.map((v) => `${v.key.address}:${v.key.port}/${v.value.serviceId}`),
       ['10.96.0.10:80/1', '10.96.0.10:443/1', '10.96.0.11:5432/2', '::ffff:10.96.0.12:5432/2'],
     );
-    assert.ok(d.vips.every((v) => v.key.proto === IPPROTO_TCP));
+    assert.ok(all.every((v) => v.key.proto === IPPROTO_TCP));
   });
 
   it('keeps ids stable across recomputations', () => {
@@ -49,7 +52,7 @@ describe('desired map contents from a snapshot', () => {
     const a = desiredState(snapshot, 'node-1', (uid) => cookies[uid], wIds, sIds);
     const reordered = { ...snapshot, services: [...snapshot.services].reverse() };
     const b = desiredState(reordered, 'node-1', (uid) => cookies[uid], wIds, sIds);
-    const ids = (d: typeof a) => Object.fromEntries(d.vips.map((v) => [`${v.key.address}:${v.key.port}`, v.value.serviceId]));
+    const ids = (d: typeof a) => Object.fromEntries([...d.vips.values()].flat().map((v) => [`${v.key.address}:${v.key.port}`, v.value.serviceId]));
     assert.deepEqual(ids(a), ids(b));
   });
 });

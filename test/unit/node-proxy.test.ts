@@ -36,7 +36,7 @@ for (const relayMode of ['stream', 'splice'] as const) describe(`node proxy (${r
   let proxy: NodeProxy;
   let proxyPort: number;
   const routes = new Map<number, OriginalDestination>(); // client local port -> original destination
-  let index = ServiceIndex.empty();
+  let index = new ServiceIndex();
 
   before(async () => {
     const echo = await listen((s) => s.pipe(s));
@@ -71,7 +71,7 @@ for (const relayMode of ['stream', 'splice'] as const) describe(`node proxy (${r
         service('greeter', '10.96.0.5', [portOf(greeter)]),
       ],
     };
-    index = new ServiceIndex(snapshot);
+    index = ServiceIndex.of(snapshot.services, snapshot.workloads);
     relay?.start(1);
     proxy = new NodeProxy({
       offload: relay,

@@ -25,6 +25,7 @@ describe('translation of Kubernetes objects to resources', () => {
     assert.deepEqual(snapshot.workloads.map((w) => [w.name, w.captured]), [['p1', true], ['p2', false], ['p3', false]]);
     assert.equal(snapshot.workloads[0].serviceAccount, 'sa-p1');
     assert.equal(snapshot.workloads[0].uid, 'a/p1');
+    assert.equal(snapshot.workloads[0].identity, 'spiffe://cluster.local/ns/a/sa/sa-p1');
   });
 
   it('skips pods that have no IP yet', () => {

@@ -1,0 +1,195 @@
+// The client side of Delta ADS, after ztunnel's xds client: one stream,
+// one wildcard subscription per type, ACK by nonce, NACK naming the rejected
+// resources, reconnect with jittered exponential backoff. Handlers give the
+// resources meaning; this file only moves them.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { adsClientConstructor, type Any, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse } from './protos';
+
+export interface Rejected {
+  name: string;
+  reason: string;
+}
+
+export interface TypeHandler {
+  typeUrl: string;
+  /**
+   * Applies one response: resources to add or replace, names to remove.
+   * Returns the resources it refused; everything else must be applied.
+   */
+  apply(upserts: { name: string; version: string; resource: Any }[], removals: string[], systemVersion: string): Rejected[];
+  /** name -> version of what is held now, sent on reconnect so the server sends only differences. */
+  versions(): Record<string, string>;
+}
+
+export interface TypeStatus {
+  type: string;
+  received: number;
+  lastAck?: { version: string; nonce: string; at: string };
+  lastNack?: { version: string; nonce: string; at: string; reason: string };
+  synced: boolean;
+}
+
+export type ConnectionState = 'connecting' | 'connected' | 'backoff' | 'stopped';
+
+export interface DeltaClientOptions {
+  target: string;
+  nodeId: string;
+  credentials?: grpc.ChannelCredentials;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  random?: () => number;
+}
+
+/** Full-jitter exponential backoff: uniform in [0, min(max, base * 2^attempt)]. */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number): number {
+  return Math.round(random() * Math.min(maxMs, baseMs * 2 ** attempt));
+}
+
+export class DeltaAdsClient {
+  private readonly client: grpc.Client & { DeltaAggregatedResources(): grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse> };
+  private readonly handlers = new Map<string, TypeHandler>();
+  private readonly typeStatus = new Map<string, TypeStatus>();
+  private call?: grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
+  private attempt = 0;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  state: ConnectionState = 'connecting';
+  lastError = '';
+  connectedSince = '';
+  readonly counters = { responses: 0, acks: 0, nacks: 0, connects: 0 };
+  private readonly listeners = new Set<() => void>();
+
+  constructor(
+    private readonly opts: DeltaClientOptions,
+    handlers: TypeHandler[],
+    private readonly logger: Logger,
+  ) {
+    const Ctor = adsClientConstructor();
+    this.client = new Ctor(opts.target, opts.credentials ?? grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 256 << 20,
+      'grpc.keepalive_time_ms': 30000,
+    }) as unknown as typeof this.client;
+    for (const h of handlers) {
+      this.handlers.set(h.typeUrl, h);
+      this.typeStatus.set(h.typeUrl, { type: h.typeUrl, received: 0, synced: false });
+    }
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.open();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.state = 'stopped';
+    if (this.timer) clearTimeout(this.timer);
+    this.call?.cancel();
+    this.client.close();
+  }
+
+  /** Called after every state change or applied response. */
+  onChange(listener: () => void): void {
+    this.listeners.add(listener);
+  }
+
+  /** True once every type has had its first response (since start, not per stream). */
+  get synced(): boolean {
+    return [...this.typeStatus.values()].every((t) => t.synced);
+  }
+
+  status(): { target: string; node: string; state: ConnectionState; connectedSince: string; lastError: string; types: TypeStatus[] } {
+    return {
+      target: this.opts.target,
+      node: this.opts.nodeId,
+      state: this.state,
+      connectedSince: this.connectedSince,
+      lastError: this.lastError,
+      types: [...this.typeStatus.values()],
+    };
+  }
+
+  private notify(): void {
+    for (const l of this.listeners) l();
+  }
+
+  private open(): void {
+    if (this.stopped) return;
+    this.state = 'connecting';
+    const call = this.client.DeltaAggregatedResources();
+    this.call = call;
+    let first = true;
+    for (const h of this.handlers.values()) {
+      call.write({
+        node: first ? { id: this.opts.nodeId, user_agent_name: 'sluice-agent' } : null,
+        type_url: h.typeUrl,
+        resource_names_subscribe: ['*'],
+        initial_resource_versions: h.versions(),
+      });
+      first = false;
+    }
+    call.on('data', (res: DeltaDiscoveryResponse) => {
+      if (this.state !== 'connected') {
+        this.state = 'connected';
+        this.connectedSince = new Date().toISOString();
+        this.counters.connects++;
+        this.logger.info({ target: this.opts.target }, 'connected to the control plane');
+      }
+      this.attempt = 0; // a stream that delivers resets the backoff
+      this.onResponse(call, res);
+    });
+    call.on('error', (err: grpc.ServiceError) => this.streamEnded(call, `${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
+    call.on('end', () => this.streamEnded(call, 'stream ended by the server'));
+  }
+
+  private onResponse(call: grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>, res: DeltaDiscoveryResponse): void {
+    this.counters.responses++;
+    const handler = this.handlers.get(res.type_url);
+    const status = this.typeStatus.get(res.type_url);
+    if (!handler || !status) {
+      call.write({ type_url: res.type_url, response_nonce: res.nonce, error_detail: { code: grpc.status.UNIMPLEMENTED, message: `type ${res.type_url} is not subscribed` } });
+      return;
+    }
+    const upserts: { name: string; version: string; resource: Any }[] = [];
+    const rejected: Rejected[] = [];
+    for (const r of res.resources) {
+      if (!r.resource) rejected.push({ name: r.name, reason: 'resource body missing' });
+      else upserts.push({ name: r.name, version: r.version, resource: r.resource });
+    }
+    try {
+      rejected.push(...handler.apply(upserts, res.removed_resources, res.system_version_info));
+    } catch (err) {
+      rejected.push({ name: '*', reason: `handler failed: ${(err as Error).message}` });
+    }
+    status.received += res.resources.length;
+    status.synced = true;
+    const at = new Date().toISOString();
+    if (rejected.length === 0) {
+      this.counters.acks++;
+      status.lastAck = { version: res.system_version_info, nonce: res.nonce, at };
+      call.write({ type_url: res.type_url, response_nonce: res.nonce });
+    } else {
+      this.counters.nacks++;
+      const reason = rejected.map((r) => `${r.name}: ${r.reason}`).join('; ');
+      status.lastNack = { version: res.system_version_info, nonce: res.nonce, at, reason };
+      this.logger.warn({ type: res.type_url, version: res.system_version_info, rejected }, 'resources rejected (NACK); the others were applied');
+      call.write({ type_url: res.type_url, response_nonce: res.nonce, error_detail: { code: grpc.status.INVALID_ARGUMENT, message: reason } });
+    }
+    this.notify();
+  }
+
+  private streamEnded(call: grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>, why: string): void {
+    if (call !== this.call || this.stopped) return;
+    this.call = undefined;
+    call.removeAllListeners();
+    call.on('error', () => undefined);
+    call.cancel();
+    this.lastError = why;
+    const delay = backoffDelay(this.attempt++, this.opts.initialBackoffMs ?? 500, this.opts.maxBackoffMs ?? 30000, this.opts.random ?? Math.random);
+    this.state = 'backoff';
+    this.logger.warn({ target: this.opts.target, reason: why, retryInMs: delay }, 'control plane stream lost; serving the last good state');
+    this.notify();
+    this.timer = setTimeout(() => this.open(), delay);
+  }
+}

@@ -1,0 +1,177 @@
+// The server side of Delta ADS: keeps the current resources per type and
+// sends each subscribed stream what changed since what it has. Knows nothing
+// of what the resources mean.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { adsServiceDefinition, type Any, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse } from './protos';
+
+interface Stored {
+  version: string;
+  resource: Any;
+}
+
+interface Subscription {
+  /** name -> version this stream has (as far as we sent it). */
+  known: Map<string, string>;
+  lastAckNonce: string;
+  lastNack?: { nonce: string; message: string; at: string };
+}
+
+type AdsCall = grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
+
+interface Stream {
+  id: number;
+  node: string;
+  peer: string;
+  connectedAt: string;
+  call: AdsCall;
+  subscriptions: Map<string, Subscription>;
+}
+
+export interface StreamStatus {
+  id: number;
+  node: string;
+  peer: string;
+  connectedAt: string;
+  types: { type: string; resources: number; lastAckNonce: string; lastNack?: { nonce: string; message: string; at: string } }[];
+}
+
+export interface DeltaServerCounters {
+  pushes: number;
+  acks: number;
+  nacks: number;
+}
+
+export class DeltaAdsServer {
+  private readonly resources = new Map<string, Map<string, Stored>>();
+  private readonly streams = new Map<number, Stream>();
+  private nextStream = 1;
+  private nextNonce = 1;
+  private systemVersion = '0';
+  readonly counters: DeltaServerCounters = { pushes: 0, acks: 0, nacks: 0 };
+  private readonly server = new grpc.Server({ 'grpc.max_send_message_length': 256 << 20 });
+
+  constructor(private readonly logger: Logger) {
+    this.server.addService(adsServiceDefinition(), {
+      DeltaAggregatedResources: (call: AdsCall) => this.onStream(call),
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>) =>
+        call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: 'sluice serves only the delta protocol (DeltaAggregatedResources)' }),
+    });
+  }
+
+  /** Binds host:port (port 0 picks one); resolves with the bound port. */
+  listen(address: string, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(address, credentials, (err, port) => (err ? reject(new Error(`xDS listen ${address}: ${err.message}`)) : resolve(port)));
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.streams.values()) s.call.end();
+    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+  }
+
+  /**
+   * Replaces the resources of one type with the given set (name -> version,
+   * resource) and pushes the difference to every subscribed stream.
+   */
+  setResources(typeUrl: string, next: Map<string, Stored>, systemVersion: string): void {
+    this.resources.set(typeUrl, next);
+    this.systemVersion = systemVersion;
+    for (const stream of this.streams.values()) {
+      const sub = stream.subscriptions.get(typeUrl);
+      if (sub) this.push(stream, typeUrl, sub);
+    }
+  }
+
+  status(): StreamStatus[] {
+    return [...this.streams.values()].map((s) => ({
+      id: s.id,
+      node: s.node,
+      peer: s.peer,
+      connectedAt: s.connectedAt,
+      types: [...s.subscriptions].map(([type, sub]) => ({ type, resources: sub.known.size, lastAckNonce: sub.lastAckNonce, lastNack: sub.lastNack })),
+    }));
+  }
+
+  get version(): string {
+    return this.systemVersion;
+  }
+
+  private onStream(call: AdsCall): void {
+    const stream: Stream = { id: this.nextStream++, node: '', peer: call.getPeer(), connectedAt: new Date().toISOString(), call, subscriptions: new Map() };
+    this.streams.set(stream.id, stream);
+    const log = this.logger.child({ stream: stream.id, peer: stream.peer });
+    call.on('data', (req: DeltaDiscoveryRequest) => {
+      try {
+        this.onRequest(stream, req, log);
+      } catch (err) {
+        log.error({ err }, 'bad request on ADS stream');
+        call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message });
+      }
+    });
+    const gone = () => {
+      if (this.streams.delete(stream.id)) log.info({ node: stream.node }, 'ADS stream closed');
+    };
+    call.on('end', () => {
+      gone();
+      call.end();
+    });
+    call.on('error', gone);
+    call.on('cancelled', gone);
+  }
+
+  private onRequest(stream: Stream, req: DeltaDiscoveryRequest, log: Logger): void {
+    if (req.node?.id && !stream.node) {
+      stream.node = req.node.id;
+      log.info({ node: stream.node }, 'ADS stream opened');
+    }
+    const typeUrl = req.type_url;
+    if (!typeUrl) throw new Error('DeltaDiscoveryRequest without type_url');
+    let sub = stream.subscriptions.get(typeUrl);
+    if (req.response_nonce) {
+      if (!sub) return;
+      if (req.error_detail && req.error_detail.message) {
+        this.counters.nacks++;
+        sub.lastNack = { nonce: req.response_nonce, message: req.error_detail.message, at: new Date().toISOString() };
+        log.warn({ node: stream.node, type: typeUrl, nonce: req.response_nonce }, `NACK: ${req.error_detail.message}`);
+      } else {
+        this.counters.acks++;
+        sub.lastAckNonce = req.response_nonce;
+      }
+      return;
+    }
+    if (sub) return; // already subscribed (wildcard): nothing new to send
+    // First request for this type: wildcard subscription. The client tells us
+    // what it already has (after a reconnect), so only differences are sent.
+    sub = { known: new Map(Object.entries(req.initial_resource_versions ?? {})), lastAckNonce: '' };
+    stream.subscriptions.set(typeUrl, sub);
+    this.push(stream, typeUrl, sub, true);
+  }
+
+  private push(stream: Stream, typeUrl: string, sub: Subscription, always = false): void {
+    const current = this.resources.get(typeUrl) ?? new Map<string, Stored>();
+    const resources: DeltaDiscoveryResponse['resources'] = [];
+    for (const [name, stored] of current) {
+      if (sub.known.get(name) === stored.version) continue;
+      resources.push({ name, version: stored.version, resource: stored.resource });
+      sub.known.set(name, stored.version);
+    }
+    const removed: string[] = [];
+    for (const name of [...sub.known.keys()]) {
+      if (!current.has(name)) {
+        removed.push(name);
+        sub.known.delete(name);
+      }
+    }
+    if (!always && resources.length === 0 && removed.length === 0) return;
+    this.counters.pushes++;
+    stream.call.write({
+      system_version_info: this.systemVersion,
+      type_url: typeUrl,
+      resources,
+      removed_resources: removed,
+      nonce: String(this.nextNonce++),
+    });
+  }
+}

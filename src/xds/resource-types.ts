@@ -1,0 +1,96 @@
+// The resource types sluice serves over xDS, and their conversion between
+// the model and protobuf Any. Decoding validates: a resource that fails is
+// reported with the reason, never half-applied.
+import type { Service, Workload } from '../model/resources';
+import { validateService, validateWorkload } from '../model/validate';
+import { TYPE_PREFIX, sluiceType, type Any } from './protos';
+
+export const WORKLOAD_TYPE = `${TYPE_PREFIX}sluice.v1.Workload`;
+export const SERVICE_TYPE = `${TYPE_PREFIX}sluice.v1.Service`;
+export const AUTHORIZATION_POLICY_TYPE = `${TYPE_PREFIX}sluice.v1.AuthorizationPolicy`;
+export const PEER_AUTHENTICATION_TYPE = `${TYPE_PREFIX}sluice.v1.PeerAuthentication`;
+
+export const ALL_TYPES = [WORKLOAD_TYPE, SERVICE_TYPE, AUTHORIZATION_POLICY_TYPE, PEER_AUTHENTICATION_TYPE] as const;
+
+export function shortType(typeUrl: string): string {
+  return typeUrl.startsWith(TYPE_PREFIX) ? typeUrl.slice(TYPE_PREFIX.length) : typeUrl;
+}
+
+const toObjectOptions = { longs: String, enums: String, defaults: true, arrays: true, objects: true };
+
+export interface ResourceCodec<T> {
+  typeUrl: string;
+  nameOf(r: T): string;
+  encode(r: T): Any;
+  /** Returns the resource, or a string saying why it is not acceptable. */
+  decode(any: Any): T | string;
+}
+
+function decodeMessage(typeName: string, typeUrl: string, any: Any): Record<string, unknown> | string {
+  if (any.type_url !== typeUrl) return `resource has type ${any.type_url}, expected ${typeUrl}`;
+  try {
+    const t = sluiceType(typeName);
+    return t.toObject(t.decode(any.value), toObjectOptions) as Record<string, unknown>;
+  } catch (err) {
+    return `cannot decode ${typeName}: ${(err as Error).message}`;
+  }
+}
+
+function encodeMessage(typeName: string, typeUrl: string, obj: object): Any {
+  const t = sluiceType(typeName);
+  return { type_url: typeUrl, value: Buffer.from(t.encode(t.fromObject(obj)).finish()) };
+}
+
+export const workloadCodec: ResourceCodec<Workload> = {
+  typeUrl: WORKLOAD_TYPE,
+  nameOf: (w) => w.uid,
+  encode: (w) => encodeMessage('sluice.v1.Workload', WORKLOAD_TYPE, w),
+  decode(any) {
+    const m = decodeMessage('sluice.v1.Workload', WORKLOAD_TYPE, any);
+    return typeof m === 'string' ? m : validateWorkload(m);
+  },
+};
+
+interface ServiceMessage {
+  name: string;
+  namespace: string;
+  clusterIps: string[];
+  ports: { name: string; port: number; targetPort: number }[];
+  endpoints: { workloadUid: string; address: string; node: string; ready: boolean }[];
+  loadBalancing?: { mode: string; connectTimeoutMs: number; maxConnectAttempts: number } | null;
+}
+
+export const serviceCodec: ResourceCodec<Service> = {
+  typeUrl: SERVICE_TYPE,
+  nameOf: (s) => `${s.namespace}/${s.name}`,
+  encode(s) {
+    const msg: ServiceMessage = {
+      name: s.name,
+      namespace: s.namespace,
+      clusterIps: s.clusterIPs,
+      ports: s.ports,
+      endpoints: s.endpoints,
+      loadBalancing: s.loadBalancing,
+    };
+    return encodeMessage('sluice.v1.Service', SERVICE_TYPE, msg);
+  },
+  decode(any) {
+    const m = decodeMessage('sluice.v1.Service', SERVICE_TYPE, any);
+    if (typeof m === 'string') return m;
+    const msg = m as unknown as ServiceMessage;
+    // Unset load balancing fields mean "the default", as in Envoy's API.
+    const lb = msg.loadBalancing ?? undefined;
+    const loadBalancing: Record<string, unknown> = {};
+    if (lb?.mode) loadBalancing.mode = lb.mode;
+    if (lb?.connectTimeoutMs) loadBalancing.connectTimeoutMs = lb.connectTimeoutMs;
+    if (lb?.maxConnectAttempts) loadBalancing.maxConnectAttempts = lb.maxConnectAttempts;
+    return validateService({
+      name: msg.name,
+      namespace: msg.namespace,
+      clusterIPs: msg.clusterIps,
+      ports: msg.ports,
+      endpoints: msg.endpoints,
+      loadBalancing,
+    });
+  },
+};
