@@ -12,7 +12,7 @@ const srcRoot = path.resolve(__dirname, '..', '..', '..', 'src');
 const allowed: Record<string, string[]> = {
   model: [],
   config: ['model'],
-  control: ['model', 'xds'],
+  control: ['config', 'model', 'observability', 'xds'],
   xds: ['model'],
   native: [],
   datapath: ['model', 'native'],

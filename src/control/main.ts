@@ -1,0 +1,76 @@
+// sluice-control: serves workloads, services and policies to node agents over
+// Delta ADS, from Kubernetes manifests that it follows as they change.
+import { ConfigError } from '../config/agent-config';
+import { controlUsage, loadControlConfig } from '../config/control-config';
+import { createJsonServer, listenUnix } from '../observability/http-json';
+import { createLogger } from '../observability/logger';
+import { ControlPlane } from './control-plane';
+import { ManifestSource } from './manifest-source';
+import { ManifestError, manifestFiles, readManifests } from './manifests';
+import { formatTranslationError, translate } from './translate';
+
+function render(argv: string[]): number {
+  const config = loadControlConfig(argv, process.env);
+  const objects = readManifests(manifestFiles(config.manifests));
+  const t = translate(objects, 'render', config.trustDomain);
+  process.stdout.write(`${JSON.stringify({ workloads: t.snapshot.workloads, services: t.snapshot.services, errors: t.errors.map(formatTranslationError) }, null, 2)}\n`);
+  return t.errors.length ? 1 : 0;
+}
+
+async function serve(argv: string[]): Promise<void> {
+  const config = loadControlConfig(argv, process.env);
+  const logger = createLogger('sluice-control', config.logLevel, config.logFile);
+  const control = new ControlPlane(config.trustDomain, logger);
+  const source = new ManifestSource(config.manifests, logger.child({ component: 'manifests' }), (objects) => control.publish(objects));
+  source.start();
+  const port = await control.server.listen(config.listen);
+  const admin = createJsonServer({
+    '/status': () => ({
+      body: {
+        version: control.version,
+        listen: config.listen.replace(/:\d+$/, `:${port}`),
+        manifests: config.manifests,
+        publishedAt: control.lastPublishedAt,
+        fileProblems: source.problems,
+        objectErrors: control.lastErrors.map(formatTranslationError),
+        counters: control.server.counters,
+        streams: control.server.status(),
+      },
+    }),
+    '/resources': () => ({ body: control.resources() }),
+  });
+  await listenUnix(admin, config.adminSocket);
+  logger.info({ listen: config.listen, port, manifests: config.manifests, version: control.version }, 'control plane serving');
+  const stop = () => {
+    source.stop();
+    admin.close();
+    control.server.close().finally(() => {
+      logger.flush();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+async function main(argv: string[]): Promise<number | undefined> {
+  const [verb, ...rest] = argv;
+  if (verb === 'render') return render(rest);
+  if (verb === '-h' || verb === '--help') {
+    process.stdout.write(`${controlUsage}\n`);
+    return 0;
+  }
+  await serve(verb === 'serve' ? rest : argv);
+  return undefined;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined) process.exit(code);
+  },
+  (err: Error) => {
+    const known = err instanceof ConfigError || err instanceof ManifestError || /listen/.test(err.message);
+    process.stderr.write(`sluice-control: ${known ? err.message : err.stack}\n`);
+    process.exit(known ? 2 : 1);
+  },
+);
