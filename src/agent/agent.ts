@@ -12,6 +12,7 @@ import type { Workload } from '../model/resources';
 import { createJsonServer, listenTcp, listenUnix } from '../observability/http-json';
 import { createRegistry } from '../observability/metrics';
 import { Readiness } from '../observability/readiness';
+import { PolicySet } from '../proxy/authorization';
 import { NodeProxy } from '../proxy/node-proxy';
 import { ServiceIndex } from '../proxy/service-index';
 import { ResourceStore, emptyDelta, type StoreDelta } from './resource-store';
@@ -30,6 +31,7 @@ export class Agent {
   readonly readiness = new Readiness(BLOCKERS);
   private readonly store = new ResourceStore();
   private index = new ServiceIndex();
+  private policies = PolicySet.empty();
   private pendingDelta = emptyDelta();
   private enrollmentDirty = false;
   private configFrom = '';
@@ -89,6 +91,7 @@ export class Agent {
       originalDst: (socket) => datapath.originalDst(socketFd(socket)),
       sourceWorkload: (cookie) => this.workloadByCookie.get(cookie),
       index: () => this.index,
+      policies: () => this.policies,
       logger: logger.child({ component: 'proxy' }),
     });
     await this.proxy.listen(config.proxyAddress, config.proxyPort);
@@ -155,6 +158,7 @@ export class Agent {
   private onDelta(delta: StoreDelta): void {
     const p = this.pendingDelta;
     p.full ||= delta.full;
+    p.policies ||= delta.policies;
     for (const k of delta.services) p.services.add(k);
     for (const k of delta.workloads) p.workloads.add(k);
     this.scheduleReconcile();
@@ -172,7 +176,7 @@ export class Agent {
   private persist(): void {
     if (!this.xds) return;
     try {
-      saveState(this.config.stateDir, { snapshot: this.store.snapshot(), versions: this.xds.versionsByType(), savedAt: new Date().toISOString() });
+      saveState(this.config.stateDir, { snapshot: this.store.contents(), versions: this.xds.versionsByType(), savedAt: new Date().toISOString() });
     } catch (err) {
       this.logger.error({ err: (err as Error).message }, 'could not persist the state');
     }
@@ -223,6 +227,13 @@ export class Agent {
         if (w) this.index.upsertWorkload(w);
         else this.index.removeWorkload(uid);
         if (w?.node === this.config.nodeName || !w) this.enrollmentDirty = true;
+      }
+    }
+    if (delta.policies) {
+      try {
+        this.policies = new PolicySet([...this.store.authorizationPolicies.values()]);
+      } catch (err) {
+        errors.push(`authorization policies not applied, the previous ones stay: ${(err as Error).message}`);
       }
     }
     if (this.enrollmentDirty) {
@@ -373,6 +384,11 @@ export class Agent {
         bpfCounters: () => this.datapath?.counters() ?? {},
         enrolledWorkloads: () => this.workloadByCookie.size,
         snapshotVersion: () => this.store.version,
+        xds: () => {
+          const c = this.xds?.client;
+          if (!c) return undefined;
+          return { state: c.state, responses: c.counters.responses, types: c.status().types.map((t) => ({ type: t.type.replace('type.googleapis.com/', ''), acks: t.acks, nacks: t.nacks })) };
+        },
       });
       const metrics = createJsonServer({
         '/metrics': async () => ({ body: await registry.metrics(), contentType: registry.contentType }),

@@ -1,6 +1,7 @@
 // Everything the agent serves from, whichever source fills it (the control
 // plane over xDS, or a local snapshot file). Changes are reported as deltas
 // so that a change to one service costs that service, not a full rebuild.
+import { policyKey, type AuthorizationPolicy, type PeerAuthentication } from '../model/policy';
 import { serviceKey, type Service, type Snapshot, type Workload } from '../model/resources';
 
 export interface StoreDelta {
@@ -8,22 +9,58 @@ export interface StoreDelta {
   services: Set<string>;
   /** Uids of workloads added, changed or removed. */
   workloads: Set<string>;
+  /** Authorization or peer authentication policies changed. */
+  policies: boolean;
   /** Everything may have changed (start-up, file reload, restored state). */
   full: boolean;
 }
 
 export function emptyDelta(): StoreDelta {
-  return { services: new Set(), workloads: new Set(), full: false };
+  return { services: new Set(), workloads: new Set(), policies: false, full: false };
+}
+
+/** What is persisted and restored: a snapshot plus the policies. */
+export interface StoreContents extends Snapshot {
+  authorizationPolicies?: AuthorizationPolicy[];
+  peerAuthentications?: PeerAuthentication[];
 }
 
 export class ResourceStore {
   readonly workloads = new Map<string, Workload>();
   readonly services = new Map<string, Service>();
+  readonly authorizationPolicies = new Map<string, AuthorizationPolicy>();
+  readonly peerAuthentications = new Map<string, PeerAuthentication>();
   /** Version of the state as a whole (control plane's system version, or the file's). */
   version = '';
 
   snapshot(): Snapshot {
     return { version: this.version, workloads: [...this.workloads.values()], services: [...this.services.values()] };
+  }
+
+  contents(): StoreContents {
+    return {
+      ...this.snapshot(),
+      authorizationPolicies: [...this.authorizationPolicies.values()],
+      peerAuthentications: [...this.peerAuthentications.values()],
+    };
+  }
+
+  upsertAuthorizationPolicy(p: AuthorizationPolicy, delta: StoreDelta): void {
+    this.authorizationPolicies.set(policyKey(p), p);
+    delta.policies = true;
+  }
+
+  removeAuthorizationPolicy(key: string, delta: StoreDelta): void {
+    if (this.authorizationPolicies.delete(key)) delta.policies = true;
+  }
+
+  upsertPeerAuthentication(p: PeerAuthentication, delta: StoreDelta): void {
+    this.peerAuthentications.set(policyKey(p), p);
+    delta.policies = true;
+  }
+
+  removePeerAuthentication(key: string, delta: StoreDelta): void {
+    if (this.peerAuthentications.delete(key)) delta.policies = true;
   }
 
   upsertService(s: Service, delta: StoreDelta): void {
@@ -46,13 +83,18 @@ export class ResourceStore {
   }
 
   /** Replaces everything (static file mode, restored state). */
-  replaceAll(snapshot: Snapshot): StoreDelta {
+  replaceAll(snapshot: StoreContents): StoreDelta {
     const delta = emptyDelta();
     delta.full = true;
+    delta.policies = true;
     this.workloads.clear();
     this.services.clear();
+    this.authorizationPolicies.clear();
+    this.peerAuthentications.clear();
     for (const w of snapshot.workloads) this.workloads.set(w.uid, w);
     for (const s of snapshot.services) this.services.set(serviceKey(s), s);
+    for (const p of snapshot.authorizationPolicies ?? []) this.authorizationPolicies.set(policyKey(p), p);
+    for (const p of snapshot.peerAuthentications ?? []) this.peerAuthentications.set(policyKey(p), p);
     this.version = snapshot.version;
     return delta;
   }

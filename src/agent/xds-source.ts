@@ -3,7 +3,7 @@
 // the NACK, the others apply.
 import type { Logger } from 'pino';
 import { DeltaAdsClient, type Rejected, type TypeHandler } from '../xds/delta-client';
-import { serviceCodec, workloadCodec, type ResourceCodec } from '../xds/resource-types';
+import { authorizationPolicyCodec, peerAuthenticationCodec, serviceCodec, workloadCodec, type ResourceCodec } from '../xds/resource-types';
 import { emptyDelta, type ResourceStore, type StoreDelta } from './resource-store';
 
 export class XdsSource {
@@ -24,6 +24,8 @@ export class XdsSource {
     const handlers = [
       this.handler(workloadCodec, (w, d) => store.upsertWorkload(w, d), (name, d) => store.removeWorkload(name, d)),
       this.handler(serviceCodec, (s, d) => store.upsertService(s, d), (name, d) => store.removeService(name, d)),
+      this.handler(authorizationPolicyCodec, (p, d) => store.upsertAuthorizationPolicy(p, d), (name, d) => store.removeAuthorizationPolicy(name, d)),
+      this.handler(peerAuthenticationCodec, (p, d) => store.upsertPeerAuthentication(p, d), (name, d) => store.removePeerAuthentication(name, d)),
     ];
     this.client = new DeltaAdsClient({ target, nodeId }, handlers, logger);
   }

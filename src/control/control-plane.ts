@@ -3,12 +3,14 @@
 // xDS server. Sources (manifest files, later the Kubernetes API) call publish().
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import { policyKey, type AuthorizationPolicy, type PeerAuthentication } from '../model/policy';
 import { serviceKey, type Service, type Workload } from '../model/resources';
 import type { Any } from '../xds/protos';
 import { DeltaAdsServer } from '../xds/delta-server';
-import { serviceCodec, workloadCodec, type ResourceCodec } from '../xds/resource-types';
+import { authorizationPolicyCodec, peerAuthenticationCodec, serviceCodec, workloadCodec, type ResourceCodec } from '../xds/resource-types';
 import type { SourcedObject } from './kubernetes-objects';
 import { translate, type TranslationError } from './translate';
+import { translatePolicies } from './translate-policy';
 
 export interface Published {
   version: string;
@@ -18,6 +20,8 @@ export interface Published {
 
 interface TypeState<T> {
   codec: ResourceCodec<T>;
+  /** Kind as named in translation errors ("Service shop/api"). */
+  kind: string;
   current: Map<string, { version: string; resource: Any; value: T }>;
 }
 
@@ -27,8 +31,10 @@ function versionOf(any: Any): string {
 
 export class ControlPlane {
   readonly server: DeltaAdsServer;
-  private readonly workloads: TypeState<Workload> = { codec: workloadCodec, current: new Map() };
-  private readonly services: TypeState<Service> = { codec: serviceCodec, current: new Map() };
+  private readonly workloads: TypeState<Workload> = { codec: workloadCodec, kind: 'Pod', current: new Map() };
+  private readonly services: TypeState<Service> = { codec: serviceCodec, kind: 'Service', current: new Map() };
+  private readonly authorizationPolicies: TypeState<AuthorizationPolicy> = { codec: authorizationPolicyCodec, kind: 'AuthorizationPolicy', current: new Map() };
+  private readonly peerAuthentications: TypeState<PeerAuthentication> = { codec: peerAuthenticationCodec, kind: 'PeerAuthentication', current: new Map() };
   private generation = 0;
   lastErrors: TranslationError[] = [];
   lastPublishedAt = '';
@@ -47,34 +53,57 @@ export class ControlPlane {
   /** Translates the objects and pushes the differences. Objects in error keep their last good resource. */
   publish(objects: SourcedObject[]): Published {
     const t = translate(objects, '', this.trustDomain);
-    const failedServices = new Set(t.errors.filter((e) => e.object.startsWith('Service ')).map((e) => e.object.slice('Service '.length)));
-    const services = new Map(t.snapshot.services.map((s) => [serviceKey(s), s]));
-    for (const key of failedServices) {
-      const kept = this.services.current.get(key);
-      if (kept && !services.has(key)) services.set(key, kept.value);
-    }
-    const workloads = new Map(t.snapshot.workloads.map((w) => [w.uid, w]));
-    const changedWorkloads = this.diff(this.workloads, workloads);
-    const changedServices = this.diff(this.services, services);
-    const changed = changedWorkloads || changedServices;
+    const p = translatePolicies(objects);
+    const errors = [...t.errors, ...p.errors];
+    const updates = [
+      this.next(this.workloads, t.snapshot.workloads.map((w) => [w.uid, w]), errors),
+      this.next(this.services, t.snapshot.services.map((s) => [serviceKey(s), s]), errors),
+      this.next(this.authorizationPolicies, p.authorizationPolicies.map((a) => [policyKey(a), a]), errors),
+      this.next(this.peerAuthentications, p.peerAuthentications.map((a) => [policyKey(a), a]), errors),
+    ];
+    const changed = updates.some((u) => u.changed);
     if (changed) {
       this.generation++;
-      if (changedWorkloads) this.server.setResources(workloadCodec.typeUrl, this.wire(this.workloads), this.version);
-      if (changedServices) this.server.setResources(serviceCodec.typeUrl, this.wire(this.services), this.version);
+      for (const u of updates) if (u.changed) u.push();
     }
-    this.lastErrors = t.errors;
+    this.lastErrors = errors;
     this.lastPublishedAt = new Date().toISOString();
-    for (const e of t.errors) this.logger.error({ source: e.source, object: e.object, field: e.field }, `object rejected, its last good version (if any) keeps being served: ${e.reason}`);
-    if (changed) this.logger.info({ version: this.version, workloads: workloads.size, services: services.size }, 'configuration published');
-    return { version: this.version, changed, errors: t.errors };
+    for (const e of errors) this.logger.error({ source: e.source, object: e.object, field: e.field }, `object rejected, its last good version (if any) keeps being served: ${e.reason}`);
+    if (changed) {
+      this.logger.info(
+        { version: this.version, workloads: this.workloads.current.size, services: this.services.current.size, authorizationPolicies: this.authorizationPolicies.current.size },
+        'configuration published',
+      );
+    }
+    return { version: this.version, changed, errors };
+  }
+
+  /**
+   * Computes a type's next resources. An object that failed translation keeps
+   * the resource it had (so a bad edit does not remove what worked).
+   */
+  private next<T>(state: TypeState<T>, entries: [string, T][], errors: TranslationError[]): { changed: boolean; push: () => void } {
+    const next = new Map(entries);
+    const prefix = `${state.kind} `;
+    for (const e of errors) {
+      if (!e.object.startsWith(prefix)) continue;
+      const key = e.object.slice(prefix.length);
+      const kept = state.current.get(key);
+      if (kept && !next.has(key)) next.set(key, kept.value);
+    }
+    const changed = this.diff(state, next);
+    return { changed, push: () => this.server.setResources(state.codec.typeUrl, this.wire(state), this.version) };
   }
 
   /** The resources being served, as JSON (render, admin). */
-  resources(): { version: string; workloads: Workload[]; services: Service[] } {
+  resources(): { version: string; workloads: Workload[]; services: Service[]; authorizationPolicies: AuthorizationPolicy[]; peerAuthentications: PeerAuthentication[] } {
+    const values = <T>(state: TypeState<T>) => [...state.current.values()].map((e) => e.value);
     return {
       version: this.version,
-      workloads: [...this.workloads.current.values()].map((e) => e.value),
-      services: [...this.services.current.values()].map((e) => e.value),
+      workloads: values(this.workloads),
+      services: values(this.services),
+      authorizationPolicies: values(this.authorizationPolicies),
+      peerAuthentications: values(this.peerAuthentications),
     };
   }
 

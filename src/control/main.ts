@@ -8,13 +8,23 @@ import { ControlPlane } from './control-plane';
 import { ManifestSource } from './manifest-source';
 import { ManifestError, manifestFiles, readManifests } from './manifests';
 import { formatTranslationError, translate } from './translate';
+import { translatePolicies } from './translate-policy';
 
 function render(argv: string[]): number {
   const config = loadControlConfig(argv, process.env);
   const objects = readManifests(manifestFiles(config.manifests));
   const t = translate(objects, 'render', config.trustDomain);
-  process.stdout.write(`${JSON.stringify({ workloads: t.snapshot.workloads, services: t.snapshot.services, errors: t.errors.map(formatTranslationError) }, null, 2)}\n`);
-  return t.errors.length ? 1 : 0;
+  const p = translatePolicies(objects);
+  const errors = [...t.errors, ...p.errors].map(formatTranslationError);
+  const out = {
+    workloads: t.snapshot.workloads,
+    services: t.snapshot.services,
+    authorizationPolicies: p.authorizationPolicies,
+    peerAuthentications: p.peerAuthentications,
+    errors,
+  };
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  return errors.length ? 1 : 0;
 }
 
 async function serve(argv: string[]): Promise<void> {
@@ -30,6 +40,7 @@ async function serve(argv: string[]): Promise<void> {
         version: control.version,
         listen: config.listen.replace(/:\d+$/, `:${port}`),
         manifests: config.manifests,
+        manifestDigest: source.digest,
         publishedAt: control.lastPublishedAt,
         fileProblems: source.problems,
         objectErrors: control.lastErrors.map(formatTranslationError),

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { SourcedObject } from './kubernetes-objects';
-import { ManifestError, manifestFiles, readManifestFile } from './manifests';
+import { ManifestError, manifestDigest, manifestFiles, parseManifestText } from './manifests';
 
 export interface FileProblem {
   file: string;
@@ -12,12 +12,14 @@ export interface FileProblem {
 }
 
 export class ManifestSource {
-  private readonly lastGood = new Map<string, SourcedObject[]>();
+  private readonly lastGood = new Map<string, { text: string; objects: SourcedObject[] }>();
   private readonly mtimes = new Map<string, number>();
   private watcher?: fs.FSWatcher;
   private timer?: NodeJS.Timeout;
   private debounce?: NodeJS.Timeout;
   problems: FileProblem[] = [];
+  /** Digest of the files whose objects are in use (see manifestDigest). */
+  digest = '';
 
   constructor(
     readonly root: string,
@@ -78,7 +80,8 @@ export class ManifestSource {
       }
       this.mtimes.set(file, mtime);
       try {
-        this.lastGood.set(file, readManifestFile(file));
+        const text = fs.readFileSync(file, 'utf8');
+        this.lastGood.set(file, { text, objects: parseManifestText(file, text) });
         changed = true;
       } catch (err) {
         const reason = err instanceof ManifestError ? err.message : `${file}: ${(err as Error).message}`;
@@ -88,6 +91,8 @@ export class ManifestSource {
     }
     const problemsChanged = JSON.stringify(problems) !== JSON.stringify(this.problems);
     this.problems = problems;
-    if (changed || problemsChanged) this.onChange([...this.lastGood.values()].flat(), problems);
+    if (!changed && !problemsChanged) return;
+    this.digest = manifestDigest([...this.lastGood].map(([path, f]) => ({ path, text: f.text })));
+    this.onChange([...this.lastGood.values()].flatMap((f) => f.objects), problems);
   }
 }

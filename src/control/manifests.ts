@@ -1,4 +1,5 @@
 // Reads Kubernetes YAML files into objects, remembering where each came from.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -22,14 +23,18 @@ export function manifestFiles(p: string): string[] {
 }
 
 export function readManifestFile(file: string): SourcedObject[] {
-  const out: SourcedObject[] = [];
-  const abs = path.resolve(file);
   let text: string;
   try {
-    text = fs.readFileSync(abs, 'utf8');
+    text = fs.readFileSync(path.resolve(file), 'utf8');
   } catch (err) {
     throw new ManifestError(`${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
   }
+  return parseManifestText(file, text);
+}
+
+export function parseManifestText(file: string, text: string): SourcedObject[] {
+  const out: SourcedObject[] = [];
+  const abs = path.resolve(file);
   const docs = parseAllDocuments(text);
   docs.forEach((doc, i) => {
     const where = `${file} (document ${i + 1})`;
@@ -57,6 +62,18 @@ function checked(o: KubeObject, where: string, abs: string): SourcedObject {
     throw new ManifestError(`${where}: ${o.kind} ${o.metadata.name}: metadata.namespace: must be a DNS-1123 label (got ${JSON.stringify(ns)})`);
   }
   return { object: o, source: where, dir: path.dirname(abs) };
+}
+
+/**
+ * Digest of a set of manifest files as read: lets a writer (sluice-sim) see
+ * when the control plane has picked up exactly what it wrote.
+ */
+export function manifestDigest(files: { path: string; text: string }[]): string {
+  const h = createHash('sha256');
+  for (const f of [...files].sort((a, b) => a.path.localeCompare(b.path))) {
+    h.update(f.path).update('\0').update(createHash('sha256').update(f.text).digest('hex')).update('\n');
+  }
+  return h.digest('hex').slice(0, 16);
 }
 
 export function objectKey(o: KubeObject): string {

@@ -8,6 +8,8 @@
  * Policies in this namespace with no selector apply to every workload of the
  * mesh; with a selector, to the matching workloads of every namespace.
  */
+import { parseCidr } from './ip-match';
+
 export const ROOT_NAMESPACE = 'sluice-system';
 
 export type AuthorizationAction = 'ALLOW' | 'DENY';
@@ -70,4 +72,41 @@ export interface PeerAuthentication {
 
 export function policyKey(p: { namespace: string; name: string }): string {
   return `${p.namespace}/${p.name}`;
+}
+
+function checkPorts(ports: number[] | undefined, field: string): string | undefined {
+  const bad = ports?.find((p) => !Number.isInteger(p) || p < 1 || p > 65535);
+  return bad === undefined ? undefined : `${field}: port must be 1-65535 (got ${bad})`;
+}
+
+function checkBlocks(blocks: string[] | undefined, field: string): string | undefined {
+  const bad = blocks?.find((b) => !parseCidr(b));
+  return bad === undefined ? undefined : `${field}: not an IPv4/IPv6 address or CIDR (got ${JSON.stringify(bad)})`;
+}
+
+/**
+ * Checks a policy received as a resource (the control plane validated the
+ * manifest already; this guards the agent against a bad or foreign sender).
+ */
+export function validateAuthorizationPolicy(p: AuthorizationPolicy): string | undefined {
+  if (!p.name || !p.namespace) return 'name and namespace are required';
+  if (p.action !== 'ALLOW' && p.action !== 'DENY') return `action: must be ALLOW or DENY (got ${JSON.stringify(p.action)})`;
+  for (const [i, rule] of p.rules.entries()) {
+    for (const [j, f] of rule.from.entries()) {
+      const problem =
+        checkBlocks(f.source.ipBlocks, `rules[${i}].from[${j}].source.ipBlocks`) ?? checkBlocks(f.source.notIpBlocks, `rules[${i}].from[${j}].source.notIpBlocks`);
+      if (problem) return problem;
+    }
+    for (const [j, t] of rule.to.entries()) {
+      const problem = checkPorts(t.operation.ports, `rules[${i}].to[${j}].operation.ports`) ?? checkPorts(t.operation.notPorts, `rules[${i}].to[${j}].operation.notPorts`);
+      if (problem) return problem;
+    }
+  }
+  return undefined;
+}
+
+export function validatePeerAuthentication(p: PeerAuthentication): string | undefined {
+  if (!p.name || !p.namespace) return 'name and namespace are required';
+  if (!['STRICT', 'PERMISSIVE', 'DISABLE'].includes(p.mode)) return `mode: must be STRICT, PERMISSIVE or DISABLE (got ${JSON.stringify(p.mode)})`;
+  return undefined;
 }

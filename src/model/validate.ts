@@ -103,7 +103,7 @@ function valueAt(root: unknown, pointer: string): unknown {
 }
 
 export interface Rejection {
-  kind: 'Workload' | 'Service';
+  kind: 'Workload' | 'Service' | 'AuthorizationPolicy';
   name: string;
   reason: string;
 }

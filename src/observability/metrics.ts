@@ -8,6 +8,14 @@ export interface MetricSources {
   bpfCounters(): Record<string, number>;
   enrolledWorkloads(): number;
   snapshotVersion(): string;
+  /** Control plane link, when the agent has one. */
+  xds(): XdsMetricsView | undefined;
+}
+
+export interface XdsMetricsView {
+  state: string;
+  responses: number;
+  types: { type: string; acks: number; nacks: number }[];
 }
 
 export function createRegistry(sources: MetricSources): client.Registry {
@@ -48,6 +56,46 @@ export function createRegistry(sources: MetricSources): client.Registry {
     registers: [registry],
     collect() {
       this.set(sources.enrolledWorkloads());
+    },
+  });
+  new client.Gauge({
+    name: 'sluice_policy_decisions_total',
+    help: 'Authorization decisions of the node proxy, by action.',
+    labelNames: ['action'],
+    registers: [registry],
+    collect() {
+      const c = sources.proxyCounters();
+      this.set({ action: 'allow' }, c.policyAllowed ?? 0);
+      this.set({ action: 'deny' }, c.policyDenied ?? 0);
+    },
+  });
+  new client.Gauge({
+    name: 'sluice_xds_connected',
+    help: '1 while the agent has a live stream to the control plane.',
+    registers: [registry],
+    collect() {
+      this.set(sources.xds()?.state === 'connected' ? 1 : 0);
+    },
+  });
+  new client.Gauge({
+    name: 'sluice_xds_responses_total',
+    help: 'Delta xDS responses (pushes) received from the control plane.',
+    registers: [registry],
+    collect() {
+      this.set(sources.xds()?.responses ?? 0);
+    },
+  });
+  new client.Gauge({
+    name: 'sluice_xds_acks_total',
+    help: 'Responses ACKed or NACKed, by resource type and result.',
+    labelNames: ['type', 'result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of sources.xds()?.types ?? []) {
+        this.set({ type: t.type, result: 'ack' }, t.acks);
+        this.set({ type: t.type, result: 'nack' }, t.nacks);
+      }
     },
   });
   new client.Gauge({

@@ -5,6 +5,7 @@
 import * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { Workload } from '../model/resources';
+import { PolicySet, type Peer } from './authorization';
 import { EndpointStats, endpointKey, pickEndpoint } from './endpoint-picker';
 import type { ServiceIndex, VipTarget } from './service-index';
 
@@ -34,6 +35,8 @@ export interface ProxyDeps {
   /** The enrolled workload that owns a netns cookie. */
   sourceWorkload(netnsCookie: bigint): Workload | undefined;
   index(): ServiceIndex;
+  /** Authorization policies in force now; absent means none. */
+  policies?(): PolicySet;
   logger: Logger;
   offload?: RelayOffload;
 }
@@ -44,6 +47,8 @@ export interface ProxyCounters {
   noService: number;
   noEndpoint: number;
   connectAttemptsFailed: number;
+  policyAllowed: number;
+  policyDenied: number;
   retried: number;
   relayed: number;
   resets: number;
@@ -66,6 +71,8 @@ export interface ConnectionInfo {
 
 interface LiveConnection {
   info: ConnectionInfo;
+  /** Who is calling, as policy sees it: identity from the kernel's record of the socket's netns. */
+  peer: Peer;
   client: net.Socket;
   upstream?: net.Socket;
   /** Bytes are moved by the offload; the JS sockets are gone. */
@@ -79,6 +86,8 @@ export class NodeProxy {
     noService: 0,
     noEndpoint: 0,
     connectAttemptsFailed: 0,
+    policyAllowed: 0,
+    policyDenied: 0,
     retried: 0,
     relayed: 0,
     resets: 0,
@@ -156,6 +165,11 @@ export class NodeProxy {
     const conn: LiveConnection = {
       client,
       offloaded: false,
+      peer: {
+        principal: source?.identity ? source.identity.replace(/^spiffe:\/\//, '') : undefined,
+        namespace: source?.namespace,
+        ip: client.remoteAddress ?? '',
+      },
       info: {
         id: this.nextId++,
         source: source ? `${source.namespace}/${source.name}` : 'unknown',
@@ -187,6 +201,7 @@ export class NodeProxy {
     const key = endpointKey(endpoint.address, port.targetPort);
     tried.add(key);
     conn.info.endpoint = key;
+    if (!this.authorized(conn, service, endpoint.workloadUid, port.targetPort)) return;
     const upstream = net.connect({ host: endpoint.address, port: port.targetPort, allowHalfOpen: true, noDelay: true });
     upstream.pause(); // read nothing into JS until the relay is chosen
     conn.upstream = upstream;
@@ -218,6 +233,36 @@ export class NodeProxy {
       }
       this.relay(conn, upstream, key);
     });
+  }
+
+  /**
+   * Applies authorization on the destination's behalf before a byte reaches
+   * it. A denied connection is reset and logged once, with the deciding policy.
+   */
+  private authorized(conn: LiveConnection, service: VipTarget['service'], workloadUid: string, port: number): boolean {
+    const policies = this.deps.policies?.();
+    if (!policies) return true;
+    const dest = this.deps.index().workload(workloadUid);
+    const decision = policies.authorize({ namespace: dest?.namespace ?? service.namespace, labels: dest?.labels ?? {} }, conn.peer, port);
+    if (decision.allowed) {
+      this.counters.policyAllowed++;
+      return true;
+    }
+    this.counters.policyDenied++;
+    this.deps.logger.info(
+      {
+        source: conn.info.source,
+        principal: conn.peer.principal,
+        sourceAddress: conn.info.sourceAddress,
+        service: conn.info.service,
+        destination: dest ? `${dest.namespace}/${dest.name}` : conn.info.endpoint,
+        port,
+        policy: decision.policy,
+      },
+      `connection denied: ${decision.reason}`,
+    );
+    conn.client.resetAndDestroy();
+    return false;
   }
 
   private relay(conn: LiveConnection, upstream: net.Socket, key: string): void {

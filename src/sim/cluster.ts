@@ -8,13 +8,16 @@ import * as path from 'node:path';
 import type { Container, KubeObject, Pod, SourcedObject } from '../control/kubernetes-objects';
 import { formatTranslationError, translate, type Translation } from '../control/translate';
 import { cgroup2Root, ensureBpffs, getJson, isAlive, killCgroup, netnsList, removeCgroup, requireRoot, sleep } from './host';
-import { objectKey } from '../control/manifests';
+import { manifestDigest, objectKey } from '../control/manifests';
 import { runAttached, spawnDetached, stopProcess, tail } from './processes';
 import { loadState, saveState, simDir, validateSimName, writeFileAtomic, type NodeState, type PodState, type SimState, type StoredObject } from './sim-state';
 import { createFabric, createNode, createPodNetwork, deleteNetns, routeBetweenNodes } from './topology';
 
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
 const AGENT_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'agent', 'main.js');
+const CONTROL_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'control', 'main.js');
+const CONTROL_IP = '10.250.0.254';
+const XDS_PORT = 15010;
 const CLI_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js');
 const BPFFS_ROOT = '/sys/fs/bpf';
 const SERVICE_CIDR = { base: (10 << 24) | (96 << 16), bits: 12 }; // 10.96.0.0/12
@@ -48,6 +51,7 @@ function nodeState(name: string, dir: string, cgroup: string, i: number): NodeSt
     bpffs: path.join(BPFFS_ROOT, `${prefix(name)}${nodeName}`),
     adminSocket: path.join(dir, 'nodes', nodeName, 'admin.sock'),
     podNetnsDir: path.join(dir, 'nodes', nodeName, 'pods'),
+    stateDir: path.join(dir, 'nodes', nodeName, 'state'),
     agentLog: path.join(dir, 'logs', `agent-${nodeName}.log`),
   };
 }
@@ -58,6 +62,7 @@ export async function down(name: string): Promise<string[]> {
   const removed: string[] = [];
   const state = loadState(name);
   for (const n of state?.nodes ?? []) await stopProcess(n.agentPid);
+  await stopProcess(state?.control?.pid);
   for (const p of state?.pods ?? []) await stopProcess(p.pid, 500);
   const cgroup = path.join(cgroup2Root(), `sluice-${name}`);
   if (fs.existsSync(cgroup)) {
@@ -109,6 +114,12 @@ export class Cluster {
       dir,
       cgroup,
       fabricNetns: `${prefix(name)}fabric`,
+      control: {
+        address: `${CONTROL_IP}:${XDS_PORT}`,
+        adminSocket: path.join(dir, 'control.sock'),
+        manifestsDir: path.join(dir, 'manifests'),
+        log: path.join(dir, 'logs', 'control.log'),
+      },
       nodes: [],
       pods: [],
       objects: [],
@@ -118,8 +129,10 @@ export class Cluster {
     const cluster = new Cluster(state);
     cluster.validate(objects.map(toStored), nodes);
     fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
+    fs.mkdirSync(state.control.manifestsDir, { recursive: true });
+    fs.mkdirSync(path.join(cgroup, 'control'), { recursive: true });
     try {
-      createFabric(state.fabricNetns);
+      createFabric(state.fabricNetns, CONTROL_IP);
       for (let i = 1; i <= nodes; i++) {
         const n = nodeState(name, dir, cgroup, i);
         fs.mkdirSync(path.join(n.cgroup, 'agent'), { recursive: true });
@@ -129,7 +142,8 @@ export class Cluster {
         state.nodes.push(n);
       }
       routeBetweenNodes(state.nodes);
-      cluster.writeSnapshot();
+      cluster.writeManifests();
+      cluster.startControl();
       saveState(state);
       for (const n of state.nodes) cluster.startAgent(n);
       await cluster.waitSynced();
@@ -186,6 +200,22 @@ export class Cluster {
     if (!['stop', 'start', 'restart'].includes(action)) throw new SimError(`agent ${nodeName} ${action}: expected stop, start or restart`);
   }
 
+  async control(action: string): Promise<void> {
+    if (!['stop', 'start', 'restart'].includes(action)) throw new SimError(`control ${action}: expected stop, start or restart`);
+    const c = this.state.control;
+    if (action === 'stop' || action === 'restart') {
+      await stopProcess(c.pid, 10000);
+      c.pid = undefined;
+      saveState(this.state);
+    }
+    if (action === 'start' || action === 'restart') {
+      if (isAlive(c.pid)) throw new SimError(`the control plane is already running (pid ${c.pid})`);
+      this.startControl();
+      saveState(this.state);
+      await this.waitSynced();
+    }
+  }
+
   async status(): Promise<object> {
     const { state } = this;
     const enrolledBy = new Map<string, Set<string>>();
@@ -207,9 +237,18 @@ export class Cluster {
       }),
     );
     const translation = this.translation();
+    let controlVersion = '';
+    if (isAlive(state.control.pid)) {
+      try {
+        controlVersion = ((await getJson(state.control.adminSocket, '/status')).body as { version: string }).version;
+      } catch {
+        // not answering
+      }
+    }
     return {
       name: state.name,
       createdAt: state.createdAt,
+      control: { address: state.control.address, pid: state.control.pid ?? null, alive: isAlive(state.control.pid), version: controlVersion, log: state.control.log },
       nodes: state.nodes.map((n) => ({ name: n.name, netns: n.netns, podCidr: n.podCidr, proxyAddress: n.gateway, fabricAddress: n.fabricAddress, cgroup: n.cgroup, bpffs: n.bpffs })),
       agents,
       pods: state.pods.map((p) => ({
@@ -299,7 +338,7 @@ export class Cluster {
     state.objects = desired;
     if (leaving.length) {
       state.pods = state.pods.filter((p) => !leaving.includes(p));
-      this.writeSnapshot();
+      this.writeManifests();
       saveState(state);
       await this.waitSynced();
       for (const p of leaving) await this.removePod(p);
@@ -312,7 +351,7 @@ export class Cluster {
       if (state.pods.some((p) => p.key === key)) continue;
       arriving.push(this.createPod(key, o));
     }
-    this.writeSnapshot();
+    this.writeManifests();
     saveState(state);
     await this.waitSynced();
     for (const p of arriving) this.startPod(p);
@@ -399,23 +438,50 @@ export class Cluster {
     return translate(objects, `sim-${state.generation}-${Date.now()}`);
   }
 
-  private writeSnapshot(): string {
+  /**
+   * Writes the cluster's objects, pods with their uid and status as the API
+   * server would have them, where the control plane reads manifests.
+   */
+  private writeManifests(): void {
+    const { state } = this;
+    const items: KubeObject[] = [];
+    for (const o of state.objects) {
+      if (o.object.kind !== 'Pod') {
+        items.push(o.object);
+        continue;
+      }
+      const pod = state.pods.find((p) => p.key === objectKey(o.object));
+      if (!pod) continue; // leaving, or not created yet
+      items.push(withStatus({ ...o.object, metadata: { ...o.object.metadata, uid: pod.uid } } as Pod, pod.ip));
+    }
+    const file = path.join(state.control.manifestsDir, 'cluster.json');
+    const text = JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 1);
+    writeFileAtomic(file, text);
+    this.expectedDigest = manifestDigest([{ path: file, text }]);
     const t = this.translation();
-    writeFileAtomic(path.join(this.state.dir, 'snapshot.json'), JSON.stringify(t.snapshot, null, 2));
-    this.lastVersion = t.snapshot.version;
     this.expectedEnrolled = new Map(
-      this.state.nodes.map((n) => [n.name, t.snapshot.workloads.filter((w) => w.node === n.name && w.captured).map((w) => `${w.namespace}/${w.name}`)]),
+      state.nodes.map((n) => [n.name, t.snapshot.workloads.filter((w) => w.node === n.name && w.captured).map((w) => `${w.namespace}/${w.name}`)]),
     );
-    return t.snapshot.version;
   }
 
-  private lastVersion = '';
+  private expectedDigest = '';
   private expectedEnrolled = new Map<string, string[]>();
+
+  private startControl(): void {
+    const c = this.state.control;
+    c.pid = spawnDetached({
+      cgroup: path.join(this.state.cgroup, 'control'),
+      netns: this.state.fabricNetns,
+      argv: [process.execPath, CONTROL_MAIN, '--manifests', c.manifestsDir, '--listen', c.address, '--admin-socket', c.adminSocket, '--log-file', c.log],
+      logFile: `${c.log}.stderr`,
+    });
+  }
 
   private startAgent(n: NodeState): void {
     const flags = [
       '--node-name', n.name,
-      '--snapshot', path.join(this.state.dir, 'snapshot.json'),
+      '--control-plane', this.state.control.address,
+      '--state-dir', n.stateDir,
       '--pod-netns-dir', n.podNetnsDir,
       '--bpffs', n.bpffs,
       '--cgroup', n.cgroup,
@@ -431,13 +497,37 @@ export class Cluster {
     });
   }
 
-  /** Waits until every running agent serves the latest snapshot with every captured pod enrolled. */
+  /**
+   * Waits until the control plane serves what was last written and every
+   * running agent has it, with every captured pod of its node enrolled. While
+   * the control plane is stopped, agents are only checked to serve something.
+   */
   private async waitSynced(): Promise<void> {
     const deadline = Date.now() + SYNC_TIMEOUT_MS;
-    if (!this.lastVersion) this.writeSnapshot();
+    if (!this.expectedDigest) this.writeManifests();
+    const c = this.state.control;
+    let version: string | undefined;
+    if (c.pid) {
+      let last = 'no answer yet';
+      for (;;) {
+        if (!isAlive(c.pid)) throw new SimError(`the control plane exited:\n${tail(`${c.log}.stderr`)}\n${tail(c.log, 10)}`);
+        try {
+          const s = (await getJson(c.adminSocket, '/status', 2000)).body as { manifestDigest: string; version: string; objectErrors: string[] };
+          if (s.manifestDigest === this.expectedDigest) {
+            version = s.version;
+            break;
+          }
+          last = `serving manifests ${s.manifestDigest || '(none)'}, waiting for ${this.expectedDigest}`;
+        } catch (err) {
+          last = (err as Error).message;
+        }
+        if (Date.now() > deadline) throw new SimError(`the control plane did not pick up the manifests within ${SYNC_TIMEOUT_MS} ms: ${last}\n${tail(c.log, 10)}`);
+        await sleep(50);
+      }
+    }
     for (const n of this.state.nodes) {
       if (!n.agentPid) continue;
-      const want = this.expectedEnrolled.get(n.name) ?? [];
+      const want = c.pid ? this.expectedEnrolled.get(n.name) ?? [] : [];
       let last = 'no answer yet';
       for (;;) {
         if (!isAlive(n.agentPid)) {
@@ -445,11 +535,11 @@ export class Cluster {
         }
         try {
           const { body } = await getJson(n.adminSocket, '/status', 2000);
-          const s = body as { ready: boolean; pending: string[]; config?: { version: string }; enrolled: { workload: string }[] };
+          const s = body as { ready: boolean; pending: string[]; config: { version: string }; enrolled: { workload: string }[] };
           const enrolled = new Set(s.enrolled.map((e) => e.workload));
           const missing = want.filter((w) => !enrolled.has(w));
-          if (s.ready && s.config?.version === this.lastVersion && missing.length === 0) break;
-          last = !s.ready ? `waiting for ${s.pending.join(', ')}` : missing.length ? `not yet enrolled: ${missing.join(', ')}` : `serving version ${s.config?.version}`;
+          if (s.ready && (version === undefined || s.config.version === version) && missing.length === 0) break;
+          last = !s.ready ? `waiting for ${s.pending.join(', ')}` : missing.length ? `not yet enrolled: ${missing.join(', ')}` : `serving version ${s.config.version}, control plane has ${version}`;
         } catch (err) {
           last = (err as Error).message;
         }

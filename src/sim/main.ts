@@ -12,6 +12,7 @@ const USAGE = `usage:
   sluice-sim exec NAMESPACE/POD [--name NAME] -- CMD [ARGS...]
   sluice-sim status [-o json|yaml] [--name NAME]
   sluice-sim agent NODE stop|start|restart [--name NAME]
+  sluice-sim control stop|start|restart [--name NAME]
   sluice-sim ctl NODE [--name NAME] -- SLUICECTL-ARGS...
   sluice-sim down [--name NAME]
 NAME defaults to $SLUICE_SIM_NAME or "demo".`;
@@ -97,6 +98,13 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`agent ${args[0]}: ${args[1]} done\n`);
       return 0;
     }
+    case 'control': {
+      if (args.length !== 1) throw new SimError('usage: sluice-sim control stop|start|restart');
+      requireRoot('sluice-sim');
+      await Cluster.open(p.name).control(args[0]);
+      process.stdout.write(`control plane: ${args[0]} done\n`);
+      return 0;
+    }
     case 'ctl': {
       if (args.length !== 1) throw new SimError('usage: sluice-sim ctl NODE -- SLUICECTL-ARGS...');
       return Cluster.open(p.name).ctl(args[0], p.rest);
@@ -114,6 +122,7 @@ async function main(argv: string[]): Promise<number> {
 
 interface StatusView {
   name: string;
+  control: { address: string; pid: number | null; alive: boolean; version: string };
   agents: { node: string; pid: number | null; alive: boolean; ready: boolean }[];
   pods: { namespace: string; name: string; node: string; ip: string; enrolled: boolean; running: boolean }[];
   services: { namespace: string; name: string; clusterIPs: string[]; ports: string[]; endpoints: string[] }[];
@@ -126,7 +135,7 @@ function table(rows: string[][]): string {
 
 function formatStatus(s: StatusView): string {
   return [
-    `cluster ${s.name}\n`,
+    `cluster ${s.name}, control plane ${s.control.address} (${s.control.alive ? `pid ${s.control.pid}, version ${s.control.version}` : 'stopped'})\n`,
     table([['NODE', 'AGENT PID', 'ALIVE', 'READY'], ...s.agents.map((a) => [a.node, String(a.pid ?? '-'), String(a.alive), String(a.ready)])]),
     table([['NAMESPACE', 'POD', 'NODE', 'IP', 'RUNNING', 'ENROLLED'], ...s.pods.map((p) => [p.namespace, p.name, p.node, p.ip, String(p.running), String(p.enrolled)])]),
     table([['NAMESPACE', 'SERVICE', 'CLUSTER-IP', 'PORTS', 'ENDPOINTS'], ...s.services.map((v) => [v.namespace, v.name, v.clusterIPs.join(','), v.ports.join(','), v.endpoints.join(',') || '-'])]),

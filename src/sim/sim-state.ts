@@ -18,6 +18,7 @@ export interface NodeState {
   bpffs: string;
   adminSocket: string;
   podNetnsDir: string;
+  stateDir: string;
   agentLog: string;
   agentPid?: number;
 }
@@ -44,12 +45,22 @@ export interface StoredObject {
   dir: string;
 }
 
+export interface ControlState {
+  /** Address of the control plane on the fabric (the agents' --control-plane). */
+  address: string;
+  adminSocket: string;
+  manifestsDir: string;
+  log: string;
+  pid?: number;
+}
+
 export interface SimState {
   name: string;
   createdAt: string;
   dir: string;
   cgroup: string;
   fabricNetns: string;
+  control: ControlState;
   nodes: NodeState[];
   pods: PodState[];
   objects: StoredObject[];

@@ -16,10 +16,12 @@ function sysctl(netns: string, key: string, value: string): void {
   run('nsenter', [`--net=/run/netns/${netns}`, '--', 'sysctl', '-q', '-w', `${key}=${value}`]);
 }
 
-export function createFabric(netns: string): void {
+/** The fabric joins the nodes; its own address is where the control plane listens. */
+export function createFabric(netns: string, address: string): void {
   run('ip', ['netns', 'add', netns]);
   ipn(netns, 'link', 'set', 'lo', 'up');
   ipn(netns, 'link', 'add', FABRIC_BRIDGE, 'type', 'bridge');
+  ipn(netns, 'addr', 'add', `${address}/24`, 'dev', FABRIC_BRIDGE);
   ipn(netns, 'link', 'set', FABRIC_BRIDGE, 'up');
 }
 

@@ -25,6 +25,8 @@ export interface TypeHandler {
 export interface TypeStatus {
   type: string;
   received: number;
+  acks: number;
+  nacks: number;
   lastAck?: { version: string; nonce: string; at: string };
   lastNack?: { version: string; nonce: string; at: string; reason: string };
   synced: boolean;
@@ -72,7 +74,7 @@ export class DeltaAdsClient {
     }) as unknown as typeof this.client;
     for (const h of handlers) {
       this.handlers.set(h.typeUrl, h);
-      this.typeStatus.set(h.typeUrl, { type: h.typeUrl, received: 0, synced: false });
+      this.typeStatus.set(h.typeUrl, { type: h.typeUrl, received: 0, acks: 0, nacks: 0, synced: false });
     }
   }
 
@@ -133,6 +135,7 @@ export class DeltaAdsClient {
       if (this.state !== 'connected') {
         this.state = 'connected';
         this.connectedSince = new Date().toISOString();
+        this.lastError = '';
         this.counters.connects++;
         this.logger.info({ target: this.opts.target }, 'connected to the control plane');
       }
@@ -167,10 +170,12 @@ export class DeltaAdsClient {
     const at = new Date().toISOString();
     if (rejected.length === 0) {
       this.counters.acks++;
+      status.acks++;
       status.lastAck = { version: res.system_version_info, nonce: res.nonce, at };
       call.write({ type_url: res.type_url, response_nonce: res.nonce });
     } else {
       this.counters.nacks++;
+      status.nacks++;
       const reason = rejected.map((r) => `${r.name}: ${r.reason}`).join('; ');
       status.lastNack = { version: res.system_version_info, nonce: res.nonce, at, reason };
       this.logger.warn({ type: res.type_url, version: res.system_version_info, rejected }, 'resources rejected (NACK); the others were applied');

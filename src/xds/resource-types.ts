@@ -1,6 +1,7 @@
 // The resource types sluice serves over xDS, and their conversion between
 // the model and protobuf Any. Decoding validates: a resource that fails is
 // reported with the reason, never half-applied.
+import { validateAuthorizationPolicy, validatePeerAuthentication, type AuthorizationPolicy, type PeerAuthentication, type Rule } from '../model/policy';
 import type { Service, Workload } from '../model/resources';
 import { validateService, validateWorkload } from '../model/validate';
 import { TYPE_PREFIX, sluiceType, type Any } from './protos';
@@ -92,5 +93,96 @@ export const serviceCodec: ResourceCodec<Service> = {
       endpoints: msg.endpoints,
       loadBalancing,
     });
+  },
+};
+
+interface SourceMessage {
+  principals: string[];
+  notPrincipals: string[];
+  namespaces: string[];
+  notNamespaces: string[];
+  ipBlocks: string[];
+  notIpBlocks: string[];
+}
+
+interface PolicyMessage {
+  name: string;
+  namespace: string;
+  selector?: { matchLabels: Record<string, string> } | null;
+  action: string;
+  rules: { from: { source?: SourceMessage | null }[]; to: { operation?: { ports: number[]; notPorts: number[] } | null }[] }[];
+}
+
+/** Empty lists and missing selectors are "unset" on the wire and in the model alike. */
+function nonEmpty<T>(list: T[] | undefined): T[] | undefined {
+  return list && list.length ? list : undefined;
+}
+
+function sourceFromMessage(m: SourceMessage | null | undefined): Rule['from'][number]['source'] {
+  const s: Rule['from'][number]['source'] = {};
+  if (!m) return s;
+  const fields = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks'] as const;
+  for (const f of fields) {
+    const v = nonEmpty(m[f]);
+    if (v) s[f] = v;
+  }
+  return s;
+}
+
+export const authorizationPolicyCodec: ResourceCodec<AuthorizationPolicy> = {
+  typeUrl: AUTHORIZATION_POLICY_TYPE,
+  nameOf: (p) => `${p.namespace}/${p.name}`,
+  encode(p) {
+    const msg = {
+      name: p.name,
+      namespace: p.namespace,
+      selector: p.selector ? { matchLabels: p.selector } : undefined,
+      action: p.action,
+      rules: p.rules.map((r) => ({
+        from: r.from.map((f) => ({ source: f.source })),
+        to: r.to.map((t) => ({ operation: t.operation })),
+      })),
+    };
+    return encodeMessage('sluice.v1.AuthorizationPolicy', AUTHORIZATION_POLICY_TYPE, msg);
+  },
+  decode(any) {
+    const m = decodeMessage('sluice.v1.AuthorizationPolicy', AUTHORIZATION_POLICY_TYPE, any);
+    if (typeof m === 'string') return m;
+    const msg = m as unknown as PolicyMessage;
+    const policy: AuthorizationPolicy = {
+      name: msg.name,
+      namespace: msg.namespace,
+      action: msg.action as AuthorizationPolicy['action'],
+      rules: msg.rules.map((r) => ({
+        from: r.from.map((f) => ({ source: sourceFromMessage(f.source) })),
+        to: r.to.map((t) => {
+          const operation: Rule['to'][number]['operation'] = {};
+          const ports = nonEmpty(t.operation?.ports);
+          const notPorts = nonEmpty(t.operation?.notPorts);
+          if (ports) operation.ports = ports;
+          if (notPorts) operation.notPorts = notPorts;
+          return { operation };
+        }),
+      })),
+    };
+    if (msg.selector) policy.selector = { ...msg.selector.matchLabels };
+    return validateAuthorizationPolicy(policy) ?? policy;
+  },
+};
+
+export const peerAuthenticationCodec: ResourceCodec<PeerAuthentication> = {
+  typeUrl: PEER_AUTHENTICATION_TYPE,
+  nameOf: (p) => `${p.namespace}/${p.name}`,
+  encode(p) {
+    const msg = { name: p.name, namespace: p.namespace, selector: p.selector ? { matchLabels: p.selector } : undefined, mode: p.mode };
+    return encodeMessage('sluice.v1.PeerAuthentication', PEER_AUTHENTICATION_TYPE, msg);
+  },
+  decode(any) {
+    const m = decodeMessage('sluice.v1.PeerAuthentication', PEER_AUTHENTICATION_TYPE, any);
+    if (typeof m === 'string') return m;
+    const msg = m as unknown as { name: string; namespace: string; selector?: { matchLabels: Record<string, string> } | null; mode: string };
+    const p: PeerAuthentication = { name: msg.name, namespace: msg.namespace, mode: msg.mode as PeerAuthentication['mode'] };
+    if (msg.selector) p.selector = { ...msg.selector.matchLabels };
+    return validatePeerAuthentication(p) ?? p;
   },
 };
