@@ -13,11 +13,13 @@ import { createJsonServer, listenTcp, listenUnix } from '../observability/http-j
 import { createRegistry } from '../observability/metrics';
 import { Readiness } from '../observability/readiness';
 import { PolicySet } from '../proxy/authorization';
+import { EndpointStats } from '../proxy/endpoint-picker';
 import { NodeProxy } from '../proxy/node-proxy';
 import { ServiceIndex } from '../proxy/service-index';
 import { ResourceStore, emptyDelta, type StoreDelta } from './resource-store';
 import { SnapshotFileSource } from './snapshot-file-source';
 import { loadState, saveState } from './state-file';
+import { trace } from './trace';
 import { XdsSource } from './xds-source';
 
 const BLOCKERS = ['bpf attached', 'config synced', 'pod netns scanned', 'maps reconciled', 'proxy listening'];
@@ -349,6 +351,27 @@ export class Agent {
     return { config: this.config, snapshot: this.store.snapshot(), endpoints: this.proxy?.endpoints.snapshot(Date.now()) ?? [] };
   }
 
+  private workloadsView(): object {
+    const enrolled = new Set([...this.workloadByCookie.values()].map((w) => w.uid));
+    return [...this.store.workloads.values()].map((w) => ({ ...w, local: w.node === this.config.nodeName, enrolled: enrolled.has(w.uid) }));
+  }
+
+  private traceResponse(url: URL) {
+    const from = url.searchParams.get('from') ?? '';
+    const to = url.searchParams.get('to') ?? '';
+    if (!from.includes('/') || !to) return { status: 400, body: { error: 'trace needs from=NAMESPACE/POD and to=IP:PORT' } };
+    return {
+      body: trace(from, to, {
+        node: this.config.nodeName,
+        workloads: this.store.workloads.values(),
+        index: this.index,
+        policies: this.policies,
+        endpoints: this.proxy?.endpoints ?? new EndpointStats(),
+        enrolled: new Set([...this.workloadByCookie.values()].map((w) => w.uid)),
+      }),
+    };
+  }
+
   private readyResponse() {
     return this.readiness.ready
       ? { status: 200, body: { ready: true } }
@@ -361,6 +384,10 @@ export class Agent {
       '/maps': () => ({ body: this.maps() }),
       '/connections': () => ({ body: this.connections() }),
       '/config_dump': () => ({ body: this.configDump() }),
+      '/workloads': () => ({ body: this.workloadsView() }),
+      '/services': () => ({ body: [...this.store.services.values()] }),
+      '/policies': () => ({ body: { authorizationPolicies: [...this.store.authorizationPolicies.values()], peerAuthentications: [...this.store.peerAuthentications.values()] } }),
+      '/trace': (url) => this.traceResponse(url),
       '/healthz/ready': () => this.readyResponse(),
     });
     this.servers.push(admin);

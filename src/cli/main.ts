@@ -8,6 +8,12 @@ commands:
   maps          kernel maps: enrollment, VIPs, live original destinations, counters
   connections   live proxied connections: source pod, VIP, endpoint, bytes, age
   config        where the configuration comes from; xDS state, last ACK/NACK per type
+  workloads     workloads known to the agent (local ones: enrolled or not)
+  services      services, their VIPs, ports and endpoints
+  policies      authorization and peer authentication policies in force
+  trace --from NAMESPACE/POD --to IP:PORT
+                would this connection be captured, which service, which endpoints
+                are candidates, and which policy decides and why
 admin defaults to $SLUICE_ADMIN or /run/sluice/admin.sock`;
 
 class UsageError extends Error {}
@@ -132,17 +138,102 @@ function configTable(s: Status): string {
   return lines.join('\n') + '\n';
 }
 
+interface WorkloadRow {
+  namespace: string;
+  name: string;
+  node: string;
+  ips: string[];
+  serviceAccount: string;
+  captured: boolean;
+  ready: boolean;
+  local: boolean;
+  enrolled: boolean;
+}
+
+function workloadsTable(ws: WorkloadRow[]): string {
+  return table(
+    ['NAMESPACE', 'NAME', 'NODE', 'IP', 'SERVICE ACCOUNT', 'IN MESH', 'ENROLLED HERE', 'READY'],
+    ws.map((w) => [w.namespace, w.name, w.node, w.ips.join(','), w.serviceAccount, w.captured ? 'yes' : 'no', w.local ? (w.enrolled ? 'yes' : 'no') : '-', w.ready ? 'yes' : 'no']),
+  );
+}
+
+interface ServiceRow {
+  namespace: string;
+  name: string;
+  clusterIPs: string[];
+  ports: { port: number; targetPort: number }[];
+  endpoints: { address: string; node: string; ready: boolean }[];
+}
+
+function servicesTable(ss: ServiceRow[]): string {
+  return table(
+    ['NAMESPACE', 'NAME', 'CLUSTER-IP', 'PORTS', 'ENDPOINTS'],
+    ss.map((s) => [
+      s.namespace,
+      s.name,
+      s.clusterIPs.join(','),
+      s.ports.map((p) => `${p.port}->${p.targetPort}`).join(','),
+      s.endpoints.length ? s.endpoints.map((e) => `${e.address}${e.ready ? '' : ' (not ready)'}@${e.node}`).join(', ') : '(none)',
+    ]),
+  );
+}
+
+interface PolicyRows {
+  authorizationPolicies: { namespace: string; name: string; action: string; selector?: Record<string, string>; rules: unknown[] }[];
+  peerAuthentications: { namespace: string; name: string; mode: string; selector?: Record<string, string> }[];
+}
+
+function selectorText(sel?: Record<string, string>): string {
+  return sel ? Object.entries(sel).map(([k, v]) => `${k}=${v}`).join(',') : '(namespace-wide)';
+}
+
+function policiesTable(p: PolicyRows): string {
+  return [
+    'AUTHORIZATION POLICIES',
+    table(['NAMESPACE', 'NAME', 'ACTION', 'SELECTOR', 'RULES'], p.authorizationPolicies.map((a) => [a.namespace, a.name, a.action, selectorText(a.selector), JSON.stringify(a.rules)])),
+    'PEER AUTHENTICATION',
+    table(['NAMESPACE', 'NAME', 'MODE', 'SELECTOR'], p.peerAuthentications.map((a) => [a.namespace, a.name, a.mode, selectorText(a.selector)])),
+  ].join('\n');
+}
+
+interface TraceView {
+  from: string;
+  to: string;
+  steps: { step: string; result: string }[];
+  candidates: { endpoint: string; workload: string; node: string; ready: boolean; ejectedForMs: number; activeConnections: number; allowed: boolean; policy?: string; reason: string }[];
+  verdict: string;
+}
+
+function traceTable(t: TraceView): string {
+  const lines = [`trace ${t.from} -> ${t.to}`, ...t.steps.map((s) => `  ${s.step.padEnd(10)} ${s.result}`), ''];
+  if (t.candidates.length) {
+    lines.push(
+      table(
+        ['ENDPOINT', 'WORKLOAD', 'NODE', 'READY', 'EJECTED', 'ACTIVE', 'POLICY', 'WHY'],
+        t.candidates.map((c) => [c.endpoint, c.workload, c.node, c.ready ? 'yes' : 'no', c.ejectedForMs ? `${c.ejectedForMs}ms` : '-', String(c.activeConnections), c.allowed ? 'allow' : 'DENY', c.reason]),
+      ),
+    );
+  }
+  lines.push(`verdict: ${t.verdict}`);
+  return lines.join('\n') + '\n';
+}
+
 const COMMANDS: Record<string, { path: string; table: (d: never) => string; pick?: (d: never) => unknown }> = {
   status: { path: '/status', table: statusTable as (d: never) => string },
   maps: { path: '/maps', table: mapsTable as (d: never) => string },
   connections: { path: '/connections', table: connectionsTable as (d: never) => string },
   config: { path: '/status', table: configTable as (d: never) => string, pick: ((s: Status) => s.config) as (d: never) => unknown },
+  workloads: { path: '/workloads', table: workloadsTable as (d: never) => string },
+  services: { path: '/services', table: servicesTable as (d: never) => string },
+  policies: { path: '/policies', table: policiesTable as (d: never) => string },
+  trace: { path: '/trace', table: traceTable as (d: never) => string },
 };
 
 async function main(argv: string[]): Promise<number> {
   let admin = process.env.SLUICE_ADMIN || '/run/sluice/admin.sock';
   let format: OutputFormat = 'table';
   const words: string[] = [];
+  const query = new URLSearchParams();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--admin') admin = argv[++i] ?? '';
@@ -150,6 +241,10 @@ async function main(argv: string[]): Promise<number> {
       const f = argv[++i];
       if (f !== 'table' && f !== 'json' && f !== 'yaml') throw new UsageError(`-o ${f}: expected table, json or yaml`);
       format = f;
+    } else if (a === '--from' || a === '--to') {
+      const v = argv[++i];
+      if (!v) throw new UsageError(`${a} needs a value`);
+      query.set(a.slice(2), v);
     } else if (a === '-h' || a === '--help') {
       process.stdout.write(`${USAGE}\n`);
       return 0;
@@ -159,7 +254,8 @@ async function main(argv: string[]): Promise<number> {
   const cmd = COMMANDS[words[0] ?? ''];
   if (!cmd || words.length !== 1) throw new UsageError(words[0] ? `unknown command ${JSON.stringify(words.join(' '))}` : 'a command is required');
   if (!admin) throw new UsageError('--admin needs a value');
-  const data = await adminGet(admin, cmd.path);
+  if (words[0] === 'trace' && (!query.get('from') || !query.get('to'))) throw new UsageError('trace needs --from NAMESPACE/POD and --to IP:PORT');
+  const data = await adminGet(admin, query.size ? `${cmd.path}?${query}` : cmd.path);
   // Tables read the whole answer; -o json|yaml shows just what the command is about.
   process.stdout.write(format === 'table' ? cmd.table(data as never) : render(cmd.pick ? cmd.pick(data as never) : data, format, cmd.table));
   return 0;

@@ -243,7 +243,8 @@ export class NodeProxy {
     const policies = this.deps.policies?.();
     if (!policies) return true;
     const dest = this.deps.index().workload(workloadUid);
-    const decision = policies.authorize({ namespace: dest?.namespace ?? service.namespace, labels: dest?.labels ?? {} }, conn.peer, port);
+    const destination = { namespace: dest?.namespace ?? service.namespace, labels: dest?.labels ?? {} };
+    const decision = policies.authorize(destination, conn.peer, port);
     if (decision.allowed) {
       this.counters.policyAllowed++;
       return true;
@@ -257,7 +258,8 @@ export class NodeProxy {
         service: conn.info.service,
         destination: dest ? `${dest.namespace}/${dest.name}` : conn.info.endpoint,
         port,
-        policy: decision.policy,
+        // No single policy denied it: name the ALLOW policies none of which matched.
+        policy: decision.policy ?? policies.applicableTo(destination).map((p) => `${p.namespace}/${p.name}`).join(','),
       },
       `connection denied: ${decision.reason}`,
     );

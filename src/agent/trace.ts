@@ -1,0 +1,118 @@
+// "Would this connection be captured, where would it go, and who decides?"
+// Walks the same decisions as the capture programs and the node proxy, from
+// the agent's current state, without opening anything.
+import type { Workload } from '../model/resources';
+import type { PolicySet } from '../proxy/authorization';
+import type { EndpointStats } from '../proxy/endpoint-picker';
+import { endpointKey } from '../proxy/endpoint-picker';
+import type { ServiceIndex } from '../proxy/service-index';
+
+export interface TraceStep {
+  step: string;
+  result: string;
+}
+
+export interface TraceCandidate {
+  endpoint: string;
+  workload: string;
+  node: string;
+  ready: boolean;
+  ejectedForMs: number;
+  activeConnections: number;
+  allowed: boolean;
+  policy?: string;
+  reason: string;
+}
+
+export interface Trace {
+  from: string;
+  to: string;
+  captured: boolean;
+  service?: string;
+  steps: TraceStep[];
+  candidates: TraceCandidate[];
+  verdict: string;
+}
+
+export interface TraceInputs {
+  node: string;
+  workloads: Iterable<Workload>;
+  index: ServiceIndex;
+  policies: PolicySet;
+  endpoints: EndpointStats;
+  /** Uids of workloads whose netns is in the enrollment map now. */
+  enrolled: Set<string>;
+}
+
+export function trace(from: string, to: string, inputs: TraceInputs): Trace {
+  const steps: TraceStep[] = [];
+  const result: Trace = { from, to, captured: false, steps, candidates: [], verdict: '' };
+  const [ns, name] = from.split('/');
+  const source = [...inputs.workloads].find((w) => w.namespace === ns && w.name === name);
+  const m = /^(.+):(\d+)$/.exec(to);
+  if (!m) {
+    result.verdict = `--to must be IP:PORT (got ${JSON.stringify(to)})`;
+    return result;
+  }
+  const [, address, portText] = m;
+  const port = Number(portText);
+  if (!source) {
+    steps.push({ step: 'source', result: `no workload ${from} is known to this agent` });
+    result.verdict = 'unknown source';
+    return result;
+  }
+  steps.push({ step: 'source', result: `${from} on ${source.node}, identity ${source.identity || '(none)'}` });
+  if (source.node !== inputs.node) {
+    steps.push({ step: 'capture', result: `${from} runs on ${source.node}; ask that node's agent` });
+    result.verdict = 'not on this node';
+    return result;
+  }
+  if (!source.captured) {
+    steps.push({ step: 'capture', result: 'not in the mesh (namespace not labelled sluice.dev/mesh=enabled, or pod opted out): connect4 leaves it alone' });
+    result.verdict = 'not captured: the connection goes directly to its destination';
+    return result;
+  }
+  if (!inputs.enrolled.has(source.uid)) {
+    steps.push({ step: 'capture', result: 'in the mesh but not enrolled yet (its network namespace has not been reported by the CNI step)' });
+    result.verdict = 'not captured yet';
+    return result;
+  }
+  const target = inputs.index.vip(address, port);
+  if (!target) {
+    steps.push({ step: 'capture', result: `enrolled, but ${to} is not a known service VIP:port: connect4 leaves it alone` });
+    result.verdict = 'not captured: the connection goes directly to its destination';
+    return result;
+  }
+  result.captured = true;
+  result.service = `${target.service.namespace}/${target.service.name}`;
+  steps.push({ step: 'capture', result: `enrolled; ${to} is service ${result.service} port ${target.port.port} -> redirected to the node proxy` });
+  const peer = { principal: source.identity.replace(/^spiffe:\/\//, '') || undefined, namespace: source.namespace, ip: source.ips[0] ?? '' };
+  const now = Date.now();
+  for (const e of target.service.endpoints) {
+    const dest = inputs.index.workload(e.workloadUid);
+    const decision = inputs.policies.authorize({ namespace: dest?.namespace ?? target.service.namespace, labels: dest?.labels ?? {} }, peer, target.port.targetPort);
+    const key = endpointKey(e.address, target.port.targetPort);
+    result.candidates.push({
+      endpoint: key,
+      workload: dest ? `${dest.namespace}/${dest.name}` : e.workloadUid,
+      node: e.node,
+      ready: e.ready,
+      ejectedForMs: inputs.endpoints.ejected(key, now) ? inputs.endpoints.snapshot(now).find((s) => s.endpoint === key)?.ejectedForMs ?? 0 : 0,
+      activeConnections: inputs.endpoints.active(key),
+      allowed: decision.allowed,
+      policy: decision.policy,
+      reason: decision.reason,
+    });
+  }
+  const usable = result.candidates.filter((c) => c.ready && c.allowed);
+  steps.push({
+    step: 'endpoints',
+    result: `${target.service.endpoints.length} endpoint(s), ${result.candidates.filter((c) => c.ready).length} ready, ${usable.length} ready and allowed; chosen per connection by least request (power of two choices)`,
+  });
+  if (target.service.endpoints.length === 0) result.verdict = 'captured, then reset: the service has no endpoints';
+  else if (usable.length === 0) {
+    const denied = result.candidates.find((c) => !c.allowed);
+    result.verdict = denied ? `captured, then denied: ${denied.reason}` : 'captured, then reset: no endpoint is ready';
+  } else result.verdict = `captured and allowed: relayed to one of ${usable.map((c) => c.endpoint).join(', ')}`;
+  return result;
+}
