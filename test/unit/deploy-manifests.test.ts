@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { loadAgentConfig } from '../../src/config/agent-config';
+import { loadControlConfig } from '../../src/config/control-config';
 
 const deployDir = path.resolve(__dirname, '..', '..', '..', 'deploy');
 
@@ -50,5 +51,19 @@ describe('deploy manifests', () => {
     const mounts = agent.volumeMounts.map((m) => m.mountPath);
     for (const p of ['/sys/fs/bpf', '/sys/fs/cgroup', '/var/run/netns']) assert.ok(mounts.includes(p), `mounts ${p}`);
     assert.ok(config.bpffs.startsWith('/sys/fs/bpf/'), 'pins live under the mounted bpffs');
+    assert.ok(mounts.includes(config.stateDir), 'the persisted state survives the pod');
+  });
+
+  it('the control plane Deployment passes arguments sluice-control accepts, and agents point at its Service', () => {
+    const all = docs();
+    const dep = all.find((d) => d.kind === 'Deployment' && d.metadata.name === 'sluice-control')!;
+    const container = (dep.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0];
+    const config = loadControlConfig(container.args, {});
+    const svc = all.find((d) => d.kind === 'Service' && d.metadata.name === 'sluice-control')!;
+    const port = (svc.spec as { ports: { port: number }[] }).ports[0].port;
+    assert.equal(Number(config.listen.split(':')[1]), port);
+    const ds = all.find((d) => d.kind === 'DaemonSet')!;
+    const agentArgs = (ds.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0].args;
+    assert.ok(agentArgs.includes(`--control-plane=sluice-control.sluice-system.svc:${port}`));
   });
 });
