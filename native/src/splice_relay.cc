@@ -16,7 +16,7 @@ namespace sluice {
 
 namespace {
 
-constexpr size_t kPipeSize = 1 << 20;      // per direction, bounded back-pressure
+constexpr size_t kPipeSize = 1 << 20;      // per direction in flight: bounded back-pressure
 constexpr size_t kSpliceChunk = 1 << 20;
 
 int SetNonBlocking(int fd) {
@@ -33,6 +33,46 @@ void ResetClose(int fd) {
 }
 
 }  // namespace
+
+// Pipes are taken from a per-worker pool while bytes are in flight and given
+// back once drained, so an idle connection holds no pipe (two descriptors
+// per pair, not six: 10k idle connections stay within ordinary fd limits).
+struct PipePool {
+  std::vector<std::pair<int, int>> free;
+  static constexpr size_t kMaxFree = 256;
+
+  bool Take(int* r, int* w) {
+    if (!free.empty()) {
+      *r = free.back().first;
+      *w = free.back().second;
+      free.pop_back();
+      return true;
+    }
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+    fcntl(p[1], F_SETPIPE_SZ, kPipeSize);  // best effort: limited by pipe-max-size
+    *r = p[0];
+    *w = p[1];
+    return true;
+  }
+
+  // Only empty pipes come back.
+  void Give(int r, int w) {
+    if (free.size() < kMaxFree) {
+      free.emplace_back(r, w);
+    } else {
+      close(r);
+      close(w);
+    }
+  }
+
+  ~PipePool() {
+    for (auto& [r, w] : free) {
+      close(r);
+      close(w);
+    }
+  }
+};
 
 // One direction: src -> pipe -> dst.
 struct Direction {
@@ -63,6 +103,7 @@ struct SpliceRelay::Worker {
   std::mutex mu;
   std::vector<Pair*> incoming;
   std::unordered_map<uint64_t, Pair*> pairs;  // owned; touched by the worker thread
+  PipePool pipes;                              // worker thread only
   std::mutex pairs_mu;                         // guards pairs for Stats()
   std::atomic<bool> stop{false};
 };
@@ -73,9 +114,21 @@ SpliceRelay::~SpliceRelay() { Stop(); }
 
 namespace {
 
+void ReleasePipe(Direction& d, PipePool& pool) {
+  if (d.pipe_r < 0) return;
+  if (d.in_pipe == 0) {
+    pool.Give(d.pipe_r, d.pipe_w);
+  } else {
+    close(d.pipe_r);
+    close(d.pipe_w);
+  }
+  d.pipe_r = d.pipe_w = -1;
+}
+
 // Moves as much as possible in one direction. Returns 0, or -errno on a
 // fatal socket error (the pair is then reset).
-int Pump(Direction& d) {
+int Pump(Direction& d, PipePool& pool) {
+  int err = 0;
   while (!d.done) {
     if (!d.initial.empty()) {
       ssize_t n = send(d.dst, d.initial.data(), d.initial.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -86,7 +139,10 @@ int Pump(Direction& d) {
     }
     if (d.in_pipe > 0) {
       ssize_t n = splice(d.pipe_r, nullptr, d.dst, nullptr, d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n < 0) return errno == EAGAIN ? 0 : -errno;
+      if (n < 0) {
+        if (errno != EAGAIN) err = -errno;
+        break;  // dst is full: wait for EPOLLOUT, keeping the pipe
+      }
       d.in_pipe -= n;
       d.bytes += n;
       continue;
@@ -94,28 +150,30 @@ int Pump(Direction& d) {
     if (d.src_eof) {
       shutdown(d.dst, SHUT_WR);  // forward the FIN; the other direction stays open
       d.done = true;
-      return 0;
+      break;
+    }
+    if (d.pipe_r < 0 && !pool.Take(&d.pipe_r, &d.pipe_w)) {
+      err = -errno;
+      break;
     }
     ssize_t n = splice(d.src, nullptr, d.pipe_w, nullptr, kSpliceChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n == 0) {
       d.src_eof = true;
       continue;
     }
-    if (n < 0) return errno == EAGAIN ? 0 : -errno;
+    if (n < 0) {
+      if (errno != EAGAIN) err = -errno;
+      break;
+    }
     d.in_pipe += n;
   }
-  return 0;
+  if (d.in_pipe == 0) ReleasePipe(d, pool);  // idle: no pipe held
+  return err;
 }
 
-bool InitDirection(Direction& d, int src, int dst) {
-  int p[2];
-  if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return false;
-  fcntl(p[1], F_SETPIPE_SZ, kPipeSize);  // best effort: limited by pipe-max-size
+void InitDirection(Direction& d, int src, int dst) {
   d.src = src;
   d.dst = dst;
-  d.pipe_r = p[0];
-  d.pipe_w = p[1];
-  return true;
 }
 
 void CloseDirection(Direction& d) {
@@ -173,8 +231,8 @@ int SpliceRelay::Start(int threads) {
         std::sort(touched.begin(), touched.end());
         touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
         for (Pair* p : touched) {
-          int err = Pump(p->ab);
-          if (!err) err = Pump(p->ba);
+          int err = Pump(p->ab, wp->pipes);
+          if (!err) err = Pump(p->ba, wp->pipes);
           bool finished = err || (p->ab.done && p->ba.done);
           if (!finished) continue;
           {
@@ -242,13 +300,8 @@ int SpliceRelay::Add(uint64_t id, int fd_a, int fd_b, const std::string& initial
   p->id = id;
   p->fd_a = fd_a;
   p->fd_b = fd_b;
-  if (!InitDirection(p->ab, fd_a, fd_b) || !InitDirection(p->ba, fd_b, fd_a)) {
-    err = -errno;
-    CloseDirection(p->ab);
-    CloseDirection(p->ba);
-    delete p;
-    return err;
-  }
+  InitDirection(p->ab, fd_a, fd_b);
+  InitDirection(p->ba, fd_b, fd_a);
   p->ba.initial = initial_b_to_a;
   Worker* w = workers_[next_worker_++ % workers_.size()].get();
   {
