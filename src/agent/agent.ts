@@ -18,12 +18,11 @@ import { NodeProxy } from '../proxy/node-proxy';
 import { ServiceIndex } from '../proxy/service-index';
 import { ResourceStore, emptyDelta, type StoreDelta } from './resource-store';
 import { SnapshotFileSource } from './snapshot-file-source';
-import { loadState, saveState } from './state-file';
 import { trace } from './trace';
 import { XdsSource } from './xds-source';
 
 const BLOCKERS = ['bpf attached', 'config synced', 'pod netns scanned', 'maps reconciled', 'proxy listening'];
-const PERSIST_DELAY_MS = 500;
+const PERSIST_DELAY_MS = 1000;
 
 function socketFd(socket: net.Socket): number {
   return (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
@@ -43,7 +42,7 @@ export class Agent {
   private readonly enrolledSince = new Map<string, { at: string; preexistingConnections?: number }>();
   private readonly workloadIds = new IdAllocator();
   private readonly serviceIds = new IdAllocator();
-  private reconcileTimer?: NodeJS.Timeout;
+  private reconcileTimer?: NodeJS.Immediate;
   private lastReconcile = { at: '', errors: [] as string[], updated: 0, deleted: 0 };
   private readonly servers: http.Server[] = [];
   private readonly startedAt = Date.now();
@@ -104,10 +103,10 @@ export class Agent {
 
   /** Stops serving. Links and maps stay pinned: capture survives the agent. */
   async stop(): Promise<void> {
-    if (this.reconcileTimer) clearTimeout(this.reconcileTimer);
+    if (this.reconcileTimer) clearImmediate(this.reconcileTimer);
     if (this.persistTimer) {
       clearTimeout(this.persistTimer);
-      this.persist();
+      await this.persist();
     }
     this.source?.stop();
     this.xds?.stop();
@@ -134,22 +133,21 @@ export class Agent {
   private startXdsSource(): void {
     const log = this.logger.child({ component: 'xds' });
     this.configFrom = `control plane ${this.config.controlPlane}`;
+    this.xds = new XdsSource(this.config.controlPlane, this.config.nodeName, this.store, (delta) => this.onDelta(delta), log);
     // Serve the last good state at once if there is one: the control plane
     // may be away right now, and the pods on this node should not wait for it.
-    let versions: Record<string, Record<string, string>> = {};
     try {
-      const restored = loadState(this.config.stateDir);
+      const restored = this.xds.restore(this.config.stateDir);
       if (restored) {
-        versions = restored.state.versions;
-        this.onDelta(this.store.replaceAll(restored.state.snapshot));
+        for (const r of restored.rejected) log.error({ resource: r.name }, `persisted resource not used: ${r.reason}`);
+        this.onDelta(restored.delta);
         this.readiness.done('config synced');
-        this.configFrom = `control plane ${this.config.controlPlane} (serving state saved at ${restored.state.savedAt} until it answers)`;
-        log.info({ version: restored.state.snapshot.version, savedAt: restored.state.savedAt }, 'serving the persisted state');
+        this.configFrom = `control plane ${this.config.controlPlane} (serving state saved at ${restored.savedAt} until it answers)`;
+        log.info({ version: restored.version, savedAt: restored.savedAt }, 'serving the persisted state');
       }
     } catch (err) {
       log.error(`persisted state not used: ${(err as Error).message}`);
     }
-    this.xds = new XdsSource(this.config.controlPlane, this.config.nodeName, this.store, (delta) => this.onDelta(delta), log, versions);
     this.xds.client.onChange(() => {
       if (this.xds?.client.synced && this.readiness.blockers().includes('config synced')) this.readiness.done('config synced');
       if (this.xds?.client.state === 'connected') this.configFrom = `control plane ${this.config.controlPlane}`;
@@ -175,21 +173,17 @@ export class Agent {
     }, PERSIST_DELAY_MS);
   }
 
-  private persist(): void {
-    if (!this.xds) return;
-    try {
-      saveState(this.config.stateDir, { snapshot: this.store.contents(), versions: this.xds.versionsByType(), savedAt: new Date().toISOString() });
-    } catch (err) {
-      this.logger.error({ err: (err as Error).message }, 'could not persist the state');
-    }
+  private persist(): Promise<void> {
+    return this.xds ? this.xds.save(this.config.stateDir) : Promise.resolve();
   }
 
+  /** Coalesces the changes of one event-loop turn (one xDS response, one file read) into one pass. */
   private scheduleReconcile(): void {
     if (this.reconcileTimer) return;
-    this.reconcileTimer = setTimeout(() => {
+    this.reconcileTimer = setImmediate(() => {
       this.reconcileTimer = undefined;
       this.reconcile();
-    }, 10);
+    });
   }
 
   /** Applies what changed: one service at a time, or everything after a full change. */
@@ -295,6 +289,7 @@ export class Agent {
       node: this.config.nodeName,
       pid: process.pid,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       ready: this.readiness.ready,
       pending: this.readiness.blockers(),
       proxy: `${this.config.proxyAddress}:${this.config.proxyPort}`,

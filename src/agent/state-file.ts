@@ -1,53 +1,81 @@
-// The last good state, persisted so that an agent restarting while the
-// control plane is away comes up serving. Written atomically (temp file,
-// fsync, rename); read back through the same validation as any other input.
+// The last good state from the control plane, persisted so that an agent
+// restarting while the control plane is away comes up serving. It is kept in
+// the wire form (each resource's version and protobuf bytes, one JSON line
+// per resource): lines are built when a resource arrives, so saving is a
+// join and an asynchronous write, never a walk over the whole state. Read
+// back through the same codecs and validation as any pushed resource.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { validateAuthorizationPolicy, validatePeerAuthentication, type AuthorizationPolicy, type PeerAuthentication } from '../model/policy';
-import { validateSnapshot, type Rejection } from '../model/validate';
-import type { StoreContents } from './resource-store';
 
-export interface PersistedState {
-  snapshot: StoreContents;
-  /** typeUrl -> resource name -> version, for initial_resource_versions on reconnect. */
-  versions: Record<string, Record<string, string>>;
+const FILE = 'state.jsonl';
+const FORMAT = 'sluice-state/v1';
+
+export interface StateHeader {
+  format: string;
+  version: string;
   savedAt: string;
 }
 
-const FILE = 'state.json';
-
-export function saveState(dir: string, state: PersistedState): void {
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, FILE);
-  const tmp = `${file}.tmp`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, JSON.stringify(state));
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+export interface StateEntry {
+  /** type URL */
+  t: string;
+  /** resource name */
+  n: string;
+  /** resource version */
+  v: string;
+  /** protobuf bytes, base64 */
+  b: string;
 }
 
-/** undefined when there is no saved state; throws when it exists but cannot be used. */
-export function loadState(dir: string): { state: PersistedState; rejected: Rejection[] } | undefined {
+export function stateLine(e: StateEntry): string {
+  return JSON.stringify(e);
+}
+
+const BATCH = 500;
+
+/**
+ * Writes header + lines to a temp file in small batches (the proxy's event
+ * loop keeps turning between them), fsyncs it and renames it over the old one.
+ */
+export async function writeState(dir: string, version: string, lines: Iterable<string>): Promise<void> {
+  await fs.promises.mkdir(dir, { recursive: true });
+  const file = path.join(dir, FILE);
+  const tmp = `${file}.tmp`;
+  const header: StateHeader = { format: FORMAT, version, savedAt: new Date().toISOString() };
+  const handle = await fs.promises.open(tmp, 'w');
+  try {
+    await handle.write(`${JSON.stringify(header)}\n`);
+    let batch: string[] = [];
+    for (const line of lines) {
+      batch.push(line);
+      if (batch.length === BATCH) {
+        await handle.write(`${batch.join('\n')}\n`);
+        batch = [];
+      }
+    }
+    if (batch.length) await handle.write(`${batch.join('\n')}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.promises.rename(tmp, file);
+}
+
+/** undefined when nothing was saved; throws when a file exists but cannot be used. */
+export function readState(dir: string): { header: StateHeader; entries: StateEntry[] } | undefined {
   const file = path.join(dir, FILE);
   if (!fs.existsSync(file)) return undefined;
-  let raw: { snapshot?: { authorizationPolicies?: AuthorizationPolicy[]; peerAuthentications?: PeerAuthentication[] }; versions?: unknown; savedAt?: unknown };
-  try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new Error(`${file}: not valid JSON: ${(err as Error).message}`);
+  const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  const header = JSON.parse(lines[0] ?? '{}') as StateHeader;
+  if (header.format !== FORMAT) throw new Error(`${file}: not a ${FORMAT} file (format ${JSON.stringify(header.format)})`);
+  const entries: StateEntry[] = [];
+  for (const [i, line] of lines.slice(1).entries()) {
+    try {
+      const e = JSON.parse(line) as StateEntry;
+      if (typeof e.t === 'string' && typeof e.n === 'string' && typeof e.b === 'string') entries.push(e);
+    } catch {
+      throw new Error(`${file}: line ${i + 2} is not valid JSON`);
+    }
   }
-  const { snapshot: base, rejected } = validateSnapshot({ ...raw.snapshot, authorizationPolicies: undefined, peerAuthentications: undefined });
-  const policies = (raw.snapshot?.authorizationPolicies ?? []).filter((p) => {
-    const problem = validateAuthorizationPolicy(p);
-    if (problem) rejected.push({ kind: 'AuthorizationPolicy', name: `${p.namespace}/${p.name}`, reason: problem });
-    return !problem;
-  });
-  const peers = (raw.snapshot?.peerAuthentications ?? []).filter((p) => !validatePeerAuthentication(p));
-  const snapshot: StoreContents = { ...base, authorizationPolicies: policies, peerAuthentications: peers };
-  const versions = (raw.versions && typeof raw.versions === 'object' ? raw.versions : {}) as Record<string, Record<string, string>>;
-  return { state: { snapshot, versions, savedAt: String(raw.savedAt ?? '') }, rejected };
+  return { header, entries };
 }

@@ -1,33 +1,43 @@
 // Fills the resource store from the control plane over Delta ADS. Each type
 // handler validates every resource on its own: rejected ones are named in
-// the NACK, the others apply.
+// the NACK, the others apply. The accepted resources are also kept in their
+// wire form for the state file.
 import type { Logger } from 'pino';
 import { DeltaAdsClient, type Rejected, type TypeHandler } from '../xds/delta-client';
+import type { Any } from '../xds/protos';
 import { authorizationPolicyCodec, peerAuthenticationCodec, serviceCodec, workloadCodec, type ResourceCodec } from '../xds/resource-types';
 import { emptyDelta, type ResourceStore, type StoreDelta } from './resource-store';
+import { readState, stateLine, writeState } from './state-file';
+
+interface TypeBinding<T> {
+  codec: ResourceCodec<T>;
+  upsert(r: T, d: StoreDelta): void;
+  remove(name: string, d: StoreDelta): void;
+}
 
 export class XdsSource {
   readonly client: DeltaAdsClient;
   /** typeUrl -> name -> version of what was accepted. */
   private readonly versions = new Map<string, Map<string, string>>();
-  private pending = emptyDelta();
+  /** `${typeUrl} ${name}` -> state file line of the accepted resource. */
+  private readonly lines = new Map<string, string>();
+  private readonly bindings = new Map<string, TypeBinding<unknown>>();
+  private saving?: Promise<void>;
+  private saveAgain = false;
 
   constructor(
     target: string,
     nodeId: string,
     private readonly store: ResourceStore,
     private readonly onDelta: (delta: StoreDelta) => void,
-    logger: Logger,
-    initialVersions: Record<string, Record<string, string>> = {},
+    private readonly logger: Logger,
   ) {
-    for (const [type, v] of Object.entries(initialVersions)) this.versions.set(type, new Map(Object.entries(v)));
-    const handlers = [
-      this.handler(workloadCodec, (w, d) => store.upsertWorkload(w, d), (name, d) => store.removeWorkload(name, d)),
-      this.handler(serviceCodec, (s, d) => store.upsertService(s, d), (name, d) => store.removeService(name, d)),
-      this.handler(authorizationPolicyCodec, (p, d) => store.upsertAuthorizationPolicy(p, d), (name, d) => store.removeAuthorizationPolicy(name, d)),
-      this.handler(peerAuthenticationCodec, (p, d) => store.upsertPeerAuthentication(p, d), (name, d) => store.removePeerAuthentication(name, d)),
-    ];
-    this.client = new DeltaAdsClient({ target, nodeId }, handlers, logger);
+    const bind = <T>(b: TypeBinding<T>) => this.bindings.set(b.codec.typeUrl, b as TypeBinding<unknown>);
+    bind({ codec: workloadCodec, upsert: (w, d) => store.upsertWorkload(w, d), remove: (n, d) => store.removeWorkload(n, d) });
+    bind({ codec: serviceCodec, upsert: (s, d) => store.upsertService(s, d), remove: (n, d) => store.removeService(n, d) });
+    bind({ codec: authorizationPolicyCodec, upsert: (p, d) => store.upsertAuthorizationPolicy(p, d), remove: (n, d) => store.removeAuthorizationPolicy(n, d) });
+    bind({ codec: peerAuthenticationCodec, upsert: (p, d) => store.upsertPeerAuthentication(p, d), remove: (n, d) => store.removePeerAuthentication(n, d) });
+    this.client = new DeltaAdsClient({ target, nodeId }, [...this.bindings.values()].map((b) => this.handler(b)), logger);
   }
 
   start(): void {
@@ -38,42 +48,75 @@ export class XdsSource {
     this.client.stop();
   }
 
-  versionsByType(): Record<string, Record<string, string>> {
-    return Object.fromEntries([...this.versions].map(([t, m]) => [t, Object.fromEntries(m)]));
+  /**
+   * Loads a saved state into the store (before start(): its versions are
+   * announced to the server, which then sends only what changed since).
+   */
+  restore(dir: string): { version: string; savedAt: string; rejected: Rejected[]; delta: StoreDelta } | undefined {
+    const saved = readState(dir);
+    if (!saved) return undefined;
+    const delta = emptyDelta();
+    delta.full = true;
+    const rejected: Rejected[] = [];
+    for (const e of saved.entries) {
+      const binding = this.bindings.get(e.t);
+      if (!binding) continue;
+      const r = this.accept(binding, e.n, e.v, { type_url: e.t, value: Buffer.from(e.b, 'base64') }, delta);
+      if (r) rejected.push(r);
+    }
+    this.store.version = saved.header.version;
+    return { version: saved.header.version, savedAt: saved.header.savedAt, rejected, delta };
   }
 
-  private handler<T>(
-    codec: ResourceCodec<T>,
-    upsert: (r: T, d: StoreDelta) => void,
-    remove: (name: string, d: StoreDelta) => void,
-  ): TypeHandler {
-    const versions = this.versions.get(codec.typeUrl) ?? new Map<string, string>();
-    this.versions.set(codec.typeUrl, versions);
+  /** Saves the accepted resources; calls during a save coalesce into one more. */
+  save(dir: string): Promise<void> {
+    if (this.saving) {
+      this.saveAgain = true;
+      return this.saving;
+    }
+    this.saving = writeState(dir, this.store.version, this.lines.values())
+      .catch((err) => this.logger.error({ err: (err as Error).message }, 'could not persist the state'))
+      .finally(() => {
+        this.saving = undefined;
+        if (this.saveAgain) {
+          this.saveAgain = false;
+          void this.save(dir);
+        }
+      });
+    return this.saving;
+  }
+
+  private accept(binding: TypeBinding<unknown>, name: string, version: string, resource: Any, delta: StoreDelta): Rejected | undefined {
+    const { codec } = binding;
+    const r = codec.decode(resource);
+    if (typeof r === 'string') return { name, reason: r };
+    if (codec.nameOf(r) !== name) return { name, reason: `resource is named ${JSON.stringify(codec.nameOf(r))} inside` };
+    binding.upsert(r, delta);
+    let versions = this.versions.get(codec.typeUrl);
+    if (!versions) this.versions.set(codec.typeUrl, (versions = new Map()));
+    versions.set(name, version);
+    this.lines.set(`${codec.typeUrl} ${name}`, stateLine({ t: codec.typeUrl, n: name, v: version, b: resource.value.toString('base64') }));
+    return undefined;
+  }
+
+  private handler(binding: TypeBinding<unknown>): TypeHandler {
+    const typeUrl = binding.codec.typeUrl;
     return {
-      typeUrl: codec.typeUrl,
-      versions: () => Object.fromEntries(versions),
+      typeUrl,
+      versions: () => Object.fromEntries(this.versions.get(typeUrl) ?? []),
       apply: (upserts, removals, systemVersion) => {
+        const delta = emptyDelta();
         const rejected: Rejected[] = [];
-        const delta = this.pending;
         for (const u of upserts) {
-          const r = codec.decode(u.resource);
-          if (typeof r === 'string') {
-            rejected.push({ name: u.name, reason: r });
-            continue;
-          }
-          if (codec.nameOf(r) !== u.name) {
-            rejected.push({ name: u.name, reason: `resource is named ${JSON.stringify(codec.nameOf(r))} inside` });
-            continue;
-          }
-          upsert(r, delta);
-          versions.set(u.name, u.version);
+          const r = this.accept(binding, u.name, u.version, u.resource, delta);
+          if (r) rejected.push(r);
         }
         for (const name of removals) {
-          remove(name, delta);
-          versions.delete(name);
+          binding.remove(name, delta);
+          this.versions.get(typeUrl)?.delete(name);
+          this.lines.delete(`${typeUrl} ${name}`);
         }
         this.store.version = systemVersion;
-        this.pending = emptyDelta();
         this.onDelta(delta);
         return rejected;
       },

@@ -6,7 +6,7 @@ import { describeAjvErrors } from '../model/validate';
 
 export interface AgentConfig {
   nodeName: string;
-  /** Control plane address host:port (xDS mode). */
+  /** Control plane address host:port or unix:/path (xDS mode). */
   controlPlane: string;
   /** Local snapshot file of workloads and services (static mode, instead of a control plane). */
   snapshot: string;
@@ -40,7 +40,7 @@ const schema = {
   required: ['nodeName', 'bpffs', 'cgroup', 'proxyAddress'],
   properties: {
     nodeName: { type: 'string', minLength: 1, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' },
-    controlPlane: { type: 'string', pattern: '^([^:]+:[0-9]{1,5})?$', default: '' },
+    controlPlane: { type: 'string', pattern: '^([^:/]+:[0-9]{1,5}|unix:/.+)?$', default: '' },
     snapshot: { type: 'string', default: '' },
     stateDir: { type: 'string', pattern: '^/', default: '/var/lib/sluice' },
     podNetnsDir: { type: 'string', minLength: 1, default: '/run/sluice/pods' },

@@ -119,14 +119,22 @@ function labelOf(raw: unknown, index: number): string {
   return `#${index}`;
 }
 
-export function validateWorkload(raw: unknown): Workload | string {
-  const copy = structuredClone(raw);
+/** copy=false validates (and fills defaults) in place: for objects the caller just built. */
+export function validateWorkload(raw: unknown, copy = true): Workload | string {
+  const obj = copy ? structuredClone(raw) : raw;
+  return validateWorkloadObject(obj);
+}
+
+function validateWorkloadObject(copy: unknown): Workload | string {
   if (!validateWorkloadSchema(copy)) return describeAjvErrors(validateWorkloadSchema.errors, copy);
   return copy as unknown as Workload;
 }
 
-export function validateService(raw: unknown): Service | string {
-  const copy = structuredClone(raw);
+export function validateService(raw: unknown, copy = true): Service | string {
+  return validateServiceObject(copy ? structuredClone(raw) : raw);
+}
+
+function validateServiceObject(copy: unknown): Service | string {
   if (!validateServiceSchema(copy)) return describeAjvErrors(validateServiceSchema.errors, copy);
   const svc = copy as unknown as Service;
   const seen = new Set<number>();

@@ -84,6 +84,32 @@ export class DeltaAdsServer {
     }
   }
 
+  /**
+   * Changes some resources of one type (upserts replace, removals delete) and
+   * pushes just those: O(change), not O(all resources), for large sets.
+   */
+  updateResources(typeUrl: string, upserts: Map<string, Stored>, removals: string[], systemVersion: string): void {
+    let current = this.resources.get(typeUrl);
+    if (!current) this.resources.set(typeUrl, (current = new Map()));
+    for (const [name, stored] of upserts) current.set(name, stored);
+    for (const name of removals) current.delete(name);
+    this.systemVersion = systemVersion;
+    for (const stream of this.streams.values()) {
+      const sub = stream.subscriptions.get(typeUrl);
+      if (!sub) continue;
+      const resources: DeltaDiscoveryResponse['resources'] = [];
+      for (const [name, stored] of upserts) {
+        if (sub.known.get(name) === stored.version) continue;
+        resources.push({ name, version: stored.version, resource: stored.resource });
+        sub.known.set(name, stored.version);
+      }
+      const removed = removals.filter((name) => sub.known.delete(name));
+      if (resources.length === 0 && removed.length === 0) continue;
+      this.counters.pushes++;
+      stream.call.write({ system_version_info: systemVersion, type_url: typeUrl, resources, removed_resources: removed, nonce: String(this.nextNonce++) });
+    }
+  }
+
   status(): StreamStatus[] {
     return [...this.streams.values()].map((s) => ({
       id: s.id,

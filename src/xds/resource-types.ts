@@ -48,7 +48,7 @@ export const workloadCodec: ResourceCodec<Workload> = {
   encode: (w) => encodeMessage('sluice.v1.Workload', WORKLOAD_TYPE, w),
   decode(any) {
     const m = decodeMessage('sluice.v1.Workload', WORKLOAD_TYPE, any);
-    return typeof m === 'string' ? m : validateWorkload(m);
+    return typeof m === 'string' ? m : validateWorkload(m, false);
   },
 };
 
@@ -85,14 +85,10 @@ export const serviceCodec: ResourceCodec<Service> = {
     if (lb?.mode) loadBalancing.mode = lb.mode;
     if (lb?.connectTimeoutMs) loadBalancing.connectTimeoutMs = lb.connectTimeoutMs;
     if (lb?.maxConnectAttempts) loadBalancing.maxConnectAttempts = lb.maxConnectAttempts;
-    return validateService({
-      name: msg.name,
-      namespace: msg.namespace,
-      clusterIPs: msg.clusterIps,
-      ports: msg.ports,
-      endpoints: msg.endpoints,
-      loadBalancing,
-    });
+    return validateService(
+      { name: msg.name, namespace: msg.namespace, clusterIPs: msg.clusterIps, ports: msg.ports, endpoints: msg.endpoints, loadBalancing },
+      false,
+    );
   },
 };
 
