@@ -343,7 +343,7 @@ export class Agent {
   }
 
   configDump(): object {
-    return { config: this.config, snapshot: this.store.snapshot(), endpoints: this.proxy?.endpoints.snapshot(Date.now()) ?? [] };
+    return { config: this.config, resources: this.store.contents(), endpoints: this.proxy?.endpoints.snapshot(Date.now()) ?? [] };
   }
 
   private workloadsView(): object {
