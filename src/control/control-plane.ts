@@ -46,8 +46,11 @@ export class ControlPlane {
     this.server = new DeltaAdsServer(logger.child({ component: 'xds' }));
   }
 
+  /** Unique across restarts (a restarted control plane never repeats a version an agent holds). */
+  private readonly boot = Date.now().toString(36);
+
   get version(): string {
-    return String(this.generation);
+    return `${this.boot}-${this.generation}`;
   }
 
   /** Translates the objects and pushes the differences. Objects in error keep their last good resource. */
@@ -61,10 +64,12 @@ export class ControlPlane {
       this.next(this.authorizationPolicies, p.authorizationPolicies.map((a) => [policyKey(a), a]), errors),
       this.next(this.peerAuthentications, p.peerAuthentications.map((a) => [policyKey(a), a]), errors),
     ];
-    const changed = updates.some((u) => u.changed);
+    // The first publish always goes out, so even an empty mesh has a version agents can report.
+    const first = this.generation === 0;
+    const changed = first || updates.some((u) => u.changed);
     if (changed) {
       this.generation++;
-      for (const u of updates) if (u.changed) u.push();
+      for (const u of updates) if (u.changed || first) u.push();
     }
     this.lastErrors = errors;
     this.lastPublishedAt = new Date().toISOString();

@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Container, KubeObject, Pod, SourcedObject } from '../control/kubernetes-objects';
 import { formatTranslationError, translate, type Translation } from '../control/translate';
+import { translatePolicies } from '../control/translate-policy';
 import { cgroup2Root, ensureBpffs, getJson, isAlive, killCgroup, netnsList, removeCgroup, requireRoot, sleep } from './host';
 import { manifestDigest, objectKey } from '../control/manifests';
 import { runAttached, spawnDetached, stopProcess, tail } from './processes';
@@ -320,6 +321,7 @@ export class Cluster {
       'validate',
     );
     problems.push(...t.errors.map(formatTranslationError));
+    problems.push(...translatePolicies(objects).errors.map(formatTranslationError));
     if (problems.length) throw new SimError(`rejected, nothing was changed:\n  ${problems.join('\n  ')}`);
   }
 

@@ -17,10 +17,20 @@ function sysctl(netns: string, key: string, value: string): void {
 }
 
 /** The fabric joins the nodes; its own address is where the control plane listens. */
+/**
+ * A Linux bridge without an address of its own takes the lowest MAC of its
+ * ports, and changes it when ports come and go: every neighbour's ARP entry
+ * for the gateway then goes stale. Bridges here get a fixed, locally
+ * administered MAC instead.
+ */
+function bridgeMac(kind: number, index: number): string {
+  return `02:00:5e:00:${kind.toString(16).padStart(2, '0')}:${index.toString(16).padStart(2, '0')}`;
+}
+
 export function createFabric(netns: string, address: string): void {
   run('ip', ['netns', 'add', netns]);
   ipn(netns, 'link', 'set', 'lo', 'up');
-  ipn(netns, 'link', 'add', FABRIC_BRIDGE, 'type', 'bridge');
+  ipn(netns, 'link', 'add', FABRIC_BRIDGE, 'address', bridgeMac(0, 0), 'type', 'bridge');
   ipn(netns, 'addr', 'add', `${address}/24`, 'dev', FABRIC_BRIDGE);
   ipn(netns, 'link', 'set', FABRIC_BRIDGE, 'up');
 }
@@ -29,7 +39,7 @@ export function createNode(node: NodeState, fabricNetns: string, prefixLen: numb
   const ns = node.netns;
   run('ip', ['netns', 'add', ns]);
   ipn(ns, 'link', 'set', 'lo', 'up');
-  ipn(ns, 'link', 'add', POD_BRIDGE, 'type', 'bridge');
+  ipn(ns, 'link', 'add', POD_BRIDGE, 'address', bridgeMac(1, node.index), 'type', 'bridge');
   ipn(ns, 'addr', 'add', `${node.gateway}/${prefixLen}`, 'dev', POD_BRIDGE);
   ipn(ns, 'link', 'set', POD_BRIDGE, 'up');
   sysctl(ns, 'net.ipv4.ip_forward', '1');
