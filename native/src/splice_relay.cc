@@ -93,6 +93,10 @@ struct SpliceRelay::Pair {
   int fd_b = -1;
   Direction ab;  // a -> b
   Direction ba;  // b -> a
+  // epoll events registered now for each socket (0: not registered).
+  uint32_t interest_a = 0;
+  uint32_t interest_b = 0;
+  bool finished = false;
   int error = 0;
 };
 
@@ -125,50 +129,74 @@ void ReleasePipe(Direction& d, PipePool& pool) {
   d.pipe_r = d.pipe_w = -1;
 }
 
-// Moves as much as possible in one direction. Returns 0, or -errno on a
-// fatal socket error (the pair is then reset).
+bool Buffered(const Direction& d) { return !d.initial.empty() || d.in_pipe > 0; }
+
+// Writes what is held for dst (bytes from before the hand-over, then the
+// pipe). Stops quietly when dst is full; returns -errno on a socket error.
+int Flush(Direction& d) {
+  while (!d.initial.empty()) {
+    ssize_t n = send(d.dst, d.initial.data(), d.initial.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) return errno == EAGAIN ? 0 : -errno;
+    d.initial.erase(0, n);
+    d.bytes += n;
+  }
+  while (d.in_pipe > 0) {
+    ssize_t n = splice(d.pipe_r, nullptr, d.dst, nullptr, d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n < 0) return errno == EAGAIN ? 0 : -errno;
+    d.in_pipe -= n;
+    d.bytes += n;
+  }
+  return 0;
+}
+
+// One readiness event's worth of progress in one direction: flush what is
+// held, read one chunk from src if nothing is held, flush it. Epoll is level
+// triggered, so there is no need to drain src until EAGAIN (that would cost
+// a wasted syscall per small message). Returns -errno on a socket error.
 int Pump(Direction& d, PipePool& pool) {
-  int err = 0;
-  while (!d.done) {
-    if (!d.initial.empty()) {
-      ssize_t n = send(d.dst, d.initial.data(), d.initial.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n < 0) return errno == EAGAIN ? 0 : -errno;
-      d.initial.erase(0, n);
-      d.bytes += n;
-      continue;
-    }
-    if (d.in_pipe > 0) {
-      ssize_t n = splice(d.pipe_r, nullptr, d.dst, nullptr, d.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n < 0) {
-        if (errno != EAGAIN) err = -errno;
-        break;  // dst is full: wait for EPOLLOUT, keeping the pipe
-      }
-      d.in_pipe -= n;
-      d.bytes += n;
-      continue;
-    }
-    if (d.src_eof) {
-      shutdown(d.dst, SHUT_WR);  // forward the FIN; the other direction stays open
-      d.done = true;
-      break;
-    }
-    if (d.pipe_r < 0 && !pool.Take(&d.pipe_r, &d.pipe_w)) {
-      err = -errno;
-      break;
-    }
+  if (d.done) return 0;
+  int err = Flush(d);
+  if (!err && !Buffered(d) && !d.src_eof) {
+    if (d.pipe_r < 0 && !pool.Take(&d.pipe_r, &d.pipe_w)) return -errno;
     ssize_t n = splice(d.src, nullptr, d.pipe_w, nullptr, kSpliceChunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (n == 0) {
+    if (n > 0) {
+      d.in_pipe += n;
+      err = Flush(d);
+    } else if (n == 0) {
       d.src_eof = true;
-      continue;
+    } else if (errno != EAGAIN) {
+      err = -errno;
     }
-    if (n < 0) {
-      if (errno != EAGAIN) err = -errno;
-      break;
-    }
-    d.in_pipe += n;
+  }
+  if (!err && d.src_eof && !Buffered(d)) {
+    shutdown(d.dst, SHUT_WR);  // forward the FIN; the other direction stays open
+    d.done = true;
   }
   if (d.in_pipe == 0) ReleasePipe(d, pool);  // idle: no pipe held
   return err;
+}
+
+// What a socket must be watched for: readable while its bytes can go
+// somewhere (nothing held back for the other side), writable while bytes
+// for it are held back. Nothing to watch: not registered at all, so a
+// hung-up socket waiting for its peer does not wake the thread in a loop.
+uint32_t Interest(const Direction& from, const Direction& to) {
+  uint32_t ev = 0;
+  if (!from.done && !from.src_eof && !Buffered(from)) ev |= EPOLLIN | EPOLLRDHUP;
+  if (Buffered(to)) ev |= EPOLLOUT;
+  return ev;
+}
+
+void Watch(int epfd, int fd, uint32_t want, uint32_t* registered, uint64_t tag) {
+  if (want == *registered) return;
+  epoll_event ev{};
+  ev.events = want;
+  ev.data.u64 = tag;
+  if (want == 0)
+    epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr);
+  else
+    epoll_ctl(epfd, *registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+  *registered = want;
 }
 
 void InitDirection(Direction& d, int src, int dst) {
@@ -184,6 +212,82 @@ void CloseDirection(Direction& d) {
 
 }  // namespace
 
+// Event tags: the pair's address with the low bit saying which socket (pairs
+// are at least 8-byte aligned); 0 is the wake-up eventfd.
+static uint64_t Tag(void* pair, int side) { return reinterpret_cast<uintptr_t>(pair) | static_cast<uint64_t>(side); }
+
+void SpliceRelay::Run(Worker* wp) {
+  epoll_event events[256];
+  std::vector<Pair*> finished;
+  auto progress = [&](Pair* p, bool a_ready, bool b_ready, bool a_writable, bool b_writable) {
+    int err = 0;
+    if (a_ready || b_writable) err = Pump(p->ab, wp->pipes);
+    if (!err && (b_ready || a_writable)) err = Pump(p->ba, wp->pipes);
+    if (err || (p->ab.done && p->ba.done)) {
+      p->finished = true;
+      Watch(wp->epfd, p->fd_a, 0, &p->interest_a, 0);
+      Watch(wp->epfd, p->fd_b, 0, &p->interest_b, 0);
+      if (err) {
+        ResetClose(p->fd_a);
+        ResetClose(p->fd_b);
+      } else {
+        close(p->fd_a);
+        close(p->fd_b);
+      }
+      CloseDirection(p->ab);
+      CloseDirection(p->ba);
+      finished.push_back(p);
+      p->error = err;
+      return;
+    }
+    Watch(wp->epfd, p->fd_a, Interest(p->ab, p->ba), &p->interest_a, Tag(p, 0));
+    Watch(wp->epfd, p->fd_b, Interest(p->ba, p->ab), &p->interest_b, Tag(p, 1));
+  };
+  while (!wp->stop) {
+    int n = epoll_wait(wp->epfd, events, 256, 500);
+    for (int i = 0; i < n; i++) {
+      uint64_t tag = events[i].data.u64;
+      if (tag == 0) {
+        uint64_t v;
+        while (read(wp->wake, &v, sizeof(v)) > 0) {
+        }
+        std::vector<Pair*> fresh;
+        {
+          std::lock_guard<std::mutex> lock(wp->mu);
+          fresh.swap(wp->incoming);
+        }
+        for (Pair* p : fresh) {
+          {
+            std::lock_guard<std::mutex> lock(wp->pairs_mu);
+            wp->pairs[p->id] = p;
+          }
+          progress(p, true, true, true, true);
+        }
+        continue;
+      }
+      auto* p = reinterpret_cast<Pair*>(tag & ~uint64_t{1});
+      if (p->finished) continue;  // an earlier event of this batch ended it
+      uint32_t e = events[i].events;
+      bool readable = e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+      bool writable = e & (EPOLLOUT | EPOLLHUP | EPOLLERR);
+      if ((tag & 1) == 0)
+        progress(p, readable, false, writable, false);
+      else
+        progress(p, false, readable, false, writable);
+    }
+    for (Pair* p : finished) {
+      {
+        std::lock_guard<std::mutex> lock(wp->pairs_mu);
+        wp->pairs.erase(p->id);
+      }
+      RelayResult r{p->id, p->ab.bytes.load(), p->ba.bytes.load(), p->error ? -p->error : 0};
+      delete p;
+      done_(r);
+    }
+    finished.clear();
+  }
+}
+
 int SpliceRelay::Start(int threads) {
   if (!workers_.empty()) return -EALREADY;
   for (int i = 0; i < threads; i++) {
@@ -196,66 +300,7 @@ int SpliceRelay::Start(int threads) {
     ev.data.u64 = 0;  // 0 = wake-up; pairs carry their (never null) pointer
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake, &ev);
     Worker* wp = w.get();
-    w->thread = std::thread([this, wp] {
-      epoll_event events[256];
-      while (!wp->stop) {
-        int n = epoll_wait(wp->epfd, events, 256, 500);
-        std::vector<Pair*> touched;
-        for (int i = 0; i < n; i++) {
-          if (events[i].data.u64 == 0) {
-            uint64_t v;
-            while (read(wp->wake, &v, sizeof(v)) > 0) {
-            }
-            std::vector<Pair*> fresh;
-            {
-              std::lock_guard<std::mutex> lock(wp->mu);
-              fresh.swap(wp->incoming);
-            }
-            for (Pair* p : fresh) {
-              {
-                std::lock_guard<std::mutex> lock(wp->pairs_mu);
-                wp->pairs[p->id] = p;
-              }
-              epoll_event ev{};
-              ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-              ev.data.ptr = p;
-              epoll_ctl(wp->epfd, EPOLL_CTL_ADD, p->fd_a, &ev);
-              epoll_ctl(wp->epfd, EPOLL_CTL_ADD, p->fd_b, &ev);
-              touched.push_back(p);
-            }
-            continue;
-          }
-          touched.push_back(static_cast<Pair*>(events[i].data.ptr));
-        }
-        // Both sockets of a pair can report in one batch: handle each pair once.
-        std::sort(touched.begin(), touched.end());
-        touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
-        for (Pair* p : touched) {
-          int err = Pump(p->ab, wp->pipes);
-          if (!err) err = Pump(p->ba, wp->pipes);
-          bool finished = err || (p->ab.done && p->ba.done);
-          if (!finished) continue;
-          {
-            std::lock_guard<std::mutex> lock(wp->pairs_mu);
-            wp->pairs.erase(p->id);
-          }
-          epoll_ctl(wp->epfd, EPOLL_CTL_DEL, p->fd_a, nullptr);
-          epoll_ctl(wp->epfd, EPOLL_CTL_DEL, p->fd_b, nullptr);
-          if (err) {
-            ResetClose(p->fd_a);
-            ResetClose(p->fd_b);
-          } else {
-            close(p->fd_a);
-            close(p->fd_b);
-          }
-          CloseDirection(p->ab);
-          CloseDirection(p->ba);
-          RelayResult r{p->id, p->ab.bytes.load(), p->ba.bytes.load(), err ? -err : 0};
-          delete p;
-          done_(r);
-        }
-      }
-    });
+    w->thread = std::thread([this, wp] { Run(wp); });
     workers_.push_back(std::move(w));
   }
   return 0;

@@ -50,6 +50,8 @@ class SpliceRelay {
   struct Pair;
   struct Worker;
 
+  void Run(Worker* w);
+
   DoneCallback done_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<uint64_t> next_worker_{0};
