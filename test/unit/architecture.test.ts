@@ -14,6 +14,7 @@ const allowed: Record<string, string[]> = {
   config: ['model'],
   control: ['config', 'model', 'observability', 'xds'],
   xds: ['model'],
+  identity: ['model'],
   native: [],
   datapath: ['model', 'native'],
   proxy: ['model'],
