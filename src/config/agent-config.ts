@@ -2,7 +2,9 @@
 // with ajv. The result is frozen: nothing changes it after start.
 import Ajv from 'ajv';
 import * as net from 'node:net';
-import { describeAjvErrors } from '../model/validate';
+import { ConfigError, readConfig } from './flags';
+
+export { ConfigError };
 
 export interface AgentConfig {
   nodeName: string;
@@ -65,7 +67,7 @@ ajv.addFormat('ipv4', (s: string) => net.isIPv4(s));
 ajv.addFormat('ip', (s: string) => net.isIP(s) !== 0);
 const validate = ajv.compile(schema);
 
-const flagNames: Record<string, keyof AgentConfig> = {
+const flagNames: Record<string, string> = {
   'node-name': 'nodeName',
   'control-plane': 'controlPlane',
   snapshot: 'snapshot',
@@ -86,39 +88,13 @@ const flagNames: Record<string, keyof AgentConfig> = {
   'log-file': 'logFile',
 };
 
-export class ConfigError extends Error {}
-
 export const agentUsage = `usage: sluice-agent --node-name NAME (--control-plane HOST:PORT | --snapshot FILE) --bpffs DIR --cgroup DIR --proxy-address IPV4 [options]
   every flag --some-flag can also be given as SLUICE_SOME_FLAG
   ${Object.keys(flagNames).map((f) => `--${f}`).join(' ')}`;
 
 /** Reads flags (winning) and environment; throws ConfigError naming the field and value. */
 export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): Readonly<AgentConfig> {
-  const raw: Record<string, unknown> = {};
-  for (const [flag, field] of Object.entries(flagNames)) {
-    const v = env[`SLUICE_${flag.toUpperCase().replace(/-/g, '_')}`];
-    if (v !== undefined && v !== '') raw[field] = v;
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)}\n${agentUsage}`);
-    const eq = arg.indexOf('=');
-    const flag = arg.slice(2, eq < 0 ? undefined : eq);
-    const field = flagNames[flag];
-    if (!field) throw new ConfigError(`unknown flag --${flag}\n${agentUsage}`);
-    const value = eq < 0 ? argv[++i] : arg.slice(eq + 1);
-    if (value === undefined) throw new ConfigError(`flag --${flag} needs a value`);
-    raw[field] = value;
-  }
-  if (!validate(raw)) {
-    const fieldToFlag = Object.fromEntries(Object.entries(flagNames).map(([f, k]) => [k, `--${f}`]));
-    const msg = describeAjvErrors(validate.errors, raw, (p) => fieldToFlag[p] ?? p);
-    const missing = (validate.errors ?? [])
-      .filter((e) => e.keyword === 'required')
-      .map((e) => fieldToFlag[(e.params as { missingProperty: string }).missingProperty]);
-    throw new ConfigError(`invalid agent configuration: ${missing.length ? `missing ${missing.join(', ')}` : msg}`);
-  }
-  const config = raw as unknown as AgentConfig;
+  const config = readConfig<AgentConfig>(argv, env, { flags: flagNames, envPrefix: 'SLUICE', usage: agentUsage, what: 'agent' }, validate);
   if (!config.controlPlane === !config.snapshot) {
     throw new ConfigError('invalid agent configuration: give exactly one of --control-plane HOST:PORT (xDS) or --snapshot FILE (static)');
   }

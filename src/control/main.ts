@@ -1,6 +1,6 @@
 // sluice-control: serves workloads, services and policies to node agents over
 // Delta ADS, from Kubernetes manifests that it follows as they change.
-import { ConfigError } from '../config/agent-config';
+import { ConfigError } from '../config/flags';
 import { controlUsage, loadControlConfig } from '../config/control-config';
 import { createJsonServer, listenUnix } from '../observability/http-json';
 import { createLogger } from '../observability/logger';
