@@ -20,8 +20,16 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
+  # These packages are used as tools inside the simulated cluster: keep their
+  # services (redis, haproxy, nginx) from starting on the machine itself.
+  policy=/usr/sbin/policy-rc.d
+  added_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && added_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  [ -n "$added_policy" ] && rm -f "$policy"
 fi
 
 # bpffs for pinned maps and links.

@@ -293,6 +293,7 @@ export class Agent {
       ready: this.readiness.ready,
       pending: this.readiness.blockers(),
       proxy: `${this.config.proxyAddress}:${this.config.proxyPort}`,
+      relay: this.relay ? `splice, ${this.config.relayThreads} thread(s)` : 'stream (in JS)',
       bpf: { pinRoot: this.datapath?.pinRoot, attached: this.datapath?.attached ?? [] },
       config: {
         source: this.configFrom,

@@ -39,6 +39,7 @@ interface Status {
   pending: string[];
   uptimeSeconds: number;
   proxy: string;
+  relay: string;
   bpf: { pinRoot?: string; attached: { program: string; reused: boolean }[] };
   config: ConfigStatus;
   enrolled: { workload: string; ips: string[]; preexistingConnections?: number }[];
@@ -51,7 +52,7 @@ function statusTable(s: Status): string {
     `node:         ${s.node}`,
     `ready:        ${s.ready ? 'yes' : `no, waiting for: ${s.pending.join(', ')}`}`,
     `uptime:       ${duration(s.uptimeSeconds * 1000)}`,
-    `proxy:        ${s.proxy} (${s.activeConnections} active connections)`,
+    `proxy:        ${s.proxy} (${s.activeConnections} active connections), relay: ${s.relay}`,
     `bpf pins:     ${s.bpf.pinRoot ?? '-'}`,
     `programs:     ${s.bpf.attached.map((a) => `${a.program}${a.reused ? ' (kept from previous run)' : ''}`).join(', ') || '-'}`,
     `config:       version ${s.config.version || '-'} from ${s.config.source}`,
