@@ -8,6 +8,8 @@ import { BpfDatapath } from '../datapath/bpf-datapath';
 import { IdAllocator, desiredEnrollments, desiredState, vipEntries } from '../datapath/desired-state';
 import { PodNetnsRegistry } from '../datapath/pod-netns-registry';
 import { SpliceRelay } from '../datapath/splice-relay';
+import * as fs from 'node:fs';
+import { CertificateManager } from '../identity/certificate-manager';
 import type { Workload } from '../model/resources';
 import { createJsonServer, listenTcp, listenUnix } from '../observability/http-json';
 import { createRegistry } from '../observability/metrics';
@@ -52,6 +54,7 @@ export class Agent {
   private registry?: PodNetnsRegistry;
   private proxy?: NodeProxy;
   private relay?: SpliceRelay;
+  private certificates?: CertificateManager;
 
   constructor(
     readonly config: Readonly<AgentConfig>,
@@ -81,6 +84,16 @@ export class Agent {
 
     if (config.snapshot) this.startFileSource();
     else this.startXdsSource();
+    if (config.nodeTokenFile) {
+      let token: string;
+      try {
+        token = fs.readFileSync(config.nodeTokenFile, 'utf8').trim();
+      } catch (err) {
+        throw new Error(`--node-token-file ${config.nodeTokenFile}: ${(err as Error).message}`);
+      }
+      this.certificates = new CertificateManager({ target: config.controlPlane, node: config.nodeName, token }, logger.child({ component: 'certificates' }));
+      this.certificates.start();
+    }
 
     const datapath = this.datapath;
     if (config.relay === 'splice') {
@@ -110,6 +123,7 @@ export class Agent {
     }
     this.source?.stop();
     this.xds?.stop();
+    this.certificates?.stop();
     this.registry?.stop();
     await this.proxy?.close(true);
     this.relay?.stop();
@@ -248,6 +262,10 @@ export class Agent {
   }
 
   private refreshEnrolled(): void {
+    // Every identity running on this node needs a certificate, enrolled or not yet.
+    this.certificates?.setIdentities(
+      [...this.store.workloads.values()].filter((w) => w.node === this.config.nodeName && w.captured && w.identity).map((w) => w.identity),
+    );
     const byCookie = new Map<bigint, Workload>();
     for (const w of this.store.workloads.values()) {
       if (w.node !== this.config.nodeName || !w.captured) continue;
@@ -384,6 +402,7 @@ export class Agent {
       '/services': () => ({ body: [...this.store.services.values()] }),
       '/policies': () => ({ body: { authorizationPolicies: [...this.store.authorizationPolicies.values()], peerAuthentications: [...this.store.peerAuthentications.values()] } }),
       '/trace': (url) => this.traceResponse(url),
+      '/certs': () => ({ body: this.certificates ? this.certificates.list() : { error: 'this agent obtains no certificates (no --node-token-file)' } }),
       '/healthz/ready': () => this.readyResponse(),
     });
     this.servers.push(admin);

@@ -11,6 +11,7 @@ commands:
   workloads     workloads known to the agent (local ones: enrolled or not)
   services      services, their VIPs, ports and endpoints
   policies      authorization and peer authentication policies in force
+  certs         workload certificates held by the agent: identity, serial, validity, state
   trace --from NAMESPACE/POD --to IP:PORT
                 would this connection be captured, which service, which endpoints
                 are candidates, and which policy decides and why
@@ -219,6 +220,34 @@ function traceTable(t: TraceView): string {
   return lines.join('\n') + '\n';
 }
 
+interface CertRow {
+  identity: string;
+  state: string;
+  serial?: string;
+  notBefore?: string;
+  notAfter?: string;
+  renewAt?: string;
+  lastError?: string;
+}
+
+function certsTable(rows: CertRow[] | { error: string }): string {
+  if (!Array.isArray(rows)) return `${rows.error}\n`;
+  const now = Date.now();
+  return table(
+    ['IDENTITY', 'STATE', 'SERIAL', 'NOT BEFORE', 'NOT AFTER', 'EXPIRES IN', 'RENEW AT', 'LAST ERROR'],
+    rows.map((c) => [
+      c.identity,
+      c.state,
+      c.serial?.slice(0, 16) ?? '-',
+      c.notBefore ?? '-',
+      c.notAfter ?? '-',
+      c.notAfter ? duration(Math.max(0, Date.parse(c.notAfter) - now)) : '-',
+      c.renewAt ?? '-',
+      c.lastError ?? '',
+    ]),
+  );
+}
+
 const COMMANDS: Record<string, { path: string; table: (d: never) => string; pick?: (d: never) => unknown }> = {
   status: { path: '/status', table: statusTable as (d: never) => string },
   maps: { path: '/maps', table: mapsTable as (d: never) => string },
@@ -228,6 +257,7 @@ const COMMANDS: Record<string, { path: string; table: (d: never) => string; pick
   services: { path: '/services', table: servicesTable as (d: never) => string },
   policies: { path: '/policies', table: policiesTable as (d: never) => string },
   trace: { path: '/trace', table: traceTable as (d: never) => string },
+  certs: { path: '/certs', table: certsTable as (d: never) => string },
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -14,6 +14,8 @@ export interface AgentConfig {
   snapshot: string;
   /** Where the last good state from the control plane is kept across restarts. */
   stateDir: string;
+  /** This node's credential for certificate requests; workload certificates are obtained only when set. */
+  nodeTokenFile: string;
   /** Directory where the CNI step reports each pod's netns. */
   podNetnsDir: string;
   /** bpffs directory of this agent; pins live in <bpffs>/v<schema>/. */
@@ -45,6 +47,7 @@ const schema = {
     controlPlane: { type: 'string', pattern: '^([^:/]+:[0-9]{1,5}|unix:/.+)?$', default: '' },
     snapshot: { type: 'string', default: '' },
     stateDir: { type: 'string', pattern: '^/', default: '/var/lib/sluice' },
+    nodeTokenFile: { type: 'string', default: '' },
     podNetnsDir: { type: 'string', minLength: 1, default: '/run/sluice/pods' },
     bpffs: { type: 'string', pattern: '^/' },
     cgroup: { type: 'string', pattern: '^/' },
@@ -72,6 +75,7 @@ const flagNames: Record<string, string> = {
   'control-plane': 'controlPlane',
   snapshot: 'snapshot',
   'state-dir': 'stateDir',
+  'node-token-file': 'nodeTokenFile',
   'pod-netns-dir': 'podNetnsDir',
   bpffs: 'bpffs',
   cgroup: 'cgroup',
@@ -97,6 +101,9 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): Readonl
   const config = readConfig<AgentConfig>(argv, env, { flags: flagNames, envPrefix: 'SLUICE', usage: agentUsage, what: 'agent' }, validate);
   if (!config.controlPlane === !config.snapshot) {
     throw new ConfigError('invalid agent configuration: give exactly one of --control-plane HOST:PORT (xDS) or --snapshot FILE (static)');
+  }
+  if (config.nodeTokenFile && !config.controlPlane) {
+    throw new ConfigError('invalid agent configuration: --node-token-file needs --control-plane (certificates come from it)');
   }
   return Object.freeze(config);
 }

@@ -4,6 +4,9 @@ import { ConfigError } from '../config/flags';
 import { controlUsage, loadControlConfig } from '../config/control-config';
 import { createJsonServer, listenUnix } from '../observability/http-json';
 import { createLogger } from '../observability/logger';
+import * as fs from 'node:fs';
+import { CertificateAuthority } from '../identity/ca';
+import { CertificateService } from './certificate-service';
 import { ControlPlane } from './control-plane';
 import { ManifestSource } from './manifest-source';
 import { ManifestError, manifestFiles, readManifests } from './manifests';
@@ -33,6 +36,20 @@ async function serve(argv: string[]): Promise<void> {
   const control = new ControlPlane(config.trustDomain, logger);
   const source = new ManifestSource(config.manifests, logger.child({ component: 'manifests' }), (objects) => control.publish(objects));
   source.start();
+  let certificates: CertificateService | undefined;
+  if (config.nodeSecretFile) {
+    const ca = await CertificateAuthority.loadOrCreate(config.caDir, { trustDomain: config.trustDomain });
+    let secret: Buffer;
+    try {
+      secret = fs.readFileSync(config.nodeSecretFile);
+    } catch (err) {
+      throw new ConfigError(`--node-secret-file ${config.nodeSecretFile}: ${(err as Error).message}`);
+    }
+    if (secret.length < 16) throw new ConfigError(`--node-secret-file ${config.nodeSecretFile}: too short (${secret.length} bytes, want at least 16)`);
+    certificates = new CertificateService(ca, secret, () => control.resources().workloads, logger.child({ component: 'ca' }));
+    control.server.addService(certificates.definition(), certificates.implementation());
+    logger.info({ caDir: config.caDir, root: ca.rootFingerprint }, 'issuing workload certificates');
+  }
   const port = await control.server.listen(config.listen);
   const admin = createJsonServer({
     '/status': () => ({
@@ -45,6 +62,7 @@ async function serve(argv: string[]): Promise<void> {
         fileProblems: source.problems,
         objectErrors: control.lastErrors.map(formatTranslationError),
         counters: control.server.counters,
+        certificates: certificates?.counters ?? null,
         streams: control.server.status(),
       },
     }),

@@ -2,11 +2,13 @@
 // are network namespaces and cgroups the sim creates; pods' commands run as
 // host processes inside them; one sluice agent runs per node.
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Container, KubeObject, Pod, SourcedObject } from '../control/kubernetes-objects';
 import { formatTranslationError, translate, type Translation } from '../control/translate';
+import { nodeToken } from '../identity/node-credential';
 import { translatePolicies } from '../control/translate-policy';
 import { cgroup2Root, ensureBpffs, getJson, isAlive, killCgroup, netnsList, removeCgroup, requireRoot, sleep } from './host';
 import { manifestDigest, objectKey } from '../control/manifests';
@@ -53,6 +55,7 @@ function nodeState(name: string, dir: string, cgroup: string, i: number): NodeSt
     adminSocket: path.join(dir, 'nodes', nodeName, 'admin.sock'),
     podNetnsDir: path.join(dir, 'nodes', nodeName, 'pods'),
     stateDir: path.join(dir, 'nodes', nodeName, 'state'),
+    nodeTokenFile: path.join(dir, 'nodes', nodeName, 'token'),
     agentLog: path.join(dir, 'logs', `agent-${nodeName}.log`),
   };
 }
@@ -119,6 +122,8 @@ export class Cluster {
         address: `${CONTROL_IP}:${XDS_PORT}`,
         adminSocket: path.join(dir, 'control.sock'),
         manifestsDir: path.join(dir, 'manifests'),
+        caDir: path.join(dir, 'ca'),
+        nodeSecretFile: path.join(dir, 'node-secret'),
         log: path.join(dir, 'logs', 'control.log'),
       },
       nodes: [],
@@ -131,6 +136,8 @@ export class Cluster {
     cluster.validate(objects.map(toStored), nodes);
     fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
     fs.mkdirSync(state.control.manifestsDir, { recursive: true });
+    const secret = randomBytes(32);
+    fs.writeFileSync(state.control.nodeSecretFile, secret, { mode: 0o600 });
     fs.mkdirSync(path.join(cgroup, 'control'), { recursive: true });
     try {
       createFabric(state.fabricNetns, CONTROL_IP);
@@ -139,6 +146,7 @@ export class Cluster {
         fs.mkdirSync(path.join(n.cgroup, 'agent'), { recursive: true });
         fs.mkdirSync(path.join(n.cgroup, 'pods'), { recursive: true });
         fs.mkdirSync(n.podNetnsDir, { recursive: true });
+        fs.writeFileSync(n.nodeTokenFile, nodeToken(secret, n.name), { mode: 0o600 });
         createNode(n, state.fabricNetns, 24);
         state.nodes.push(n);
       }
@@ -474,7 +482,15 @@ export class Cluster {
     c.pid = spawnDetached({
       cgroup: path.join(this.state.cgroup, 'control'),
       netns: this.state.fabricNetns,
-      argv: [process.execPath, CONTROL_MAIN, '--manifests', c.manifestsDir, '--listen', c.address, '--admin-socket', c.adminSocket, '--log-file', c.log],
+      argv: [
+        process.execPath, CONTROL_MAIN,
+        '--manifests', c.manifestsDir,
+        '--listen', c.address,
+        '--admin-socket', c.adminSocket,
+        '--ca-dir', c.caDir,
+        '--node-secret-file', c.nodeSecretFile,
+        '--log-file', c.log,
+      ],
       logFile: `${c.log}.stderr`,
     });
   }
@@ -484,6 +500,7 @@ export class Cluster {
       '--node-name', n.name,
       '--control-plane', this.state.control.address,
       '--state-dir', n.stateDir,
+      '--node-token-file', n.nodeTokenFile,
       '--pod-netns-dir', n.podNetnsDir,
       '--bpffs', n.bpffs,
       '--cgroup', n.cgroup,

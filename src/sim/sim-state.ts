@@ -19,6 +19,7 @@ export interface NodeState {
   adminSocket: string;
   podNetnsDir: string;
   stateDir: string;
+  nodeTokenFile: string;
   agentLog: string;
   agentPid?: number;
 }
@@ -50,6 +51,9 @@ export interface ControlState {
   address: string;
   adminSocket: string;
   manifestsDir: string;
+  caDir: string;
+  /** Secret the node credentials derive from (the sim plays the operator who provisions them). */
+  nodeSecretFile: string;
   log: string;
   pid?: number;
 }

@@ -59,6 +59,11 @@ export class DeltaAdsServer {
     });
   }
 
+  /** Serves another gRPC service on the same port (the CA's). */
+  addService(definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+    this.server.addService(definition, implementation);
+  }
+
   /** Binds host:port (port 0 picks one); resolves with the bound port. */
   listen(address: string, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
     return new Promise((resolve, reject) => {

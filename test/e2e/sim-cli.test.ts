@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cgroup2Root, isAlive } from '../../src/sim/host';
-import { SimFixture } from '../helpers/sim-fixture';
+import { SimFixture, eventually } from '../helpers/sim-fixture';
 
 const TWO_NODES = `
 apiVersion: v1
@@ -56,6 +56,17 @@ describe('sluice-sim command line', { timeout: 300000 }, () => {
     assert.match(r.stdout, /hello from shop\/api \(10\.244\.2\.\d+\) on node-2/);
     r = sim.run(['ctl', 'node-1', '--', 'status']);
     assert.match(r.stdout, /relayed=[1-9]/);
+  });
+
+  it('each agent holds a workload certificate for the identities on its node only', async () => {
+    type Cert = { identity: string; state: string; notAfter?: string };
+    const certs = (node: string) => sim.ctlJson<Cert[]>(node, 'certs');
+    const ok = await eventually(() => certs('node-1').some((c) => c.state === 'valid') && certs('node-2').some((c) => c.state === 'valid'));
+    assert.ok(ok, JSON.stringify([certs('node-1'), certs('node-2')]));
+    for (const node of ['node-1', 'node-2']) {
+      assert.deepEqual(certs(node).map((c) => c.identity), ['spiffe://cluster.local/ns/shop/sa/default']);
+      assert.ok(Date.parse(certs(node)[0].notAfter!) > Date.now());
+    }
   });
 
   it('passes the exit code, stdout and stderr of exec through', () => {

@@ -12,16 +12,16 @@ const srcRoot = path.resolve(__dirname, '..', '..', '..', 'src');
 const allowed: Record<string, string[]> = {
   model: [],
   config: ['model'],
-  control: ['config', 'model', 'observability', 'xds'],
+  control: ['config', 'identity', 'model', 'observability', 'xds'],
   xds: ['model'],
   identity: ['model'],
   native: [],
   datapath: ['model', 'native'],
   proxy: ['model'],
   observability: [],
-  agent: ['config', 'datapath', 'model', 'observability', 'proxy', 'xds'],
+  agent: ['config', 'datapath', 'identity', 'model', 'observability', 'proxy', 'xds'],
   cli: ['observability'],
-  sim: ['control', 'model'],
+  sim: ['control', 'identity', 'model'],
 };
 
 function sourceFiles(dir: string): string[] {

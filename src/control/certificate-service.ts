@@ -1,0 +1,68 @@
+// sluice.v1.CertificateService: signs workload certificates for node agents.
+// The caller proves its node with its node credential; it gets only the
+// identities of workloads scheduled on that node. Every refusal is logged
+// once with the reason and counted.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Workload } from '../model/resources';
+import type { CertificateAuthority } from '../identity/ca';
+import { NODE_METADATA, certificateServiceDefinition, type CreateCertificateRequest, type CreateCertificateResponse } from '../identity/certificate-protocol';
+import { nodeScopedAuthorizer } from '../identity/issuance-policy';
+import { verifyNodeToken } from '../identity/node-credential';
+
+export interface IssuanceCounters {
+  issued: number;
+  refused: Record<string, number>;
+}
+
+export class CertificateService {
+  readonly counters: IssuanceCounters = { issued: 0, refused: {} };
+
+  constructor(
+    private readonly ca: CertificateAuthority,
+    private readonly nodeSecret: Buffer,
+    private readonly workloads: () => Iterable<Workload>,
+    private readonly logger: Logger,
+  ) {}
+
+  definition(): grpc.ServiceDefinition {
+    return certificateServiceDefinition();
+  }
+
+  implementation(): grpc.UntypedServiceImplementation {
+    return {
+      CreateCertificate: (call: grpc.ServerUnaryCall<CreateCertificateRequest, CreateCertificateResponse>, done: grpc.sendUnaryData<CreateCertificateResponse>) => {
+        this.create(call).then(
+          (r) => done(null, r),
+          (err: grpc.ServiceError) => done(err),
+        );
+      },
+    };
+  }
+
+  private refuse(code: grpc.status, kind: string, node: string, reason: string): grpc.ServiceError {
+    this.counters.refused[kind] = (this.counters.refused[kind] ?? 0) + 1;
+    this.logger.warn({ node, refusal: kind }, `certificate refused: ${reason}`);
+    return Object.assign(new Error(reason), { code, details: reason, metadata: new grpc.Metadata() }) as grpc.ServiceError;
+  }
+
+  private async create(call: grpc.ServerUnaryCall<CreateCertificateRequest, CreateCertificateResponse>): Promise<CreateCertificateResponse> {
+    const node = String(call.metadata.get(NODE_METADATA)[0] ?? '');
+    const auth = String(call.metadata.get('authorization')[0] ?? '');
+    const token = auth.startsWith('Bearer ') ? auth.slice('Bearer '.length) : '';
+    if (!node || !token) throw this.refuse(grpc.status.UNAUTHENTICATED, 'UNAUTHENTICATED', node, `missing node credential (metadata ${NODE_METADATA} and authorization: Bearer <token>)`);
+    if (!verifyNodeToken(this.nodeSecret, node, token)) throw this.refuse(grpc.status.UNAUTHENTICATED, 'UNAUTHENTICATED', node, `node credential for ${node} does not verify`);
+    const result = await this.ca.issue(
+      { csrPem: call.request.csr, node },
+      nodeScopedAuthorizer(this.workloads()),
+      call.request.validity_seconds ? { ttlSeconds: Math.min(call.request.validity_seconds, 24 * 3600) } : undefined,
+    );
+    if (!result.ok) {
+      const code = result.code === 'NOT_AUTHORIZED' ? grpc.status.PERMISSION_DENIED : grpc.status.INVALID_ARGUMENT;
+      throw this.refuse(code, result.code, node, result.reason);
+    }
+    this.counters.issued++;
+    this.logger.info({ node, identity: result.identity, serial: result.serial, notAfter: result.notAfter }, 'certificate issued');
+    return { cert_chain: [result.certPem, ...result.chainPem] };
+  }
+}

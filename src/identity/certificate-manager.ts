@@ -1,0 +1,154 @@
+// The agent's workload certificates: one per identity of the workloads on
+// its node, keys in memory only, renewed at half-life. A renewal that fails
+// keeps the still-valid certificate and retries with jittered backoff.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { NODE_METADATA, certificateServiceClient, type CreateCertificateRequest, type CreateCertificateResponse } from './certificate-protocol';
+import { certificateInfo, createKeyAndCsr, renewAt } from './csr';
+
+export type CertificateState = 'requesting' | 'valid' | 'renewing' | 'failed';
+
+export interface WorkloadCertificate {
+  identity: string;
+  state: CertificateState;
+  serial?: string;
+  notBefore?: string;
+  notAfter?: string;
+  renewAt?: string;
+  lastError?: string;
+  failures: number;
+}
+
+interface Held extends WorkloadCertificate {
+  keyPem?: string;
+  chainPem?: string[];
+  nextAttempt: number;
+  inFlight: boolean;
+}
+
+export interface CertificateManagerOptions {
+  target: string;
+  node: string;
+  token: string;
+  credentials?: grpc.ChannelCredentials;
+  /** Lifetime to ask for; 0 = the CA's default. */
+  validitySeconds?: number;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+type Client = grpc.Client & {
+  CreateCertificate(
+    req: CreateCertificateRequest,
+    md: grpc.Metadata,
+    opts: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null, res?: CreateCertificateResponse) => void,
+  ): void;
+};
+
+export class CertificateManager {
+  private readonly held = new Map<string, Held>();
+  private readonly client: Client;
+  private timer?: NodeJS.Timeout;
+  readonly counters = { issued: 0, failures: 0 };
+
+  constructor(
+    private readonly opts: CertificateManagerOptions,
+    private readonly logger: Logger,
+  ) {
+    const Ctor = certificateServiceClient();
+    this.client = new Ctor(opts.target, opts.credentials ?? grpc.credentials.createInsecure()) as unknown as Client;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.tick(), 1000);
+    this.timer.unref();
+    this.tick();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.client.close();
+    this.held.clear();
+  }
+
+  /** The identities this node needs now; others are dropped with their keys. */
+  setIdentities(identities: Iterable<string>): void {
+    const want = new Set(identities);
+    for (const id of [...this.held.keys()]) if (!want.has(id)) this.held.delete(id);
+    let added = false;
+    for (const id of want) {
+      if (this.held.has(id)) continue;
+      this.held.set(id, { identity: id, state: 'requesting', failures: 0, nextAttempt: 0, inFlight: false });
+      added = true;
+    }
+    if (added) this.tick();
+  }
+
+  list(): WorkloadCertificate[] {
+    return [...this.held.values()].map(({ keyPem: _k, chainPem: _c, nextAttempt: _n, inFlight: _i, ...shown }) => shown);
+  }
+
+  /** Key and chain for TLS, while the certificate is valid. */
+  credentials(identity: string): { keyPem: string; chainPem: string[] } | undefined {
+    const h = this.held.get(identity);
+    if (!h?.keyPem || !h.chainPem || !h.notAfter || Date.parse(h.notAfter) <= Date.now()) return undefined;
+    return { keyPem: h.keyPem, chainPem: h.chainPem };
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const h of this.held.values()) {
+      if (h.inFlight || now < h.nextAttempt) continue;
+      if (h.state === 'valid' && h.renewAt && now < Date.parse(h.renewAt)) continue;
+      void this.request(h);
+    }
+  }
+
+  private async request(h: Held): Promise<void> {
+    h.inFlight = true;
+    const stillValid = h.notAfter !== undefined && Date.parse(h.notAfter) > Date.now();
+    h.state = stillValid ? 'renewing' : 'requesting';
+    try {
+      const { keyPem, csrPem } = await createKeyAndCsr(h.identity);
+      const res = await new Promise<CreateCertificateResponse>((resolve, reject) => {
+        const md = new grpc.Metadata();
+        md.set(NODE_METADATA, this.opts.node);
+        md.set('authorization', `Bearer ${this.opts.token}`);
+        this.client.CreateCertificate({ csr: csrPem, validity_seconds: this.opts.validitySeconds ?? 0 }, md, { deadline: Date.now() + 10000 }, (err, r) =>
+          err ? reject(err) : resolve(r!),
+        );
+      });
+      if (!this.held.has(h.identity)) return; // dropped meanwhile
+      const info = certificateInfo(res.cert_chain[0] ?? '');
+      if (info.identity !== h.identity) throw new Error(`the CA returned a certificate for ${info.identity ?? 'no identity'}`);
+      Object.assign(h, {
+        keyPem,
+        chainPem: res.cert_chain,
+        serial: info.serial,
+        notBefore: info.notBefore.toISOString(),
+        notAfter: info.notAfter.toISOString(),
+        // Half of the lifetime left on receipt: notBefore is back-dated for
+        // clock skew, which would pull a short-lived certificate's renewal to "now".
+        renewAt: renewAt(new Date(), info.notAfter).toISOString(),
+        state: 'valid',
+        lastError: undefined,
+        failures: 0,
+        nextAttempt: 0,
+      });
+      this.counters.issued++;
+      this.logger.info({ identity: h.identity, serial: info.serial, notAfter: h.notAfter }, 'workload certificate obtained');
+    } catch (err) {
+      const e = err as grpc.ServiceError;
+      h.failures++;
+      this.counters.failures++;
+      h.lastError = e.details || e.message;
+      const cap = Math.min(this.opts.maxBackoffMs ?? 60000, (this.opts.initialBackoffMs ?? 1000) * 2 ** (h.failures - 1));
+      h.nextAttempt = Date.now() + cap / 2 + Math.random() * (cap / 2);
+      h.state = stillValid ? 'valid' : 'failed';
+      this.logger.warn({ identity: h.identity, failures: h.failures, keptValidCertificate: stillValid, retryInMs: Math.round(h.nextAttempt - Date.now()) }, `certificate request failed: ${h.lastError}`);
+    } finally {
+      h.inFlight = false;
+    }
+  }
+}

@@ -1,0 +1,32 @@
+// gRPC definition of sluice.v1.CertificateService, loaded from proto/.
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import * as path from 'node:path';
+
+const protoDir = path.resolve(__dirname, '..', '..', '..', 'proto');
+
+export interface CreateCertificateRequest {
+  csr: string;
+  validity_seconds: number;
+}
+
+export interface CreateCertificateResponse {
+  cert_chain: string[];
+}
+
+export const NODE_METADATA = 'sluice-node';
+
+let ctor: grpc.ServiceClientConstructor | undefined;
+
+export function certificateServiceClient(): grpc.ServiceClientConstructor {
+  if (!ctor) {
+    const def = protoLoader.loadSync('sluice/v1/certificate.proto', { includeDirs: [protoDir], keepCase: true, defaults: true });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { sluice: { v1: { CertificateService: grpc.ServiceClientConstructor } } };
+    ctor = pkg.sluice.v1.CertificateService;
+  }
+  return ctor;
+}
+
+export function certificateServiceDefinition(): grpc.ServiceDefinition {
+  return certificateServiceClient().service;
+}
