@@ -96,6 +96,7 @@ export class Agent {
     }
 
     const datapath = this.datapath;
+    const access = logger.child({ component: 'access' });
     if (config.relay === 'splice') {
       this.relay = new SpliceRelay();
       this.relay.start(config.relayThreads);
@@ -107,6 +108,7 @@ export class Agent {
       index: () => this.index,
       policies: () => this.policies,
       logger: logger.child({ component: 'proxy' }),
+      ...(config.accessLog ? { accessLog: (entry) => access.info(entry, 'connection') } : {}),
     });
     await this.proxy.listen(config.proxyAddress, config.proxyPort);
     this.readiness.done('proxy listening');

@@ -34,6 +34,8 @@ export interface AgentConfig {
   /** splice: established connections are relayed by kernel splice on relay threads; stream: in JS. */
   relay: 'splice' | 'stream';
   relayThreads: number;
+  /** One info line per connection when it ends (component "access"). */
+  accessLog: boolean;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   logFile: string;
 }
@@ -60,6 +62,7 @@ const schema = {
     statusAddress: { type: 'string', format: 'ip', default: '0.0.0.0' },
     relay: { enum: ['splice', 'stream'], default: 'splice' },
     relayThreads: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
+    accessLog: { type: 'boolean', default: false },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error'], default: 'info' },
     logFile: { type: 'string', default: '' },
   },
@@ -88,6 +91,7 @@ const flagNames: Record<string, string> = {
   'status-address': 'statusAddress',
   relay: 'relay',
   'relay-threads': 'relayThreads',
+  'access-log': 'accessLog',
   'log-level': 'logLevel',
   'log-file': 'logFile',
 };

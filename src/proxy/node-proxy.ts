@@ -39,6 +39,22 @@ export interface ProxyDeps {
   policies?(): PolicySet;
   logger: Logger;
   offload?: RelayOffload;
+  /** Called once per connection when it ends (the access log); absent: nothing is built. */
+  accessLog?: (entry: AccessLogEntry) => void;
+}
+
+export type ConnectionOutcome = 'closed' | 'reset' | 'denied' | 'no endpoint' | 'connect failed';
+
+export interface AccessLogEntry {
+  source: string;
+  sourceAddress: string;
+  vip: string;
+  service: string;
+  endpoint: string;
+  outcome: ConnectionOutcome;
+  durationMs: number;
+  bytesFromClient: number;
+  bytesFromEndpoint: number;
 }
 
 export interface ProxyCounters {
@@ -77,6 +93,8 @@ interface LiveConnection {
   upstream?: net.Socket;
   /** Bytes are moved by the offload; the JS sockets are gone. */
   offloaded: boolean;
+  /** How it ended, when it ended otherwise than by both sides closing. */
+  outcome?: ConnectionOutcome;
 }
 
 export class NodeProxy {
@@ -195,6 +213,8 @@ export class NodeProxy {
     if (!endpoint) {
       if (tried.size === 0) this.counters.noEndpoint++;
       this.deps.logger.debug({ service: conn.info.service, tried: [...tried] }, 'no endpoint left to try');
+      // Every candidate was tried and failed, or there was none to try.
+      conn.outcome = tried.size > 0 ? 'connect failed' : 'no endpoint';
       conn.client.resetAndDestroy();
       return;
     }
@@ -219,6 +239,7 @@ export class NodeProxy {
         this.connect(conn, target, tried, attempt + 1);
       } else {
         this.deps.logger.warn({ service: conn.info.service, tried: [...tried] }, 'every endpoint tried failed to connect');
+        conn.outcome = 'connect failed';
         conn.client.resetAndDestroy();
       }
     };
@@ -263,6 +284,7 @@ export class NodeProxy {
       },
       `connection denied: ${decision.reason}`,
     );
+    conn.outcome = 'denied';
     conn.client.resetAndDestroy();
     return false;
   }
@@ -299,10 +321,18 @@ export class NodeProxy {
     this.counters.bytesFromEndpoints += r.bytesFromEndpoint;
     if (r.error) this.counters.resets++;
     this.live.delete(conn.info.id);
+    this.logAccess(conn, r.error ? 'reset' : 'closed', r.bytesFromClient, r.bytesFromEndpoint);
+  }
+
+  private logAccess(conn: LiveConnection, outcome: ConnectionOutcome, bytesFromClient: number, bytesFromEndpoint: number): void {
+    if (!this.deps.accessLog) return;
+    const { source, sourceAddress, vip, service, endpoint, startedAt } = conn.info;
+    this.deps.accessLog({ source, sourceAddress, vip, service, endpoint, outcome, durationMs: Date.now() - startedAt, bytesFromClient, bytesFromEndpoint });
   }
 
   private reset(conn: LiveConnection): void {
     this.counters.resets++;
+    conn.outcome ??= 'reset';
     if (!conn.client.destroyed) conn.client.resetAndDestroy();
     if (conn.upstream && !conn.upstream.destroyed) conn.upstream.resetAndDestroy();
   }
@@ -312,5 +342,6 @@ export class NodeProxy {
     this.counters.bytesFromClients += conn.client.bytesRead;
     this.live.delete(conn.info.id);
     if (conn.upstream && !conn.upstream.destroyed && conn.info.state === 'connecting') conn.upstream.destroy();
+    this.logAccess(conn, conn.outcome ?? 'closed', conn.client.bytesRead, conn.upstream?.bytesRead ?? 0);
   }
 }

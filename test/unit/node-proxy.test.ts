@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { defaultLoadBalancing, type Snapshot } from '../../src/model/resources';
 import { SpliceRelay } from '../../src/datapath/splice-relay';
-import { NodeProxy, type OriginalDestination } from '../../src/proxy/node-proxy';
+import { NodeProxy, type AccessLogEntry, type OriginalDestination } from '../../src/proxy/node-proxy';
 import { ServiceIndex } from '../../src/proxy/service-index';
 
 function listen(handler: (s: net.Socket) => void): Promise<net.Server> {
@@ -33,6 +33,7 @@ async function closedPort(): Promise<number> {
 for (const relayMode of ['stream', 'splice'] as const) describe(`node proxy (${relayMode} relay)`, () => {
   const servers: net.Server[] = [];
   const relay = relayMode === 'splice' ? new SpliceRelay() : undefined;
+  const accessLog: AccessLogEntry[] = [];
   let proxy: NodeProxy;
   let proxyPort: number;
   const routes = new Map<number, OriginalDestination>(); // client local port -> original destination
@@ -75,6 +76,7 @@ for (const relayMode of ['stream', 'splice'] as const) describe(`node proxy (${r
     relay?.start(1);
     proxy = new NodeProxy({
       offload: relay,
+      accessLog: (e) => accessLog.push(e),
       originalDst: (socket) => routes.get(socket.remotePort ?? 0),
       sourceWorkload: () => undefined,
       index: () => index,
@@ -195,6 +197,22 @@ for (const relayMode of ['stream', 'splice'] as const) describe(`node proxy (${r
     assert.equal(live.bytesFromClient, 4);
     assert.equal(live.bytesFromEndpoint, 4);
     s.destroy();
+  });
+
+  it('writes one access log entry per connection, with how it ended', async () => {
+    for (let i = 0; i < 50 && proxy.activeConnections > 0; i++) await new Promise((r) => setTimeout(r, 20)); // earlier tests' connections
+    accessLog.length = 0;
+    const s = await dial('10.96.0.1');
+    const result = collect(s);
+    s.end('12345');
+    assert.equal((await result).data, '12345');
+    const dead = await dial('10.96.0.3');
+    await collect(dead);
+    for (let i = 0; i < 50 && accessLog.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    const closed = accessLog.find((e) => e.service === 't/echo');
+    assert.ok(closed, JSON.stringify(accessLog));
+    assert.deepEqual([closed.outcome, closed.vip, closed.bytesFromClient, closed.bytesFromEndpoint], ['closed', '10.96.0.1:80', 5, 5]);
+    assert.equal(accessLog.find((e) => e.service === 't/dead')?.outcome, 'connect failed');
   });
 
   it('forgets a connection once both sides are closed', async () => {
