@@ -155,7 +155,7 @@ function vip(i: number, base: number): string {
 function buildResources(o: Options): { workloads: Map<string, { version: string; resource: Any }>; services: Map<string, { version: string; resource: Any }> } {
   const workloads = new Map<string, { version: string; resource: Any }>();
   const services = new Map<string, { version: string; resource: Any }>();
-  const client: Workload = { uid: 'client', name: 'client', namespace: 'scale', node: 'scale-node', ips: [POD_IP], serviceAccount: 'client', labels: {}, identity: 'spiffe://cluster.local/ns/scale/sa/client', captured: true, ready: true };
+  const client: Workload = { uid: 'client', name: 'client', namespace: 'scale', node: 'scale-node', ips: [POD_IP], serviceAccount: 'client', labels: {}, identity: 'spiffe://cluster.local/ns/scale/sa/client', captured: true, ready: true, nodeAddress: '' };
   workloads.set('client', { version: '1', resource: workloadCodec.encode(client) });
   for (let s = 0; s < o.services; s++) {
     const endpoints = [];
@@ -165,7 +165,7 @@ function buildResources(o: Options): { workloads: Map<string, { version: string;
       const address = `10.${128 + ((n >> 16) & 63)}.${(n >> 8) & 255}.${n & 255}`;
       const node = `node-${n % 100}`;
       if (o.workloads === 'all') {
-        const w: Workload = { uid, name: uid, namespace: 'scale', node, ips: [address], serviceAccount: `sa-${s}`, labels: { app: `svc-${s}` }, identity: `spiffe://cluster.local/ns/scale/sa/sa-${s}`, captured: true, ready: true };
+        const w: Workload = { uid, name: uid, namespace: 'scale', node, ips: [address], serviceAccount: `sa-${s}`, labels: { app: `svc-${s}` }, identity: `spiffe://cluster.local/ns/scale/sa/sa-${s}`, captured: true, ready: true, nodeAddress: '' };
         workloads.set(uid, { version: '1', resource: workloadCodec.encode(w) });
       }
       endpoints.push({ workloadUid: uid, address, node, ready: true });

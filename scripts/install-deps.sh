@@ -12,7 +12,7 @@ fi
 packages=(
   clang llvm libbpf-dev bpftool pkg-config cmake make g++ linux-libc-dev
   iproute2 util-linux procps
-  curl iperf3 haproxy wrk nginx-light redis-server redis-tools
+  curl iperf3 haproxy wrk nginx-light redis-server redis-tools tcpdump
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -17,6 +17,8 @@ import { Readiness } from '../observability/readiness';
 import { PolicySet } from '../proxy/authorization';
 import { EndpointStats } from '../proxy/endpoint-picker';
 import { NodeProxy } from '../proxy/node-proxy';
+import { TUNNEL_PORT, TunnelPool } from '../proxy/tunnel-client';
+import { TunnelServer } from '../proxy/tunnel-server';
 import { ServiceIndex } from '../proxy/service-index';
 import { ResourceStore, emptyDelta, type StoreDelta } from './resource-store';
 import { SnapshotFileSource } from './snapshot-file-source';
@@ -55,6 +57,10 @@ export class Agent {
   private proxy?: NodeProxy;
   private relay?: SpliceRelay;
   private certificates?: CertificateManager;
+  private tunnels?: TunnelPool;
+  private tunnelServer?: TunnelServer;
+  /** Pod IP -> workload, for this node's pods (tunnel targets). */
+  private localByIp = new Map<string, Workload>();
 
   constructor(
     readonly config: Readonly<AgentConfig>,
@@ -101,8 +107,28 @@ export class Agent {
       this.relay = new SpliceRelay();
       this.relay.start(config.relayThreads);
     }
+    const certificates = this.certificates;
+    if (certificates) {
+      // Cross-node traffic goes through mTLS tunnels between agents.
+      this.tunnels = new TunnelPool((identity) => certificates.credentials(identity));
+      this.tunnelServer = new TunnelServer({
+        credentials: (identity) => certificates.credentials(identity),
+        rootPem: () => certificates.rootPem(),
+        localWorkload: (ip) => this.localByIp.get(ip),
+        authorize: (destination, source, port) => {
+          const decision = this.policies.authorize(destination, source, port);
+          if (decision.allowed) this.proxy!.counters.policyAllowed++;
+          else this.proxy!.counters.policyDenied++;
+          return decision;
+        },
+        logger: logger.child({ component: 'tunnel' }),
+      });
+      await this.tunnelServer.listen(config.proxyAddress, TUNNEL_PORT);
+    }
     this.proxy = new NodeProxy({
       offload: this.relay,
+      node: config.nodeName,
+      tunnel: this.tunnels,
       originalDst: (socket) => datapath.originalDst(socketFd(socket)),
       sourceWorkload: (cookie) => this.workloadByCookie.get(cookie),
       index: () => this.index,
@@ -128,6 +154,8 @@ export class Agent {
     this.certificates?.stop();
     this.registry?.stop();
     await this.proxy?.close(true);
+    this.tunnels?.close();
+    await this.tunnelServer?.close();
     this.relay?.stop();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.datapath?.close();
@@ -269,12 +297,15 @@ export class Agent {
       [...this.store.workloads.values()].filter((w) => w.node === this.config.nodeName && w.captured && w.identity).map((w) => w.identity),
     );
     const byCookie = new Map<bigint, Workload>();
+    const byIp = new Map<string, Workload>();
     for (const w of this.store.workloads.values()) {
+      if (w.node === this.config.nodeName) for (const ip of w.ips) byIp.set(ip, w);
       if (w.node !== this.config.nodeName || !w.captured) continue;
       const cookie = this.registry?.cookieOf(w.uid);
       if (cookie !== undefined) byCookie.set(cookie, w);
     }
     this.workloadByCookie = byCookie;
+    this.localByIp = byIp;
     this.noteEnrollmentChanges(byCookie);
   }
 
@@ -334,6 +365,7 @@ export class Agent {
       lastReconcile: this.lastReconcile,
       proxyCounters: this.proxy?.counters,
       activeConnections: this.proxy?.activeConnections ?? 0,
+      tunnels: this.tunnels ? { ...this.tunnels.counters, openSessions: this.tunnels.openSessions, server: this.tunnelServer?.counters } : null,
     };
   }
 

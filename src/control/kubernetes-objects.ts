@@ -32,6 +32,7 @@ export interface PodSpec {
 
 export interface PodStatus {
   podIP?: string;
+  hostIP?: string;
   phase?: string;
 }
 

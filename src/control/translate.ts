@@ -79,6 +79,7 @@ export function translate(objects: SourcedObject[], version: string, trustDomain
       identity: spiffeId(trustDomain, ns, serviceAccount),
       captured: meshNamespaces.has(ns) && pod.metadata.labels?.[MESH_LABEL] !== 'disabled',
       ready: (pod.status?.phase ?? 'Running') === 'Running',
+      nodeAddress: pod.status?.hostIP && net.isIP(pod.status.hostIP) ? pod.status.hostIP : '',
     };
     workloads.push(w);
     workloadPods.set(w.uid, pod);

@@ -96,6 +96,12 @@ export class CertificateManager {
     return { keyPem: h.keyPem, chainPem: h.chainPem };
   }
 
+  /** The mesh root, as the CA sent it with the last certificate. */
+  rootPem(): string | undefined {
+    for (const h of this.held.values()) if (h.chainPem?.length) return h.chainPem[h.chainPem.length - 1];
+    return undefined;
+  }
+
   private tick(): void {
     const now = Date.now();
     for (const h of this.held.values()) {

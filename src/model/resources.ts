@@ -14,6 +14,8 @@ export interface Workload {
   /** In the mesh: its namespace is labelled sluice.dev/mesh=enabled and the pod did not opt out. */
   captured: boolean;
   ready: boolean;
+  /** The node's address, where its agent accepts tunnels on 15008 (Pod status.hostIP); '' if unknown. */
+  nodeAddress: string;
 }
 
 export interface ServicePort {

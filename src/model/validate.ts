@@ -25,6 +25,7 @@ const workloadSchema = {
     identity: { type: 'string', default: '' },
     captured: { type: 'boolean', default: false },
     ready: { type: 'boolean', default: true },
+    nodeAddress: { anyOf: [{ const: '' }, { type: 'string', format: 'ip' }], default: '' },
   },
 };
 

@@ -2,12 +2,15 @@
 // to <proxy address>:15001, finds what each one originally dialled, picks an
 // endpoint of that service (retrying another on connect failure) and relays
 // bytes both ways with back-pressure and half-close.
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Workload } from '../model/resources';
 import { PolicySet, type Peer } from './authorization';
 import { EndpointStats, endpointKey, pickEndpoint } from './endpoint-picker';
 import type { ServiceIndex, VipTarget } from './service-index';
+import type { TunnelPool } from './tunnel-client';
 
 export interface OriginalDestination {
   address: string;
@@ -39,6 +42,10 @@ export interface ProxyDeps {
   policies?(): PolicySet;
   logger: Logger;
   offload?: RelayOffload;
+  /** This node's name: endpoints elsewhere are reached through the tunnel. */
+  node?: string;
+  /** mTLS tunnels to other nodes' agents; absent: other nodes are reached in plaintext. */
+  tunnel?: TunnelPool;
   /** Called once per connection when it ends (the access log); absent: nothing is built. */
   accessLog?: (entry: AccessLogEntry) => void;
 }
@@ -80,6 +87,8 @@ export interface ConnectionInfo {
   service: string;
   endpoint: string;
   state: 'connecting' | 'relaying';
+  /** "plaintext (same node)", "mTLS to <identity>", or "plaintext" across nodes without tunnels. */
+  security: string;
   startedAt: number;
   bytesFromClient: number;
   bytesFromEndpoint: number;
@@ -147,7 +156,7 @@ export class NodeProxy {
   connections(): ConnectionInfo[] {
     const offloaded = this.deps.offload?.bytes() ?? new Map<number, [number, number]>();
     return [...this.live.values()].map((c) => {
-      const moved = c.offloaded ? offloaded.get(c.info.id) ?? [0, 0] : [c.client.bytesRead, c.upstream?.bytesRead ?? 0];
+      const moved = c.offloaded ? offloaded.get(c.info.id) ?? [0, 0] : [c.client.bytesRead, c.upstream?.bytesRead ?? c.client.bytesWritten];
       return { ...c.info, bytesFromClient: moved[0], bytesFromEndpoint: moved[1] };
     });
   }
@@ -196,6 +205,7 @@ export class NodeProxy {
         service: `${target.service.namespace}/${target.service.name}`,
         endpoint: '',
         state: 'connecting',
+        security: '',
         startedAt: Date.now(),
         bytesFromClient: 0,
         bytesFromEndpoint: 0,
@@ -221,7 +231,14 @@ export class NodeProxy {
     const key = endpointKey(endpoint.address, port.targetPort);
     tried.add(key);
     conn.info.endpoint = key;
+    const remote = this.deps.node !== undefined && endpoint.node !== this.deps.node;
+    if (remote && this.deps.tunnel) {
+      // The destination's agent applies policy, with the verified principal.
+      this.connectTunnel(conn, target, tried, attempt, endpoint.workloadUid, key);
+      return;
+    }
     if (!this.authorized(conn, service, endpoint.workloadUid, port.targetPort)) return;
+    conn.info.security = remote ? 'plaintext' : 'plaintext (same node)';
     const upstream = net.connect({ host: endpoint.address, port: port.targetPort, allowHalfOpen: true, noDelay: true });
     upstream.pause(); // read nothing into JS until the relay is chosen
     conn.upstream = upstream;
@@ -253,6 +270,66 @@ export class NodeProxy {
         return;
       }
       this.relay(conn, upstream, key);
+    });
+  }
+
+  private connectTunnel(conn: LiveConnection, target: VipTarget, tried: Set<string>, attempt: number, workloadUid: string, key: string): void {
+    const { service } = target;
+    const dest = this.deps.index().workload(workloadUid);
+    const fail = (err: Error) => {
+      this.counters.connectAttemptsFailed++;
+      this.endpoints.connectFailed(key, Date.now());
+      this.deps.logger.debug({ endpoint: key, err: err.message, attempt }, 'tunnel to endpoint failed');
+      if (conn.client.destroyed) return;
+      if (attempt < service.loadBalancing.maxConnectAttempts) {
+        this.counters.retried++;
+        this.connect(conn, target, tried, attempt + 1);
+      } else {
+        this.deps.logger.warn({ service: conn.info.service, tried: [...tried], err: err.message }, 'every endpoint tried failed to connect');
+        conn.outcome = 'connect failed';
+        conn.client.resetAndDestroy();
+      }
+    };
+    if (!dest?.identity || !dest.nodeAddress || !conn.peer.principal) {
+      fail(new Error(`no identity or node address known for the tunnel to ${key}`));
+      return;
+    }
+    const destinationIdentity = dest.identity;
+    this.deps.tunnel!.open(
+      { sourceIdentity: `spiffe://${conn.peer.principal}`, destinationIdentity, nodeAddress: dest.nodeAddress, target: key },
+      service.loadBalancing.connectTimeoutMs,
+    ).then(
+      (stream) => {
+        this.endpoints.connectSucceeded(key);
+        if (conn.client.destroyed) {
+          stream.destroy();
+          return;
+        }
+        conn.info.security = `mTLS to ${destinationIdentity}`;
+        this.relayStream(conn, stream, key);
+      },
+      (err: Error) => fail(err),
+    );
+  }
+
+  /** Relays between the client socket and a tunnel stream (bytes pass through JS). */
+  private relayStream(conn: LiveConnection, stream: Duplex, key: string): void {
+    const { client } = conn;
+    conn.info.state = 'relaying';
+    this.counters.relayed++;
+    this.endpoints.opened(key);
+    client.pipe(stream);
+    stream.pipe(client);
+    stream.on('error', () => {
+      if (!client.destroyed) {
+        conn.outcome = 'reset';
+        client.resetAndDestroy();
+      }
+    });
+    client.on('error', () => (stream as http2.ClientHttp2Stream).close?.(http2.constants.NGHTTP2_CANCEL));
+    stream.once('close', () => {
+      this.endpoints.closed(key);
+      if (!client.destroyed && !client.writableEnded) client.end();
     });
   }
 

@@ -443,7 +443,7 @@ export class Cluster {
       const pod = state.pods.find((p) => p.key === objectKey(o.object));
       if (!pod) continue; // leaving or not yet created
       const withUid = { ...o.object, metadata: { ...o.object.metadata, uid: pod.uid } } as Pod;
-      objects.push({ ...o, object: withStatus(withUid, pod.ip) });
+      objects.push({ ...o, object: withStatus(withUid, pod.ip, this.findNode(pod.node).gateway) });
     }
     return translate(objects, `sim-${state.generation}-${Date.now()}`);
   }
@@ -462,7 +462,8 @@ export class Cluster {
       }
       const pod = state.pods.find((p) => p.key === objectKey(o.object));
       if (!pod) continue; // leaving, or not created yet
-      items.push(withStatus({ ...o.object, metadata: { ...o.object.metadata, uid: pod.uid } } as Pod, pod.ip));
+      // hostIP: the node's pod gateway, where its agent listens for tunnels.
+      items.push(withStatus({ ...o.object, metadata: { ...o.object.metadata, uid: pod.uid } } as Pod, pod.ip, this.findNode(pod.node).gateway));
     }
     const file = path.join(state.control.manifestsDir, 'cluster.json');
     const text = JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 1);
@@ -573,8 +574,8 @@ function toStored(o: SourcedObject): StoredObject {
   return { object: o.object, source: o.source, dir: o.dir ?? process.cwd() };
 }
 
-function withStatus(pod: Pod, ip: string): KubeObject {
-  return { ...pod, status: { podIP: ip, phase: 'Running' } };
+function withStatus(pod: Pod, ip: string, hostIP?: string): KubeObject {
+  return { ...pod, status: { podIP: ip, hostIP, phase: 'Running' } };
 }
 
 /** Only the spec restarts a pod; a label change (say, opting out of the mesh) applies live. */

@@ -29,6 +29,7 @@ const wl = (name: string, node: string, sa: string): Workload => ({
   identity: `spiffe://cluster.local/ns/shop/sa/${sa}`,
   captured: true,
   ready: true,
+  nodeAddress: '',
 });
 const workloads = [wl('web-1', 'node-1', 'web'), wl('db-1', 'node-2', 'db')];
 

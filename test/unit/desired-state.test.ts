@@ -15,6 +15,7 @@ const w = (uid: string, node: string, captured: boolean): Workload => ({
   identity: `spiffe://cluster.local/ns/a/sa/default`,
   captured,
   ready: true,
+  nodeAddress: '',
 });
 
 const snapshot: Snapshot = {

@@ -25,7 +25,7 @@ const WEB = 'spiffe://cluster.local/ns/front/sa/web';
 function workload(identity: string, node: string, name = 'p'): Workload {
   const id = parseSpiffeId(identity);
   assert.ok(typeof id !== 'string', id as string);
-  return { uid: `${id.namespace}/${name}`, name, namespace: id.namespace, node, ips: ['10.244.1.2'], serviceAccount: id.serviceAccount, labels: {}, identity, captured: true, ready: true };
+  return { uid: `${id.namespace}/${name}`, name, namespace: id.namespace, node, ips: ['10.244.1.2'], serviceAccount: id.serviceAccount, labels: {}, identity, captured: true, ready: true, nodeAddress: '' };
 }
 
 const allowAll = () => undefined;

@@ -30,7 +30,7 @@ async function until(check: () => boolean, what: string): Promise<void> {
 
 describe('resource codecs', () => {
   it('round-trip workloads, services and policies through protobuf', () => {
-    const w = { uid: 'u1', name: 'p', namespace: 'shop', node: 'node-1', ips: ['10.244.1.2'], serviceAccount: 'web', labels: { app: 'web' }, identity: 'spiffe://cluster.local/ns/shop/sa/web', captured: true, ready: true };
+    const w = { uid: 'u1', name: 'p', namespace: 'shop', node: 'node-1', ips: ['10.244.1.2'], serviceAccount: 'web', labels: { app: 'web' }, identity: 'spiffe://cluster.local/ns/shop/sa/web', captured: true, ready: true, nodeAddress: '10.244.1.1' };
     assert.deepEqual(workloadCodec.decode(workloadCodec.encode(w)), w);
     assert.deepEqual(serviceCodec.decode(serviceCodec.encode(svc('web'))), svc('web'));
     const p: AuthorizationPolicy = {
@@ -46,7 +46,7 @@ describe('resource codecs', () => {
   });
 
   it('refuses a resource of another type or with an invalid field, saying why', () => {
-    assert.match(String(serviceCodec.decode(workloadCodec.encode({ uid: 'u', name: 'n', namespace: 'x', node: 'n', ips: [], serviceAccount: 'd', labels: {}, identity: '', captured: false, ready: true }))), /has type .*Workload, expected .*Service/);
+    assert.match(String(serviceCodec.decode(workloadCodec.encode({ uid: 'u', name: 'n', namespace: 'x', node: 'n', ips: [], serviceAccount: 'd', labels: {}, identity: '', captured: false, ready: true, nodeAddress: '' }))), /has type .*Workload, expected .*Service/);
     assert.equal(serviceCodec.decode(serviceCodec.encode(svc('bad', 0))), 'ports.0.targetPort: must be >= 1 (got 0)');
     assert.match(String(serviceCodec.decode({ type_url: SERVICE_TYPE, value: Buffer.from([0xff, 0xff, 0xff]) })), /cannot decode sluice.v1.Service/);
   });

@@ -1,0 +1,92 @@
+// The source side of the tunnel between node proxies: HTTP/2 CONNECT over
+// mutual TLS 1.3 to the destination node's agent (port 15008), the shape
+// Istio calls HBONE. Sessions are pooled per (source identity, destination
+// identity, destination node), so an application connection costs a stream,
+// not a TLS handshake.
+import * as http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { sniFor, uriSanOf, type TlsCredentials } from './tunnel-identity';
+
+export const TUNNEL_PORT = 15008;
+
+export interface TunnelRequest {
+  sourceIdentity: string;
+  destinationIdentity: string;
+  nodeAddress: string;
+  /** The destination pod's ip:port, as the CONNECT target. */
+  target: string;
+}
+
+export class TunnelPool {
+  private readonly sessions = new Map<string, http2.ClientHttp2Session>();
+  readonly counters = { sessionsOpened: 0, streamsOpened: 0, refused: 0 };
+
+  constructor(
+    private readonly credentials: (identity: string) => TlsCredentials | undefined,
+    private readonly port = TUNNEL_PORT,
+  ) {}
+
+  /** Resolves with the stream once the destination agent answered 200. */
+  open(req: TunnelRequest, timeoutMs: number): Promise<Duplex> {
+    const creds = this.credentials(req.sourceIdentity);
+    if (!creds) return Promise.reject(new Error(`no certificate for ${req.sourceIdentity} yet`));
+    const session = this.session(req, creds);
+    return new Promise((resolve, reject) => {
+      const stream = session.request({ ':method': 'CONNECT', ':authority': req.target }, { endStream: false });
+      const timer = setTimeout(() => {
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        reject(new Error(`tunnel to ${req.nodeAddress} for ${req.target}: no answer in ${timeoutMs} ms`));
+      }, timeoutMs);
+      stream.once('response', (headers) => {
+        clearTimeout(timer);
+        const status = Number(headers[':status']);
+        if (status === 200) {
+          this.counters.streamsOpened++;
+          resolve(stream);
+          return;
+        }
+        this.counters.refused++;
+        stream.close();
+        reject(new Error(`tunnel to ${req.nodeAddress} for ${req.target}: refused (${status}${headers['sluice-reason'] ? `: ${headers['sluice-reason']}` : ''})`));
+      });
+      stream.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new Error(`tunnel to ${req.nodeAddress} for ${req.target}: ${err.message}`));
+      });
+    });
+  }
+
+  close(): void {
+    for (const s of this.sessions.values()) s.destroy();
+    this.sessions.clear();
+  }
+
+  get openSessions(): number {
+    return this.sessions.size;
+  }
+
+  private session(req: TunnelRequest, creds: TlsCredentials): http2.ClientHttp2Session {
+    // The source certificate's leaf is part of the key: after a rotation new
+    // streams go over a session that presents the new certificate.
+    const key = `${req.sourceIdentity} ${req.destinationIdentity} ${req.nodeAddress} ${creds.chainPem[0].length}:${creds.chainPem[0].slice(-64)}`;
+    const existing = this.sessions.get(key);
+    if (existing && !existing.closed && !existing.destroyed) return existing;
+    const session = http2.connect(`https://${req.nodeAddress}:${this.port}`, {
+      key: creds.keyPem,
+      cert: creds.chainPem.slice(0, -1).join(''),
+      ca: creds.chainPem[creds.chainPem.length - 1],
+      servername: sniFor(req.destinationIdentity),
+      minVersion: 'TLSv1.3',
+      // The server must be the destination workload's identity, nothing else.
+      checkServerIdentity: (_host, cert) =>
+        uriSanOf(cert.subjectaltname) === req.destinationIdentity ? undefined : new Error(`tunnel peer is ${uriSanOf(cert.subjectaltname) ?? 'no identity'}, expected ${req.destinationIdentity}`),
+    });
+    session.on('error', () => this.sessions.delete(key));
+    session.on('close', () => this.sessions.delete(key));
+    session.on('goaway', () => this.sessions.delete(key));
+    session.unref();
+    this.sessions.set(key, session);
+    this.counters.sessionsOpened++;
+    return session;
+  }
+}
