@@ -97,7 +97,10 @@ export class Agent {
       } catch (err) {
         throw new Error(`--node-token-file ${config.nodeTokenFile}: ${(err as Error).message}`);
       }
-      this.certificates = new CertificateManager({ target: config.controlPlane, node: config.nodeName, token }, logger.child({ component: 'certificates' }));
+      this.certificates = new CertificateManager(
+        { target: config.controlPlane, node: config.nodeName, token, validitySeconds: config.certificateTtl },
+        logger.child({ component: 'certificates' }),
+      );
       this.certificates.start();
     }
 

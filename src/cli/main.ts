@@ -99,6 +99,7 @@ interface Connection {
   service: string;
   endpoint: string;
   state: string;
+  security: string;
   ageMs: number;
   bytesFromClient: number;
   bytesFromEndpoint: number;
@@ -106,8 +107,8 @@ interface Connection {
 
 function connectionsTable(cs: Connection[]): string {
   return table(
-    ['ID', 'SOURCE', 'VIP', 'SERVICE', 'ENDPOINT', 'STATE', 'SENT', 'RECEIVED', 'AGE'],
-    cs.map((c) => [String(c.id), c.source, c.vip, c.service, c.endpoint || '-', c.state, bytes(c.bytesFromClient), bytes(c.bytesFromEndpoint), duration(c.ageMs)]),
+    ['ID', 'SOURCE', 'VIP', 'SERVICE', 'ENDPOINT', 'STATE', 'SECURITY', 'SENT', 'RECEIVED', 'AGE'],
+    cs.map((c) => [String(c.id), c.source, c.vip, c.service, c.endpoint || '-', c.state, c.security || '-', bytes(c.bytesFromClient), bytes(c.bytesFromEndpoint), duration(c.ageMs)]),
   );
 }
 

@@ -16,6 +16,8 @@ export interface AgentConfig {
   stateDir: string;
   /** This node's credential for certificate requests; workload certificates are obtained only when set. */
   nodeTokenFile: string;
+  /** Lifetime asked for workload certificates, seconds (0: the CA's default, one hour). */
+  certificateTtl: number;
   /** Directory where the CNI step reports each pod's netns. */
   podNetnsDir: string;
   /** bpffs directory of this agent; pins live in <bpffs>/v<schema>/. */
@@ -50,6 +52,7 @@ const schema = {
     snapshot: { type: 'string', default: '' },
     stateDir: { type: 'string', pattern: '^/', default: '/var/lib/sluice' },
     nodeTokenFile: { type: 'string', default: '' },
+    certificateTtl: { type: 'integer', minimum: 0, maximum: 86400, default: 0 },
     podNetnsDir: { type: 'string', minLength: 1, default: '/run/sluice/pods' },
     bpffs: { type: 'string', pattern: '^/' },
     cgroup: { type: 'string', pattern: '^/' },
@@ -79,6 +82,7 @@ const flagNames: Record<string, string> = {
   snapshot: 'snapshot',
   'state-dir': 'stateDir',
   'node-token-file': 'nodeTokenFile',
+  'certificate-ttl': 'certificateTtl',
   'pod-netns-dir': 'podNetnsDir',
   bpffs: 'bpffs',
   cgroup: 'cgroup',

@@ -8,9 +8,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SimFixture, eventually } from '../helpers/sim-fixture';
+import { SimFixture, eventually, fixtures } from '../helpers/sim-fixture';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { expectedSha256 } = require(`${fixtures}/blob.js`) as { expectedSha256(mb: number): string };
+
+// Short-lived workload certificates, so that they rotate during the tests
+// (the agents read SLUICE_* variables; sluice-sim passes its environment on).
+process.env.SLUICE_CERTIFICATE_TTL = '10';
 
 const VIP = '10.96.2.1';
+const BLOB_VIP = '10.96.2.2';
 const TOPOLOGY = `
 apiVersion: v1
 kind: Namespace
@@ -30,6 +38,22 @@ metadata: { name: api, namespace: shop }
 spec:
   clusterIP: ${VIP}
   selector: { app: api }
+  ports: [{ port: 80, targetPort: 8080 }]
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: blob, namespace: shop, labels: { app: blob } }
+spec:
+  nodeName: node-2
+  serviceAccountName: api
+  containers: [{ name: blob, command: ["node", "{{FIXTURES}}/blob.js", "8080"] }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: blob, namespace: shop }
+spec:
+  clusterIP: ${BLOB_VIP}
+  selector: { app: blob }
   ports: [{ port: 80, targetPort: 8080 }]
 ---
 apiVersion: v1
@@ -96,6 +120,31 @@ describe('two nodes: mutual TLS between node proxies', { timeout: 300000 }, () =
     assert.ok(count('tcp port 15008') > 0, 'traffic went to the tunnel port');
     assert.equal(count('tcp port 8080'), 0, 'nothing went to the pod port across the link');
     fs.rmSync(path.dirname(pcap), { recursive: true, force: true });
+  });
+
+  it('certificate rotation during a long transfer does not break it', async () => {
+    type Cert = { identity: string; serial?: string };
+    const serials = () => sim.ctlJson<Cert[]>('node-1', 'certs').map((c) => `${c.identity}=${c.serial}`).sort().join(' ');
+    const before = serials();
+    // About 16 s at 2 MiB/s: longer than a certificate's half-life (5 s).
+    const transfer = sim.execAsync('shop/web', ['sh', '-c', `curl -sS --max-time 60 --limit-rate 2M "http://${BLOB_VIP}/blob?mb=32" | sha256sum`], 90000);
+    const r = await transfer;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.split(' ')[0], expectedSha256(32), 'the transfer arrived whole');
+    assert.notEqual(serials(), before, 'certificates rotated while it ran');
+  });
+
+  it('with the control plane down, established and new connections keep working while certificates are valid', async () => {
+    const long = sim.execAsync('shop/web', ['sh', '-c', `curl -sS --max-time 30 --limit-rate 1M "http://${BLOB_VIP}/blob?mb=3" | sha256sum`], 60000);
+    sim.must(['control', 'stop']);
+    try {
+      const r = curl('shop/web');
+      assert.equal(r.code, 0, `new connection with the control plane down: ${r.stderr}`);
+      const done = await long;
+      assert.equal(done.stdout.split(' ')[0], expectedSha256(3), 'the established transfer completed');
+    } finally {
+      sim.must(['control', 'start']);
+    }
   });
 
   it('node-2 authorizes by principal: the web service account is allowed, batch is refused', async () => {
