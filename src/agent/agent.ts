@@ -9,7 +9,11 @@ import { IdAllocator, desiredEnrollments, desiredState, vipEntries } from '../da
 import { PodNetnsRegistry } from '../datapath/pod-netns-registry';
 import { SpliceRelay } from '../datapath/splice-relay';
 import * as fs from 'node:fs';
+import type * as grpc from '@grpc/grpc-js';
+import { Metadata as GrpcMetadata } from '@grpc/grpc-js';
 import { CertificateManager } from '../identity/certificate-manager';
+import { NODE_METADATA } from '../identity/certificate-protocol';
+import { controlPlaneChannelCredentials } from '../identity/control-plane-tls';
 import type { Workload } from '../model/resources';
 import { createJsonServer, listenTcp, listenUnix } from '../observability/http-json';
 import { createRegistry } from '../observability/metrics';
@@ -88,17 +92,20 @@ export class Agent {
     await this.registry.start();
     this.readiness.done('pod netns scanned');
 
-    if (config.snapshot) this.startFileSource();
-    else this.startXdsSource();
+    let token = '';
     if (config.nodeTokenFile) {
-      let token: string;
       try {
         token = fs.readFileSync(config.nodeTokenFile, 'utf8').trim();
       } catch (err) {
         throw new Error(`--node-token-file ${config.nodeTokenFile}: ${(err as Error).message}`);
       }
+    }
+    const credentials = config.controlPlaneCa ? controlPlaneChannelCredentials(config.controlPlaneCa, config.trustDomain) : undefined;
+    if (config.snapshot) this.startFileSource();
+    else this.startXdsSource(credentials, token);
+    if (token) {
       this.certificates = new CertificateManager(
-        { target: config.controlPlane, node: config.nodeName, token, validitySeconds: config.certificateTtl },
+        { target: config.controlPlane, node: config.nodeName, token, validitySeconds: config.certificateTtl, credentials },
         logger.child({ component: 'certificates' }),
       );
       this.certificates.start();
@@ -177,10 +184,19 @@ export class Agent {
     this.source.start();
   }
 
-  private startXdsSource(): void {
+  private startXdsSource(credentials: grpc.ChannelCredentials | undefined, token: string): void {
     const log = this.logger.child({ component: 'xds' });
-    this.configFrom = `control plane ${this.config.controlPlane}`;
-    this.xds = new XdsSource(this.config.controlPlane, this.config.nodeName, this.store, (delta) => this.onDelta(delta), log);
+    this.configFrom = `control plane ${this.config.controlPlane}${credentials ? ' (TLS)' : ''}`;
+    const node = this.config.nodeName;
+    const metadata = token
+      ? () => {
+          const md = new GrpcMetadata();
+          md.set(NODE_METADATA, node);
+          md.set('authorization', `Bearer ${token}`);
+          return md;
+        }
+      : undefined;
+    this.xds = new XdsSource(this.config.controlPlane, node, this.store, (delta) => this.onDelta(delta), log, credentials, metadata);
     // Serve the last good state at once if there is one: the control plane
     // may be away right now, and the pods on this node should not wait for it.
     try {
@@ -197,7 +213,7 @@ export class Agent {
     }
     this.xds.client.onChange(() => {
       if (this.xds?.client.synced && this.readiness.blockers().includes('config synced')) this.readiness.done('config synced');
-      if (this.xds?.client.state === 'connected') this.configFrom = `control plane ${this.config.controlPlane}`;
+      if (this.xds?.client.state === 'connected') this.configFrom = `control plane ${this.config.controlPlane}${credentials ? ' (TLS)' : ''}`;
     });
     this.xds.start();
   }

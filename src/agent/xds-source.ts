@@ -2,6 +2,7 @@
 // handler validates every resource on its own: rejected ones are named in
 // the NACK, the others apply. The accepted resources are also kept in their
 // wire form for the state file.
+import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { DeltaAdsClient, type Rejected, type TypeHandler } from '../xds/delta-client';
 import type { Any } from '../xds/protos';
@@ -31,13 +32,15 @@ export class XdsSource {
     private readonly store: ResourceStore,
     private readonly onDelta: (delta: StoreDelta) => void,
     private readonly logger: Logger,
+    credentials?: grpc.ChannelCredentials,
+    metadata?: () => grpc.Metadata,
   ) {
     const bind = <T>(b: TypeBinding<T>) => this.bindings.set(b.codec.typeUrl, b as TypeBinding<unknown>);
     bind({ codec: workloadCodec, upsert: (w, d) => store.upsertWorkload(w, d), remove: (n, d) => store.removeWorkload(n, d) });
     bind({ codec: serviceCodec, upsert: (s, d) => store.upsertService(s, d), remove: (n, d) => store.removeService(n, d) });
     bind({ codec: authorizationPolicyCodec, upsert: (p, d) => store.upsertAuthorizationPolicy(p, d), remove: (n, d) => store.removeAuthorizationPolicy(n, d) });
     bind({ codec: peerAuthenticationCodec, upsert: (p, d) => store.upsertPeerAuthentication(p, d), remove: (n, d) => store.removePeerAuthentication(n, d) });
-    this.client = new DeltaAdsClient({ target, nodeId }, [...this.bindings.values()].map((b) => this.handler(b)), logger);
+    this.client = new DeltaAdsClient({ target, nodeId, credentials, metadata }, [...this.bindings.values()].map((b) => this.handler(b)), logger);
   }
 
   start(): void {

@@ -16,6 +16,9 @@ export interface AgentConfig {
   stateDir: string;
   /** This node's credential for certificate requests; workload certificates are obtained only when set. */
   nodeTokenFile: string;
+  /** The mesh root: the control plane is reached over TLS and must present its SPIFFE ID. */
+  controlPlaneCa: string;
+  trustDomain: string;
   /** Lifetime asked for workload certificates, seconds (0: the CA's default, one hour). */
   certificateTtl: number;
   /** Directory where the CNI step reports each pod's netns. */
@@ -53,6 +56,8 @@ const schema = {
     stateDir: { type: 'string', pattern: '^/', default: '/var/lib/sluice' },
     nodeTokenFile: { type: 'string', default: '' },
     certificateTtl: { type: 'integer', minimum: 0, maximum: 86400, default: 0 },
+    controlPlaneCa: { type: 'string', default: '' },
+    trustDomain: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'cluster.local' },
     podNetnsDir: { type: 'string', minLength: 1, default: '/run/sluice/pods' },
     bpffs: { type: 'string', pattern: '^/' },
     cgroup: { type: 'string', pattern: '^/' },
@@ -83,6 +88,8 @@ const flagNames: Record<string, string> = {
   'state-dir': 'stateDir',
   'node-token-file': 'nodeTokenFile',
   'certificate-ttl': 'certificateTtl',
+  'control-plane-ca': 'controlPlaneCa',
+  'trust-domain': 'trustDomain',
   'pod-netns-dir': 'podNetnsDir',
   bpffs: 'bpffs',
   cgroup: 'cgroup',

@@ -4,7 +4,11 @@ import { ConfigError } from '../config/flags';
 import { controlUsage, loadControlConfig } from '../config/control-config';
 import { createJsonServer, listenUnix } from '../observability/http-json';
 import { createLogger } from '../observability/logger';
+import type * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
+import { NODE_METADATA } from '../identity/certificate-protocol';
+import { controlPlaneServerCredentials } from '../identity/control-plane-tls';
+import { verifyNodeToken } from '../identity/node-credential';
 import { CertificateAuthority } from '../identity/ca';
 import { CertificateService } from './certificate-service';
 import { ControlPlane } from './control-plane';
@@ -37,6 +41,7 @@ async function serve(argv: string[]): Promise<void> {
   const source = new ManifestSource(config.manifests, logger.child({ component: 'manifests' }), (objects) => control.publish(objects));
   source.start();
   let certificates: CertificateService | undefined;
+  let serverCredentials: grpc.ServerCredentials | undefined;
   if (config.nodeSecretFile) {
     const ca = await CertificateAuthority.loadOrCreate(config.caDir, { trustDomain: config.trustDomain });
     let secret: Buffer;
@@ -48,9 +53,18 @@ async function serve(argv: string[]): Promise<void> {
     if (secret.length < 16) throw new ConfigError(`--node-secret-file ${config.nodeSecretFile}: too short (${secret.length} bytes, want at least 16)`);
     certificates = new CertificateService(ca, secret, () => control.resources().workloads, logger.child({ component: 'ca' }));
     control.server.addService(certificates.definition(), certificates.implementation());
-    logger.info({ caDir: config.caDir, root: ca.rootFingerprint }, 'issuing workload certificates');
+    // With a CA, agents talk to us over TLS and every xDS stream carries a node credential.
+    serverCredentials = await controlPlaneServerCredentials(ca, config.caDir, (err) => logger.error({ err: err.message }, 'control plane certificate renewal failed'));
+    const nodeSecret = secret;
+    control.server.authenticate = (md) => {
+      const node = String(md.get(NODE_METADATA)[0] ?? '');
+      const auth = String(md.get('authorization')[0] ?? '');
+      if (!node || !auth.startsWith('Bearer ')) return { refused: `missing node credential (metadata ${NODE_METADATA} and authorization: Bearer <token>)` };
+      return verifyNodeToken(nodeSecret, node, auth.slice('Bearer '.length)) ? { node } : { refused: `node credential for ${node} does not verify` };
+    };
+    logger.info({ caDir: config.caDir, root: ca.rootFingerprint }, 'issuing workload certificates; agents connect over TLS with node credentials');
   }
-  const port = await control.server.listen(config.listen);
+  const port = await control.server.listen(config.listen, serverCredentials);
   const admin = createJsonServer({
     '/status': () => ({
       body: {

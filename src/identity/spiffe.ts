@@ -62,3 +62,8 @@ export function formatSpiffeId(id: SpiffeId): string {
 export function principalOf(id: string): string {
   return id.startsWith(SCHEME) ? id.slice(SCHEME.length) : id;
 }
+
+/** The identity the control plane serves gRPC (xDS, certificates) with. */
+export function controlPlaneIdentity(trustDomain: string): string {
+  return `spiffe://${trustDomain}/ns/sluice-system/sa/sluice-control`;
+}

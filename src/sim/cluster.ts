@@ -154,6 +154,7 @@ export class Cluster {
       cluster.writeManifests();
       cluster.startControl();
       saveState(state);
+      await cluster.waitForRoot();
       for (const n of state.nodes) cluster.startAgent(n);
       await cluster.waitSynced();
       await cluster.applyObjects(objects.map(toStored));
@@ -496,12 +497,24 @@ export class Cluster {
     });
   }
 
+  /** The mesh root the control plane creates on first start: agents verify the control plane with it. */
+  private async waitForRoot(): Promise<void> {
+    const c = this.state.control;
+    const root = path.join(c.caDir, 'root-cert.pem');
+    for (let i = 0; i < 200 && !fs.existsSync(root); i++) {
+      if (!isAlive(c.pid)) throw new SimError(`the control plane exited:\n${tail(`${c.log}.stderr`)}\n${tail(c.log, 10)}`);
+      await sleep(50);
+    }
+    if (!fs.existsSync(root)) throw new SimError(`the control plane created no CA root in ${c.caDir} within 10 s`);
+  }
+
   private startAgent(n: NodeState): void {
     const flags = [
       '--node-name', n.name,
       '--control-plane', this.state.control.address,
       '--state-dir', n.stateDir,
       '--node-token-file', n.nodeTokenFile,
+      '--control-plane-ca', path.join(this.state.control.caDir, 'root-cert.pem'),
       '--pod-netns-dir', n.podNetnsDir,
       '--bpffs', n.bpffs,
       '--cgroup', n.cgroup,

@@ -38,6 +38,8 @@ export interface DeltaClientOptions {
   target: string;
   nodeId: string;
   credentials?: grpc.ChannelCredentials;
+  /** Sent with every stream (node credential). */
+  metadata?: () => grpc.Metadata;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   random?: () => number;
@@ -49,7 +51,7 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
 }
 
 export class DeltaAdsClient {
-  private readonly client: grpc.Client & { DeltaAggregatedResources(): grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse> };
+  private readonly client: grpc.Client & { DeltaAggregatedResources(md?: grpc.Metadata): grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse> };
   private readonly handlers = new Map<string, TypeHandler>();
   private readonly typeStatus = new Map<string, TypeStatus>();
   private call?: grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
@@ -119,7 +121,7 @@ export class DeltaAdsClient {
   private open(): void {
     if (this.stopped) return;
     this.state = 'connecting';
-    const call = this.client.DeltaAggregatedResources();
+    const call = this.client.DeltaAggregatedResources(this.opts.metadata?.() ?? new grpc.Metadata());
     this.call = call;
     let first = true;
     for (const h of this.handlers.values()) {

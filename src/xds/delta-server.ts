@@ -26,6 +26,7 @@ interface Stream {
   connectedAt: string;
   call: AdsCall;
   subscriptions: Map<string, Subscription>;
+  opened?: boolean;
 }
 
 export interface StreamStatus {
@@ -51,6 +52,12 @@ export class DeltaAdsServer {
   readonly counters: DeltaServerCounters = { pushes: 0, acks: 0, nacks: 0 };
   private readonly server = new grpc.Server({ 'grpc.max_send_message_length': 256 << 20 });
 
+  /**
+   * When set, every stream must authenticate from its metadata: returns the
+   * node name, or a string starting with "refused:" saying why not.
+   */
+  authenticate?: (metadata: grpc.Metadata) => { node: string } | { refused: string };
+
   constructor(private readonly logger: Logger) {
     this.server.addService(adsServiceDefinition(), {
       DeltaAggregatedResources: (call: AdsCall) => this.onStream(call),
@@ -65,7 +72,7 @@ export class DeltaAdsServer {
   }
 
   /** Binds host:port (port 0 picks one); resolves with the bound port. */
-  listen(address: string, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+  listen(address: string, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.bindAsync(address, credentials, (err, port) => (err ? reject(new Error(`xDS listen ${address}: ${err.message}`)) : resolve(port)));
     });
@@ -130,7 +137,17 @@ export class DeltaAdsServer {
   }
 
   private onStream(call: AdsCall): void {
-    const stream: Stream = { id: this.nextStream++, node: '', peer: call.getPeer(), connectedAt: new Date().toISOString(), call, subscriptions: new Map() };
+    let authenticatedNode = '';
+    if (this.authenticate) {
+      const auth = this.authenticate(call.metadata);
+      if ('refused' in auth) {
+        this.logger.warn({ peer: call.getPeer() }, `ADS stream refused: ${auth.refused}`);
+        call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: auth.refused });
+        return;
+      }
+      authenticatedNode = auth.node;
+    }
+    const stream: Stream = { id: this.nextStream++, node: authenticatedNode, peer: call.getPeer(), connectedAt: new Date().toISOString(), call, subscriptions: new Map() };
     this.streams.set(stream.id, stream);
     const log = this.logger.child({ stream: stream.id, peer: stream.peer });
     call.on('data', (req: DeltaDiscoveryRequest) => {
@@ -153,7 +170,9 @@ export class DeltaAdsServer {
   }
 
   private onRequest(stream: Stream, req: DeltaDiscoveryRequest, log: Logger): void {
-    if (req.node?.id && !stream.node) {
+    if (req.node?.id && !stream.opened) {
+      stream.opened = true;
+      if (stream.node && req.node.id !== stream.node) throw new Error(`node id ${req.node.id} does not match the authenticated node ${stream.node}`);
       stream.node = req.node.id;
       log.info({ node: stream.node }, 'ADS stream opened');
     }
