@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import pino from 'pino';
 import { defaultLoadBalancing, type Service, type Workload } from '../src/model/resources';
+import { schemaDir } from '../src/datapath/bpf-datapath';
 import { cgroup2Root, ensureBpffs } from '../src/sim/host';
 import { DeltaAdsServer } from '../src/xds/delta-server';
 import type { Any } from '../src/xds/protos';
@@ -182,7 +183,7 @@ function percentile(sorted: number[], p: number): number {
 
 function bpfMapBytes(): number {
   let total = 0;
-  const dir = path.join(BPFFS, 'v1');
+  const dir = schemaDir(BPFFS);
   for (const e of fs.readdirSync(dir)) {
     if (e === 'links') continue;
     try {

@@ -14,7 +14,11 @@
  * every connect() in the subtree.
  */
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
 #include <linux/socket.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -67,6 +71,14 @@ struct {
 	__type(value, struct sluice_config);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct sluice_strict);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_strict SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -259,4 +271,38 @@ int sluice_getpeername6(struct bpf_sock_addr *ctx)
 	ctx->user_port = orig->port;
 	count(SLUICE_CTR_PEERNAME_REWRITTEN);
 	return 1;
+}
+
+/*
+ * PeerAuthentication STRICT, on the egress of an enrolled pod's host-side
+ * interface (packets about to enter the pod). Only connection attempts are
+ * judged (SYN without ACK): replies to the pod's own connections and
+ * established flows pass untouched. IPv4 only, like the rest of the sim.
+ */
+SEC("tc")
+int sluice_strict_ingress(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct sluice_strict *st = bpf_map_lookup_elem(&sluice_strict, &ifindex);
+	if (!st)
+		return TC_ACT_OK;
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
+		return TC_ACT_OK;
+	struct tcphdr *tcp = (void *)ip + ip->ihl * 4;
+	if ((void *)(tcp + 1) > end)
+		return TC_ACT_OK;
+	if (!tcp->syn || tcp->ack)
+		return TC_ACT_OK;
+	__u32 allowed;
+	__builtin_memcpy(&allowed, st->allowed_saddr4, 4);
+	if (ip->saddr == allowed)
+		return TC_ACT_OK;
+	count(SLUICE_CTR_STRICT_DROPPED);
+	return TC_ACT_SHOT;
 }

@@ -11,7 +11,7 @@
 
 #include <linux/types.h>
 
-#define SLUICE_SCHEMA_VERSION 1
+#define SLUICE_SCHEMA_VERSION 2
 
 /* Addresses are 16 bytes everywhere; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d). */
 
@@ -58,6 +58,15 @@ struct sluice_config {
 	__u16 pad;
 };
 
+/* strict: key = ifindex of an enrolled pod's host-side interface (in the
+ * node's netns). With an entry, a TCP SYN towards the pod is let through only
+ * from allowed_saddr (the node's own address: the node proxy, the tunnel
+ * endpoint, the kubelet); any other plaintext connection attempt is dropped. */
+struct sluice_strict {
+	__u8  allowed_saddr4[4];
+	__u32 flags;        /* reserved */
+};
+
 /* Per-CPU counters, indexed by enum sluice_counter. */
 enum sluice_counter {
 	SLUICE_CTR_CONNECT_CAPTURED = 0,
@@ -68,7 +77,8 @@ enum sluice_counter {
 	SLUICE_CTR_TUPLE_ERRORS = 5,
 	SLUICE_CTR_PEERNAME_REWRITTEN = 6,
 	SLUICE_CTR_CONNECT_NOT_TCP = 7,
-	SLUICE_CTR_MAX = 8,
+	SLUICE_CTR_STRICT_DROPPED = 8,
+	SLUICE_CTR_MAX = 9,
 };
 
 #endif

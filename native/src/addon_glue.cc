@@ -1,6 +1,7 @@
 #include "addon_glue.h"
 
 #include <fcntl.h>
+#include <net/if.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -62,6 +63,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   static void Init(Napi::Env env) {
     Napi::Function fn = DefineClass(env, "BpfObject",
                                     {InstanceMethod("attachCgroup", &BpfObject::AttachCgroupJs),
+                                     InstanceMethod("attachTc", &BpfObject::AttachTcJs),
                                      InstanceMethod("close", &BpfObject::Close),
                                      InstanceAccessor("programs", &BpfObject::Programs, nullptr),
                                      InstanceAccessor("maps", &BpfObject::Maps, nullptr)});
@@ -110,6 +112,16 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   }
 
   Napi::Value AttachCgroupJs(const Napi::CallbackInfo& info);
+
+  Napi::Value AttachTcJs(const Napi::CallbackInfo& info) {
+    if (!CheckString(info, 0, "program") || !CheckNumber(info, 1, "ifindex")) return info.Env().Undefined();
+    std::string prog = info[0].As<Napi::String>();
+    int ifindex = info[1].As<Napi::Number>().Int32Value();
+    bool egress = info.Length() < 3 || info[2].ToBoolean();
+    int err = AttachTc(&loaded_, prog, ifindex, egress);
+    if (err) MakeError(info.Env(), err, "attach " + prog + " to ifindex", std::to_string(ifindex)).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
 
   LoadedObject loaded_;
 };
@@ -314,6 +326,17 @@ Napi::Value MapBatchJs(const Napi::CallbackInfo& info, bool update) {
 Napi::Value MapUpdateBatchJs(const Napi::CallbackInfo& info) { return MapBatchJs(info, true); }
 Napi::Value MapDeleteBatchJs(const Napi::CallbackInfo& info) { return MapBatchJs(info, false); }
 
+Napi::Value IfIndexJs(const Napi::CallbackInfo& info) {
+  if (!CheckString(info, 0, "interface")) return info.Env().Undefined();
+  std::string name = info[0].As<Napi::String>();
+  unsigned idx = if_nametoindex(name.c_str());
+  if (idx == 0) {
+    MakeError(info.Env(), -errno, "interface", name).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  return Napi::Number::New(info.Env(), idx);
+}
+
 Napi::Value PossibleCpusJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), PossibleCpus());
 }
@@ -480,6 +503,7 @@ Napi::Object InitGlue(Napi::Env env, Napi::Object exports) {
   exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatchJs));
   exports.Set("mapDeleteBatch", Napi::Function::New(env, MapDeleteBatchJs));
   exports.Set("possibleCpus", Napi::Function::New(env, PossibleCpusJs));
+  exports.Set("ifIndex", Napi::Function::New(env, IfIndexJs));
   exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookieJs));
   exports.Set("netnsEstablishedTcp", Napi::Function::New(env, NetnsEstablishedTcpJs));
   exports.Set("originalDstByFd", Napi::Function::New(env, OriginalDstByFdJs));

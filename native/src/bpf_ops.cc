@@ -27,6 +27,7 @@ static_assert(sizeof(struct sluice_vip_value) == 8, "sluice_vip_value layout");
 static_assert(sizeof(struct sluice_orig_dst) == 32, "sluice_orig_dst layout");
 static_assert(sizeof(struct sluice_tuple_key) == 36, "sluice_tuple_key layout");
 static_assert(sizeof(struct sluice_config) == 8, "sluice_config layout");
+static_assert(sizeof(struct sluice_strict) == 8, "sluice_strict layout");
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -161,6 +162,18 @@ int AttachCgroup(LoadedObject* lo, const std::string& prog_name, const std::stri
   // only closes the fd (bpf_link__disconnect would leak it).
   bpf_link__destroy(link);
   return 0;
+}
+
+int AttachTc(LoadedObject* lo, const std::string& prog_name, int ifindex, bool egress) {
+  if (!lo->obj) return -EBADF;
+  bpf_program* prog = bpf_object__find_program_by_name(lo->obj, prog_name.c_str());
+  if (!prog) return -ENOENT;
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+  int err = bpf_tc_hook_create(&hook);
+  if (err && err != -EEXIST) return err;
+  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(prog), .flags = BPF_TC_F_REPLACE, .handle = 0x5e, .priority = 1);
+  err = bpf_tc_attach(&hook, &opts);
+  return err < 0 ? err : 0;
 }
 
 int DetachPinnedLink(const std::string& link_pin) {

@@ -37,6 +37,11 @@ void CloseObject(LoadedObject* lo);
 // atomically (no window without capture) and *reused is set.
 int AttachCgroup(LoadedObject* lo, const std::string& prog, const std::string& cgroup_path,
                  const std::string& link_pin, bool* reused);
+// Attaches a tc program to an interface of the calling thread's netns (clsact
+// egress or ingress), replacing what sluice attached there before. The
+// filter goes away with the interface.
+int AttachTc(LoadedObject* lo, const std::string& prog, int ifindex, bool egress);
+
 // Detaches the link pinned at link_pin and removes the pin. -ENOENT if none.
 int DetachPinnedLink(const std::string& link_pin);
 

@@ -4,7 +4,9 @@ import type * as http from 'node:http';
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent-config';
-import { BpfDatapath } from '../datapath/bpf-datapath';
+import { BpfDatapath, interfaceIndex } from '../datapath/bpf-datapath';
+import type { StrictEntry } from '../datapath/map-codecs';
+import { effectiveMtlsMode } from '../model/policy';
 import { IdAllocator, desiredEnrollments, desiredState, vipEntries } from '../datapath/desired-state';
 import { PodNetnsRegistry } from '../datapath/pod-netns-registry';
 import { SpliceRelay } from '../datapath/splice-relay';
@@ -213,7 +215,10 @@ export class Agent {
     }
     this.xds.client.onChange(() => {
       if (this.xds?.client.synced && this.readiness.blockers().includes('config synced')) this.readiness.done('config synced');
-      if (this.xds?.client.state === 'connected') this.configFrom = `control plane ${this.config.controlPlane}${credentials ? ' (TLS)' : ''}`;
+      if (this.xds?.client.state === 'connected') {
+        this.configFrom = `control plane ${this.config.controlPlane}${credentials ? ' (TLS)' : ''}`;
+        this.certificates?.retryNow();
+      }
     });
     this.xds.start();
   }
@@ -304,10 +309,44 @@ export class Agent {
       errors.push(...r.errors);
     }
     this.refreshEnrolled();
+    const strict = this.applyPeerAuthentication();
+    updated += strict.updated;
+    deleted += strict.deleted;
+    errors.push(...strict.errors);
     this.lastReconcile = { at: new Date().toISOString(), errors, updated, deleted };
     if (errors.length) log.error({ errors }, 'map reconcile had errors');
     if (updated || deleted) log.info({ updated, deleted, enrolled: this.workloadByCookie.size, version: this.store.version }, 'maps reconciled');
     this.readiness.done('maps reconciled');
+  }
+
+  /**
+   * PeerAuthentication STRICT: plaintext connection attempts into an enrolled
+   * pod are dropped in the kernel unless they come from this node's own
+   * address (this proxy, the tunnel endpoint, the kubelet's probes).
+   */
+  private applyPeerAuthentication(): { updated: number; deleted: number; errors: string[] } {
+    const entries = new Map<number, StrictEntry>();
+    const errors: string[] = [];
+    const peerAuthentications = [...this.store.peerAuthentications.values()];
+    for (const w of this.workloadByCookie.values()) {
+      if (effectiveMtlsMode(w, peerAuthentications) !== 'STRICT') continue;
+      const hostInterface = this.registry?.get(w.uid)?.hostInterface;
+      if (!hostInterface) {
+        errors.push(`STRICT for ${w.namespace}/${w.name}: its host-side interface is unknown (the CNI step did not report it)`);
+        continue;
+      }
+      try {
+        entries.set(interfaceIndex(hostInterface), { allowedAddress: this.config.proxyAddress, flags: 0 });
+      } catch (err) {
+        errors.push(`STRICT for ${w.namespace}/${w.name}: ${(err as Error).message}`);
+      }
+    }
+    try {
+      const r = this.datapath!.applyStrict(entries);
+      return { updated: r.updated, deleted: r.deleted, errors: [...errors, ...r.errors] };
+    } catch (err) {
+      return { updated: 0, deleted: 0, errors: [...errors, `STRICT: ${(err as Error).message}`] };
+    }
   }
 
   private refreshEnrolled(): void {

@@ -13,6 +13,7 @@ import {
   enrollmentCodec,
   netnsCookieCodec,
   origDstCodec,
+  strictCodec,
   tupleKeyCodec,
   u32KeyCodec,
   vipKeyCodec,
@@ -20,6 +21,7 @@ import {
   type CounterName,
   type Enrollment,
   type OrigDst,
+  type StrictEntry,
   type TupleKey,
   type VipKey,
   type VipValue,
@@ -64,12 +66,41 @@ export function assertOnBpffs(dir: string): void {
   }
 }
 
+const ifindexCodec = {
+  size: 4,
+  encode: (i: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(i);
+    return b;
+  },
+  decode: (b: Buffer, o = 0) => b.readUInt32LE(o),
+};
+
+/** Index of a network interface in this process's netns. */
+export function interfaceIndex(name: string): number {
+  return addon().ifIndex(name);
+}
+
+/** Detaches and removes the pins of other schema versions (an upgrade or a downgrade). */
+function removeOtherSchemas(bpffsDir: string, keep: string): void {
+  for (const entry of fs.readdirSync(bpffsDir)) {
+    const dir = path.join(bpffsDir, entry);
+    if (!/^v\d+$/.test(entry) || dir === keep) continue;
+    const links = path.join(dir, 'links');
+    if (fs.existsSync(links)) for (const l of fs.readdirSync(links)) addon().detachPinnedLink(path.join(links, l));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const codecFor = { size: 8, encode: (v: bigint) => netnsCookieCodec.encode(v), decode: (b: Buffer, o?: number) => netnsCookieCodec.decode(b, o) };
 
 export class BpfDatapath {
   readonly enroll: BpfMap<bigint, Enrollment>;
   readonly vips: BpfMap<VipKey, VipValue>;
   readonly tuples: BpfMap<TupleKey, OrigDst>;
+  readonly strict: BpfMap<number, StrictEntry>;
+  /** Interfaces whose tc filter this agent run has (re)attached. */
+  private readonly strictAttached = new Set<number>();
   private readonly counterMap: MapInfo;
   /** service key -> its VIP entries as written (key hex -> value), for one-service updates. */
   private readonly vipsByService = new Map<string, Map<string, Buffer>>();
@@ -90,6 +121,7 @@ export class BpfDatapath {
     this.enroll = new BpfMap(need('sluice_enroll'), codecFor, enrollmentCodec);
     this.vips = new BpfMap(need('sluice_vips'), vipKeyCodec, vipValueCodec);
     this.tuples = new BpfMap(need('sluice_tuples'), tupleKeyCodec, origDstCodec);
+    this.strict = new BpfMap(need('sluice_strict'), ifindexCodec, strictCodec);
     this.counterMap = need('sluice_counters');
     this.ncpus = addon().possibleCpus();
   }
@@ -113,6 +145,8 @@ export class BpfDatapath {
         const { reused } = await object.attachCgroup(program, opts.cgroupPath, path.join(pinRoot, 'links', program));
         attached.push({ program, reused });
       }
+      // The new programs capture now; only then let go of an older schema's.
+      removeOtherSchemas(opts.bpffsDir, pinRoot);
       return new BpfDatapath(object, pinRoot, attached);
     } catch (err) {
       object.close();
@@ -170,6 +204,23 @@ export class BpfDatapath {
 
   private encodeVips(entries: VipEntry[]): Map<string, Buffer> {
     return new Map(entries.map((e) => [vipKeyCodec.encode(e.key).toString('hex'), vipValueCodec.encode(e.value)]));
+  }
+
+  /**
+   * PeerAuthentication STRICT per pod interface (ifindex in this netns):
+   * attaches the tc filter where needed and makes the map hold exactly these.
+   */
+  applyStrict(entries: Map<number, StrictEntry>): ReconcileResult {
+    this.assertOpen();
+    for (const ifindex of entries.keys()) {
+      if (this.strictAttached.has(ifindex)) continue;
+      this.object.attachTc('sluice_strict_ingress', ifindex, true);
+      this.strictAttached.add(ifindex);
+    }
+    return reconcileMap(
+      this.strict,
+      [...entries].map(([ifindex, e]) => ({ key: ifindexCodec.encode(ifindex), value: strictCodec.encode(e) })),
+    );
   }
 
   /** Original destination of an accepted proxy socket; the record is consumed. */

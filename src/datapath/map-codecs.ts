@@ -240,6 +240,30 @@ export const configCodec: StructCodec<DatapathConfig> = {
   },
 };
 
+export interface StrictEntry {
+  allowedAddress: string;
+  flags: number;
+}
+
+export const strictCodec: StructCodec<StrictEntry> = {
+  struct: 'sluice_strict',
+  size: 8,
+  fields: [
+    { name: 'allowed_saddr4', offset: 0, size: 4 },
+    { name: 'flags', offset: 4, size: 4 },
+  ],
+  encode(v) {
+    if (!net.isIPv4(v.allowedAddress)) throw new Error(`strict: allowed address must be IPv4 (got ${JSON.stringify(v.allowedAddress)})`);
+    const b = Buffer.alloc(8);
+    v.allowedAddress.split('.').forEach((p, i) => (b[i] = Number(p)));
+    b.writeUInt32LE(v.flags, 4);
+    return b;
+  },
+  decode(b, o = 0) {
+    return { allowedAddress: `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`, flags: b.readUInt32LE(o + 4) };
+  },
+};
+
 /** Index of each per-CPU counter (enum sluice_counter). */
 export const counterNames = [
   'connect_captured',
@@ -250,6 +274,7 @@ export const counterNames = [
   'tuple_errors',
   'peername_rewritten',
   'connect_not_tcp',
+  'strict_dropped',
 ] as const;
 export type CounterName = (typeof counterNames)[number];
 

@@ -11,6 +11,8 @@ export interface PodNetns {
   name: string;
   netns: string;
   cookie: bigint;
+  /** The pod's interface on the node side (veth peer), if the CNI step reported it. */
+  hostInterface?: string;
 }
 
 export class PodNetnsRegistry {
@@ -54,6 +56,10 @@ export class PodNetnsRegistry {
     }
   }
 
+  get(uid: string): PodNetns | undefined {
+    return this.pods.get(uid);
+  }
+
   list(): PodNetns[] {
     return [...this.pods.values()];
   }
@@ -74,7 +80,7 @@ export class PodNetnsRegistry {
       const seen = new Set<string>();
       for (const file of fs.readdirSync(this.dir)) {
         if (!file.endsWith('.json')) continue;
-        let entry: { uid?: unknown; namespace?: unknown; name?: unknown; netns?: unknown };
+        let entry: { uid?: unknown; namespace?: unknown; name?: unknown; netns?: unknown; hostInterface?: unknown };
         try {
           entry = JSON.parse(fs.readFileSync(path.join(this.dir, file), 'utf8'));
         } catch {
@@ -95,6 +101,7 @@ export class PodNetnsRegistry {
             name: String(entry.name ?? ''),
             netns: entry.netns,
             cookie,
+            hostInterface: typeof entry.hostInterface === 'string' ? entry.hostInterface : undefined,
           });
           this.failures.delete(entry.uid);
           changed = true;

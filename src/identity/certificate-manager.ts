@@ -96,6 +96,19 @@ export class CertificateManager {
     return { keyPem: h.keyPem, chainPem: h.chainPem };
   }
 
+  /**
+   * The control plane is reachable again: retry what is due or failing now
+   * instead of waiting out a backoff grown while it was away.
+   */
+  retryNow(): void {
+    const now = Date.now();
+    for (const h of this.held.values()) {
+      const due = h.state !== 'valid' || (h.renewAt !== undefined && now >= Date.parse(h.renewAt));
+      if (due) h.nextAttempt = 0;
+    }
+    this.tick();
+  }
+
   /** The mesh root, as the CA sent it with the last certificate. */
   rootPem(): string | undefined {
     for (const h of this.held.values()) if (h.chainPem?.length) return h.chainPem[h.chainPem.length - 1];

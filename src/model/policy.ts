@@ -110,3 +110,21 @@ export function validatePeerAuthentication(p: PeerAuthentication): string | unde
   if (!['STRICT', 'PERMISSIVE', 'DISABLE'].includes(p.mode)) return `mode: must be STRICT, PERMISSIVE or DISABLE (got ${JSON.stringify(p.mode)})`;
   return undefined;
 }
+
+/**
+ * The mTLS mode in force for a workload, most specific first: a policy with
+ * a matching selector in its namespace, then its namespace's policy without
+ * selector, then the mesh-wide one in the root namespace. Default PERMISSIVE.
+ */
+export function effectiveMtlsMode(workload: { namespace: string; labels: Record<string, string> }, policies: Iterable<PeerAuthentication>): MtlsMode {
+  let namespaceWide: MtlsMode | undefined;
+  let meshWide: MtlsMode | undefined;
+  for (const p of policies) {
+    if (p.namespace === workload.namespace) {
+      if (p.selector) {
+        if (Object.entries(p.selector).every(([k, v]) => workload.labels[k] === v)) return p.mode;
+      } else namespaceWide = p.mode;
+    } else if (p.namespace === ROOT_NAMESPACE && !p.selector) meshWide = p.mode;
+  }
+  return namespaceWide ?? meshWide ?? 'PERMISSIVE';
+}

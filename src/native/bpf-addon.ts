@@ -15,6 +15,8 @@ export interface LoadedBpfObject {
   readonly programs: string[];
   readonly maps: MapInfo[];
   attachCgroup(program: string, cgroupPath: string, linkPin: string): Promise<{ reused: boolean }>;
+  /** tc program on an interface of this process's netns (egress: towards what is behind it). */
+  attachTc(program: string, ifindex: number, egress?: boolean): void;
   close(): void;
 }
 
@@ -43,6 +45,8 @@ interface Addon {
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number): void;
   mapDeleteBatch(fd: number, keys: Buffer, count: number): void;
   possibleCpus(): number;
+  /** Index of a network interface in this process's netns (if_nametoindex). */
+  ifIndex(name: string): number;
   netnsCookie(netnsPath: string): Promise<bigint>;
   netnsEstablishedTcp(netnsPath: string): Promise<number>;
   originalDstByFd(tupleMapFd: number, socketFd: number, remove: boolean): Buffer | null;

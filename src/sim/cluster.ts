@@ -399,7 +399,7 @@ export class Cluster {
     createPodNetwork(p.netns, node, p.hostVeth, ip, 24);
     fs.mkdirSync(p.cgroup, { recursive: true });
     // The CNI step's report to the node agent: which netns belongs to which pod.
-    writeFileAtomic(path.join(node.podNetnsDir, `${p.uid}.json`), JSON.stringify({ uid: p.uid, namespace, name: p.name, netns: `/run/netns/${p.netns}` }));
+    writeFileAtomic(path.join(node.podNetnsDir, `${p.uid}.json`), JSON.stringify({ uid: p.uid, namespace, name: p.name, netns: `/run/netns/${p.netns}`, hostInterface: p.hostVeth }));
     return p;
   }
 

@@ -4,6 +4,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { schemaDir } from '../../src/datapath/bpf-datapath';
 import { SimFixture, eventually, fixtures } from '../helpers/sim-fixture';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -189,9 +190,9 @@ metadata: { name: late, labels: { sluice.dev/mesh: enabled } }
 
   it('keeps pins while the agent restarts, then captures again', () => {
     const before = sim.status().nodes[0];
-    const pins = fs.readdirSync(`${before.bpffs}/v1`).sort();
+    const pins = fs.readdirSync(schemaDir(before.bpffs)).sort();
     sim.must(['agent', 'node-1', 'stop']);
-    assert.deepEqual(fs.readdirSync(`${before.bpffs}/v1`).sort(), pins, 'maps and links stay pinned while the agent is away');
+    assert.deepEqual(fs.readdirSync(schemaDir(before.bpffs)).sort(), pins, 'maps and links stay pinned while the agent is away');
     sim.must(['agent', 'node-1', 'start']);
     const status = sim.ctlJson<{ bpf: { attached: { program: string; reused: boolean }[] } }>('node-1', 'status');
     assert.ok(status.bpf.attached.length === 5 && status.bpf.attached.every((a) => a.reused), 'the restarted agent re-used the pinned links');

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { schemaDir } from '../../src/datapath/bpf-datapath';
 import { cgroup2Root, ensureBpffs, getJson } from '../../src/sim/host';
 import { projectRoot } from '../helpers/sim-fixture';
 
@@ -153,6 +154,6 @@ describe('sluice-agent process (privileged)', { timeout: 120000 }, () => {
     assert.equal(await exited, 0);
     const attached = JSON.parse(execFileSync('bpftool', ['-j', 'cgroup', 'show', cgroup], { encoding: 'utf8' })) as unknown[];
     assert.equal(attached.length, 5);
-    assert.ok(fs.existsSync(path.join(bpffs, 'v1', 'sluice_vips')));
+    assert.ok(fs.existsSync(path.join(schemaDir(bpffs), 'sluice_vips')));
   });
 });

@@ -5,7 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BpfDatapath, PROGRAMS } from '../../src/datapath/bpf-datapath';
+import { BpfDatapath, PROGRAMS, schemaDir } from '../../src/datapath/bpf-datapath';
 import { IPPROTO_TCP } from '../../src/datapath/map-codecs';
 import { addon, isNativeError } from '../../src/native/bpf-addon';
 import { cgroup2Root, ensureBpffs } from '../../src/sim/host';
@@ -64,9 +64,9 @@ describe('bpf datapath (privileged)', { timeout: 120000 }, () => {
     const dp = await BpfDatapath.open(opts);
     assert.deepEqual(dp.attached.map((a) => a.program), [...PROGRAMS]);
     assert.ok(dp.attached.every((a) => !a.reused));
-    const pins = fs.readdirSync(path.join(bpffs, 'v1')).sort();
-    assert.deepEqual(pins, ['links', 'sluice_config', 'sluice_counters', 'sluice_enroll', 'sluice_orig', 'sluice_tuples', 'sluice_vips']);
-    assert.deepEqual(fs.readdirSync(path.join(bpffs, 'v1', 'links')).sort(), [...PROGRAMS].sort());
+    const pins = fs.readdirSync(schemaDir(bpffs)).sort();
+    assert.deepEqual(pins, ['links', 'sluice_config', 'sluice_counters', 'sluice_enroll', 'sluice_orig', 'sluice_strict', 'sluice_tuples', 'sluice_vips']);
+    assert.deepEqual(fs.readdirSync(path.join(schemaDir(bpffs), 'links')).sort(), [...PROGRAMS].sort());
     assert.deepEqual(attachedTo(cgroup).sort(), [...PROGRAMS].sort());
     dp.close();
     assert.equal(openFds(), fdsBefore, 'every kernel handle is closed');
@@ -156,7 +156,7 @@ describe('bpf datapath (privileged)', { timeout: 120000 }, () => {
     await assert.rejects(BpfDatapath.open({ ...opts, cgroupPath: `${cgroup}-missing` }), /--cgroup .*-missing: no such cgroup directory/);
     const dp = await BpfDatapath.open(opts);
     dp.close();
-    const obj = await addon().loadObject(`${__dirname}/../../../build/bpf/sluice.bpf.o`, path.join(bpffs, 'v1'));
+    const obj = await addon().loadObject(`${__dirname}/../../../build/bpf/sluice.bpf.o`, schemaDir(bpffs));
     try {
       await assert.rejects(obj.attachCgroup('sluice_connect4', `${cgroup}-missing`, path.join(bpffs, 'x')), (e: unknown) => {
         assert.ok(isNativeError(e));

@@ -4,6 +4,7 @@ import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   configCodec,
+  strictCodec,
   decodeAddr16,
   encodeAddr16,
   enrollmentCodec,
@@ -15,7 +16,7 @@ import {
 } from '../../src/datapath/map-codecs';
 import { addon, bpfObjectPath } from '../../src/native/bpf-addon';
 
-const codecs: StructCodec<never>[] = [enrollmentCodec, vipKeyCodec, vipValueCodec, origDstCodec, tupleKeyCodec, configCodec] as never;
+const codecs: StructCodec<never>[] = [enrollmentCodec, vipKeyCodec, vipValueCodec, origDstCodec, tupleKeyCodec, configCodec, strictCodec] as never;
 
 describe('map codecs', () => {
   for (const codec of codecs) {
