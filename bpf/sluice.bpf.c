@@ -274,7 +274,7 @@ int sluice_getpeername6(struct bpf_sock_addr *ctx)
 }
 
 /*
- * PeerAuthentication STRICT, on the egress of an enrolled pod's host-side
+ * PeerAuthentication STRICT (and PERMISSIVE, counted), on the egress of an enrolled pod's host-side
  * interface (packets about to enter the pod). Only connection attempts are
  * judged (SYN without ACK): replies to the pod's own connections and
  * established flows pass untouched. IPv4 only, like the rest of the sim.
@@ -303,6 +303,10 @@ int sluice_strict_ingress(struct __sk_buff *skb)
 	__builtin_memcpy(&allowed, st->allowed_saddr4, 4);
 	if (ip->saddr == allowed)
 		return TC_ACT_OK;
+	if (st->flags & SLUICE_STRICT_F_COUNT_ONLY) {
+		count(SLUICE_CTR_PLAINTEXT_ACCEPTED);
+		return TC_ACT_OK;
+	}
 	count(SLUICE_CTR_STRICT_DROPPED);
 	return TC_ACT_SHOT;
 }

@@ -11,7 +11,7 @@
 
 #include <linux/types.h>
 
-#define SLUICE_SCHEMA_VERSION 2
+#define SLUICE_SCHEMA_VERSION 3
 
 /* Addresses are 16 bytes everywhere; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d). */
 
@@ -64,8 +64,11 @@ struct sluice_config {
  * endpoint, the kubelet); any other plaintext connection attempt is dropped. */
 struct sluice_strict {
 	__u8  allowed_saddr4[4];
-	__u32 flags;        /* reserved */
+	__u32 flags;        /* SLUICE_STRICT_F_* */
 };
+
+/* PERMISSIVE: let plaintext attempts in, but count them. */
+#define SLUICE_STRICT_F_COUNT_ONLY 1
 
 /* Per-CPU counters, indexed by enum sluice_counter. */
 enum sluice_counter {
@@ -78,7 +81,8 @@ enum sluice_counter {
 	SLUICE_CTR_PEERNAME_REWRITTEN = 6,
 	SLUICE_CTR_CONNECT_NOT_TCP = 7,
 	SLUICE_CTR_STRICT_DROPPED = 8,
-	SLUICE_CTR_MAX = 9,
+	SLUICE_CTR_PLAINTEXT_ACCEPTED = 9,
+	SLUICE_CTR_MAX = 10,
 };
 
 #endif

@@ -5,7 +5,7 @@ import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent-config';
 import { BpfDatapath, interfaceIndex } from '../datapath/bpf-datapath';
-import type { StrictEntry } from '../datapath/map-codecs';
+import { STRICT_F_COUNT_ONLY, type StrictEntry } from '../datapath/map-codecs';
 import { effectiveMtlsMode } from '../model/policy';
 import { IdAllocator, desiredEnrollments, desiredState, vipEntries } from '../datapath/desired-state';
 import { PodNetnsRegistry } from '../datapath/pod-netns-registry';
@@ -320,25 +320,28 @@ export class Agent {
   }
 
   /**
-   * PeerAuthentication STRICT: plaintext connection attempts into an enrolled
-   * pod are dropped in the kernel unless they come from this node's own
-   * address (this proxy, the tunnel endpoint, the kubelet's probes).
+   * PeerAuthentication: under STRICT, plaintext connection attempts into an
+   * enrolled pod are dropped in the kernel unless they come from this node's
+   * own address (this proxy, the tunnel endpoint, the kubelet's probes);
+   * under PERMISSIVE they are let in and counted (plaintext_accepted).
    */
   private applyPeerAuthentication(): { updated: number; deleted: number; errors: string[] } {
     const entries = new Map<number, StrictEntry>();
     const errors: string[] = [];
     const peerAuthentications = [...this.store.peerAuthentications.values()];
     for (const w of this.workloadByCookie.values()) {
-      if (effectiveMtlsMode(w, peerAuthentications) !== 'STRICT') continue;
+      const mode = effectiveMtlsMode(w, peerAuthentications);
+      // DISABLE: nothing attached. PERMISSIVE (the default): plaintext counted.
+      if (mode === 'DISABLE') continue;
       const hostInterface = this.registry?.get(w.uid)?.hostInterface;
       if (!hostInterface) {
-        errors.push(`STRICT for ${w.namespace}/${w.name}: its host-side interface is unknown (the CNI step did not report it)`);
+        if (mode === 'STRICT') errors.push(`STRICT for ${w.namespace}/${w.name}: its host-side interface is unknown (the CNI step did not report it)`);
         continue;
       }
       try {
-        entries.set(interfaceIndex(hostInterface), { allowedAddress: this.config.proxyAddress, flags: 0 });
+        entries.set(interfaceIndex(hostInterface), { allowedAddress: this.config.proxyAddress, flags: mode === 'STRICT' ? 0 : STRICT_F_COUNT_ONLY });
       } catch (err) {
-        errors.push(`STRICT for ${w.namespace}/${w.name}: ${(err as Error).message}`);
+        errors.push(`${mode} for ${w.namespace}/${w.name}: ${(err as Error).message}`);
       }
     }
     try {

@@ -275,7 +275,11 @@ export const counterNames = [
   'peername_rewritten',
   'connect_not_tcp',
   'strict_dropped',
+  'plaintext_accepted',
 ] as const;
+
+/** sluice_strict.flags: let plaintext in but count it (PERMISSIVE). */
+export const STRICT_F_COUNT_ONLY = 1;
 export type CounterName = (typeof counterNames)[number];
 
 export const u32KeyCodec = {

@@ -84,9 +84,12 @@ describe('PeerAuthentication STRICT', { timeout: 300000 }, () => {
     assert.equal(probe.status, 0, `a probe from the node: ${probe.stderr}`);
   });
 
-  it('PERMISSIVE lets plaintext in again, applied live', () => {
+  it('PERMISSIVE lets plaintext in again, applied live, and counts it', () => {
     sim.apply(peerAuthentication('PERMISSIVE'));
+    const counted = () => sim.ctlJson<{ counters: Record<string, number> }>('node-1', 'maps').counters.plaintext_accepted;
+    const before = counted();
     const r = direct('plain/outsider');
     assert.equal(r.code, 0, r.stderr);
+    assert.ok(counted() > before, 'plaintext into an enrolled pod is counted under PERMISSIVE');
   });
 });

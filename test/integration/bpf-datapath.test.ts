@@ -152,6 +152,15 @@ describe('bpf datapath (privileged)', { timeout: 120000 }, () => {
     }
   });
 
+  it('removes the pins of another schema version once its own programs are attached', async () => {
+    const stale = path.join(bpffs, 'v0');
+    fs.mkdirSync(path.join(stale, 'links'), { recursive: true });
+    const dp = await BpfDatapath.open(opts);
+    dp.close();
+    assert.equal(fs.existsSync(stale), false);
+    assert.ok(fs.existsSync(schemaDir(bpffs)));
+  });
+
   it('fails with a clear, coded error on a cgroup that does not exist', async () => {
     await assert.rejects(BpfDatapath.open({ ...opts, cgroupPath: `${cgroup}-missing` }), /--cgroup .*-missing: no such cgroup directory/);
     const dp = await BpfDatapath.open(opts);
