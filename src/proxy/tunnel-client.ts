@@ -5,7 +5,7 @@
 // not a TLS handshake.
 import * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { sniFor, uriSanOf, type TlsCredentials } from './tunnel-identity';
+import { TUNNEL_SESSION_WINDOW, TUNNEL_STREAM_WINDOW, sniFor, uriSanOf, type TlsCredentials } from './tunnel-identity';
 
 export const TUNNEL_PORT = 15008;
 
@@ -77,10 +77,12 @@ export class TunnelPool {
       ca: creds.chainPem[creds.chainPem.length - 1],
       servername: sniFor(req.destinationIdentity),
       minVersion: 'TLSv1.3',
+      settings: { initialWindowSize: TUNNEL_STREAM_WINDOW },
       // The server must be the destination workload's identity, nothing else.
       checkServerIdentity: (_host, cert) =>
         uriSanOf(cert.subjectaltname) === req.destinationIdentity ? undefined : new Error(`tunnel peer is ${uriSanOf(cert.subjectaltname) ?? 'no identity'}, expected ${req.destinationIdentity}`),
     });
+    session.on('connect', () => session.setLocalWindowSize(TUNNEL_SESSION_WINDOW));
     session.on('error', () => this.sessions.delete(key));
     session.on('close', () => this.sessions.delete(key));
     session.on('goaway', () => this.sessions.delete(key));

@@ -25,3 +25,10 @@ export function uriSanOf(subjectaltname: string | undefined): string | undefined
   const uris = (subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:'));
   return uris.length === 1 ? uris[0].slice(4) : undefined;
 }
+
+/**
+ * HTTP/2 flow-control windows for tunnels. Node's defaults (64 KiB per
+ * stream and connection) stall a bulk stream on every round trip.
+ */
+export const TUNNEL_STREAM_WINDOW = 4 << 20;
+export const TUNNEL_SESSION_WINDOW = 32 << 20;

@@ -10,7 +10,7 @@ import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Workload } from '../model/resources';
 import type { Decision, Peer } from './authorization';
-import { identityFromSni, uriSanOf, type TlsCredentials } from './tunnel-identity';
+import { TUNNEL_SESSION_WINDOW, TUNNEL_STREAM_WINDOW, identityFromSni, uriSanOf, type TlsCredentials } from './tunnel-identity';
 
 export interface TunnelServerDeps {
   credentials(identity: string): TlsCredentials | undefined;
@@ -31,6 +31,7 @@ export class TunnelServer {
       requestCert: true,
       rejectUnauthorized: true,
       allowHTTP1: false,
+      settings: { initialWindowSize: TUNNEL_STREAM_WINDOW },
       SNICallback: (servername, cb) => {
         const identity = identityFromSni(servername);
         const creds = identity ? deps.credentials(identity) : undefined;
@@ -45,6 +46,13 @@ export class TunnelServer {
     this.server.on('tlsClientError', (err, socket) => {
       this.counters.refusedTls++;
       deps.logger.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}` }, `tunnel refused at TLS: ${err.message}`);
+    });
+    this.server.on('session', (session) => {
+      try {
+        session.setLocalWindowSize(TUNNEL_SESSION_WINDOW);
+      } catch {
+        // the session is already gone
+      }
     });
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
     this.server.on('sessionError', () => undefined);

@@ -1,0 +1,793 @@
+// `npm run bench:cross-node`: cross-node data-path benchmark of sluice (mTLS
+// HTTP/2 CONNECT tunnels between node agents) against the direct path and a
+// pair of HAProxies speaking mutual TLS, in a two-node simulated cluster of
+// its own (sim name "xbench"). Client pod on node-1, server pods on node-2.
+//
+//   S0  client pod -> server pod IP (routed across the fabric, plaintext)
+//   S1  client pod -> VIP -> eBPF capture -> node-1 agent -> mTLS tunnel
+//       (:15008) -> node-2 agent -> server pod
+//   S3  client pod -> VIP -> the same capture -> HAProxy A (node-1 netns,
+//       10.244.1.1:15001, the node-1 agent stopped, its pins still rewriting)
+//       -> TLS 1.3, ECDSA P-256, verify required both ways -> HAProxy B
+//       (node-2 netns, 10.244.2.1:15443) -> server pod
+//
+// Paths are interleaved per round (S0, S1, S3, S0, S1, S3, ...); figures are
+// median (min-max) over rounds, ratios paired per round. The HAProxy
+// certificates come from a throwaway CA made with openssl in a temp dir (the
+// sim's own CA is not touched).
+//
+// Flags: --quick | --rounds N | --duration S | --iperf-time S | --warmup S |
+//        --name NAME | --out DIR
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fmt, paired, spread, type Spread } from './stats';
+import type { Percentiles } from './histogram';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const simBin = path.join(ROOT, 'bin', 'sluice-sim');
+const driverJs = path.join(ROOT, 'dist', 'bench', 'open-loop-driver.js');
+const rrServerJs = path.join(ROOT, 'dist', 'bench', 'rr-server.js');
+const NEEDED = ['bin/sluice-sim', 'dist/bench/open-loop-driver.js', 'dist/bench/rr-server.js', 'dist/src/agent/main.js', 'dist/src/sim/main.js', 'build/bpf/sluice.bpf.o', 'build/native/Release/sluice.node'];
+const NS = 'xbench';
+const CLIENT_NODE = 'node-1';
+const SERVER_NODE = 'node-2';
+const PROXY_PORT = 15001;
+const HAPROXY_B_PORT = 15443;
+const PATHS = ['S0', 'S1', 'S3'] as const;
+type PathId = (typeof PATHS)[number];
+type GroupId = 'throughput' | 'rr' | 'conn';
+const GROUPS: GroupId[] = ['throughput', 'rr', 'conn'];
+const DISTURBED_CORES = 0.5;
+
+const USAGE = `usage: npm run bench:cross-node -- [--quick] [--rounds N] [--duration S] [--iperf-time S] [--warmup S] [--name NAME] [--out DIR]
+  --quick        smoke run: 1 round, 1 s windows, 2 s iperf
+  --rounds N     rounds of S0,S1,S3 per metric group (default 3)
+  --duration S   measured seconds per driver window (default 5)
+  --iperf-time S iperf3 seconds per run, after 1 s omitted (default 10)
+  --warmup S     unmeasured seconds before each driver window (default 1)
+  --name NAME    sluice-sim cluster name (default xbench; taken down at the end)
+  --out DIR      where the JSON goes (default bench-results/)`;
+
+interface Options {
+  quick: boolean;
+  rounds: number;
+  duration: number;
+  iperfTime: number;
+  warmup: number;
+  name: string;
+  out: string;
+}
+
+class UsageError extends Error {}
+
+function parseOptions(argv: string[]): Options {
+  const set: Partial<Options> = {};
+  let quick = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    const num = (lo: number, hi: number) => {
+      const v = Number(value());
+      if (!Number.isFinite(v) || v < lo || v > hi) throw new UsageError(`${a}: a number from ${lo} to ${hi}`);
+      return v;
+    };
+    if (a === '--quick') quick = true;
+    else if (a === '--rounds') set.rounds = Math.round(num(1, 20));
+    else if (a === '--duration') set.duration = num(0.5, 60);
+    else if (a === '--iperf-time') set.iperfTime = Math.round(num(1, 60));
+    else if (a === '--warmup') set.warmup = num(0, 10);
+    else if (a === '--name') set.name = value();
+    else if (a === '--out') set.out = path.resolve(value());
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    } else throw new UsageError(`unknown flag ${a}`);
+  }
+  const base = quick ? { rounds: 1, duration: 1, iperfTime: 2, warmup: 0.5 } : { rounds: 3, duration: 5, iperfTime: 10, warmup: 1 };
+  return {
+    quick,
+    rounds: set.rounds ?? base.rounds,
+    duration: set.duration ?? base.duration,
+    iperfTime: set.iperfTime ?? base.iperfTime,
+    warmup: set.warmup ?? base.warmup,
+    name: set.name ?? 'xbench',
+    out: set.out ?? path.join(ROOT, 'bench-results'),
+  };
+}
+
+// ---------------------------------------------------------------- processes
+
+interface CmdResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  ms: number;
+}
+
+/** Children this run started and has not yet seen exit: pid -> process. */
+const live = new Map<number, ChildProcess>();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Runs a command, bounded in time: past timeoutMs the child (by pid) gets SIGKILL. */
+function runCmd(cmd: string, args: string[], timeoutMs: number): Promise<CmdResult> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    if (child.pid) live.set(child.pid, child);
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid) killPid(child.pid, 'SIGKILL');
+    }, timeoutMs);
+    const done = (code: number) => {
+      clearTimeout(timer);
+      if (child.pid) live.delete(child.pid);
+      resolve({ code, stdout, stderr, timedOut, ms: Date.now() - t0 });
+    };
+    child.on('error', (err) => {
+      stderr += String(err);
+      done(-1);
+    });
+    child.on('close', (code) => done(code ?? -1));
+  });
+}
+
+function killPid(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+function firstLine(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 5000 });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] ?? '';
+}
+
+function log(s: string): void {
+  process.stderr.write(`${s}\n`);
+}
+
+// ---------------------------------------------------------------- the sim
+
+interface Status {
+  nodes: { name: string; netns: string; proxyAddress: string; cgroup: string }[];
+  agents: { node: string; pid: number | null; alive: boolean; ready: boolean }[];
+  pods: { namespace: string; name: string; node?: string; ip: string; running: boolean; enrolled: boolean; netns: string }[];
+}
+
+class Sim {
+  constructor(readonly name: string) {}
+
+  run(args: string[], timeoutMs = 60000): Promise<CmdResult> {
+    return runCmd(process.execPath, [simBin, ...args], timeoutMs);
+  }
+
+  async must(args: string[], timeoutMs = 60000): Promise<string> {
+    const r = await this.run(args, timeoutMs);
+    if (r.code !== 0) throw new Error(`sluice-sim ${args.join(' ')} exited ${r.code}${r.timedOut ? ' (timed out)' : ''}:\n${r.stderr}${r.stdout}`);
+    return r.stdout;
+  }
+
+  up(manifest: string): Promise<string> {
+    return this.must(['up', '-f', manifest, '--nodes', '2', '--name', this.name], 240000);
+  }
+
+  exec(pod: string, argv: string[], timeoutMs: number): Promise<CmdResult> {
+    return this.run(['exec', `${NS}/${pod}`, '--name', this.name, '--', ...argv], timeoutMs);
+  }
+
+  async status(): Promise<Status> {
+    return JSON.parse(await this.must(['status', '-o', 'json', '--name', this.name])) as Status;
+  }
+
+  agent(node: string, action: 'stop' | 'start'): Promise<string> {
+    return this.must(['agent', node, action, '--name', this.name]);
+  }
+
+  /** The node agent's status: proxy counters and tunnel counters (client side, and server side). */
+  async counters(node: string): Promise<{ relayed: number; streamsOpened: number; sessionsOpened: number; serverStreams: number }> {
+    const out = await this.must(['ctl', node, '--name', this.name, '--', '-o', 'json', 'status']);
+    const j = JSON.parse(out) as { proxyCounters?: Record<string, number>; tunnels?: { streamsOpened?: number; sessionsOpened?: number; server?: Record<string, number> } | null };
+    const server = j.tunnels?.server ?? {};
+    return {
+      relayed: j.proxyCounters?.relayed ?? NaN,
+      streamsOpened: j.tunnels?.streamsOpened ?? NaN,
+      sessionsOpened: j.tunnels?.sessionsOpened ?? NaN,
+      serverStreams: Number(server.accepted ?? NaN),
+    };
+  }
+
+  downSync(): void {
+    spawnSync(process.execPath, [simBin, 'down', '--name', this.name], { stdio: 'ignore', timeout: 90000 });
+  }
+}
+
+// ---------------------------------------------------------------- certificates (S3)
+
+interface Certs {
+  ca: string;
+  a: string; // HAProxy A: cert + key, one PEM (client certificate)
+  b: string; // HAProxy B: cert + key, one PEM (server certificate)
+}
+
+/** A throwaway CA and one ECDSA P-256 leaf per HAProxy, in dir. */
+async function makeCerts(dir: string): Promise<Certs> {
+  const d = path.join(dir, 'pki');
+  fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  const ossl = async (args: string[]) => {
+    const r = await runCmd('openssl', args, 20000);
+    if (r.code !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+  };
+  const f = (n: string) => path.join(d, n);
+  await ossl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f('ca.key')]);
+  await ossl(['req', '-x509', '-new', '-key', f('ca.key'), '-sha256', '-days', '2', '-subj', '/CN=xbench throwaway CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', f('ca.pem')]);
+  for (const [who, eku] of [['a', 'clientAuth'], ['b', 'serverAuth']] as const) {
+    await ossl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f(`${who}.ec.key`)]);
+    await ossl(['pkcs8', '-topk8', '-nocrypt', '-in', f(`${who}.ec.key`), '-out', f(`${who}.key`)]);
+    await ossl(['req', '-new', '-key', f(`${who}.key`), '-subj', `/CN=haproxy-${who}`, '-out', f(`${who}.csr`)]);
+    fs.writeFileSync(f(`${who}.ext`), `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=${eku}\nsubjectAltName=DNS:haproxy-${who}\n`);
+    await ossl(['x509', '-req', '-in', f(`${who}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-sha256', '-days', '2', '-extfile', f(`${who}.ext`), '-out', f(`${who}.crt`)]);
+    fs.writeFileSync(f(`${who}.pem`), fs.readFileSync(f(`${who}.crt`), 'utf8') + fs.readFileSync(f(`${who}.key`), 'utf8'), { mode: 0o600 });
+  }
+  return { ca: f('ca.pem'), a: f('a.pem'), b: f('b.pem') };
+}
+
+// ---------------------------------------------------------------- HAProxy (S3)
+
+class Haproxy {
+  private child?: ChildProcess;
+
+  constructor(
+    readonly id: string,
+    private readonly dir: string,
+    private readonly netns: string,
+    readonly cgroup: string,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get statsSocket(): string {
+    return path.join(this.dir, `haproxy-${this.id}.sock`);
+  }
+
+  private get logFile(): string {
+    return path.join(this.dir, `haproxy-${this.id}.log`);
+  }
+
+  /** frontend / backend: config lines for "bind" and "server". */
+  async start(bind: string, server: string): Promise<void> {
+    await this.stop();
+    const cfg = path.join(this.dir, `haproxy-${this.id}.cfg`);
+    fs.writeFileSync(
+      cfg,
+      [
+        'global',
+        '  nbthread 1',
+        '  maxconn 4000',
+        `  stats socket ${this.statsSocket} mode 600 level user`,
+        '  ssl-default-bind-options ssl-min-ver TLSv1.3',
+        '  ssl-default-server-options ssl-min-ver TLSv1.3',
+        'defaults',
+        '  mode tcp',
+        '  timeout connect 5s',
+        '  timeout client 60s',
+        '  timeout server 60s',
+        'frontend in',
+        `  bind ${bind}`,
+        '  default_backend out',
+        'backend out',
+        `  server s1 ${server}`,
+        '',
+      ].join('\n'),
+    );
+    fs.rmSync(this.statsSocket, { force: true });
+    fs.mkdirSync(this.cgroup, { recursive: true });
+    const logFd = fs.openSync(this.logFile, 'a');
+    const enter = 'cg=$1; ns=$2; shift 2; echo $$ > "$cg/cgroup.procs" && exec nsenter --net="$ns" -- "$@"';
+    this.child = spawn('/bin/sh', ['-c', enter, 'sh', this.cgroup, `/run/netns/${this.netns}`, 'haproxy', '-db', '-f', cfg], { stdio: ['ignore', logFd, logFd] });
+    fs.closeSync(logFd);
+    const pid = this.child.pid;
+    if (pid) live.set(pid, this.child);
+    this.child.on('exit', () => pid && live.delete(pid));
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      if (!alive(this.pid)) throw new Error(`haproxy ${this.id} exited at start:\n${fs.readFileSync(this.logFile, 'utf8').slice(-2000)}`);
+      try {
+        await this.stats('show info');
+        return;
+      } catch {
+        if (Date.now() > deadline) throw new Error(`haproxy ${this.id} did not come up within 5 s`);
+        await sleep(50);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    const pid = this.pid;
+    this.child = undefined;
+    if (!alive(pid)) return;
+    killPid(pid!, 'SIGTERM');
+    for (let i = 0; i < 60 && alive(pid); i++) await sleep(50);
+    if (alive(pid)) killPid(pid!, 'SIGKILL');
+    for (let i = 0; i < 40 && alive(pid); i++) await sleep(50);
+  }
+
+  stopSync(): void {
+    if (alive(this.pid)) killPid(this.pid!, 'SIGKILL');
+  }
+
+  stats(command: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ path: this.statsSocket });
+      let out = '';
+      s.setTimeout(2000, () => s.destroy(new Error('stats socket timed out')));
+      s.on('connect', () => s.write(`${command}\n`));
+      s.on('data', (d) => (out += d));
+      s.on('end', () => resolve(out));
+      s.on('error', reject);
+    });
+  }
+
+  async info(): Promise<{ cumConns: number; cumSslConns: number }> {
+    const out = await this.stats('show info');
+    const n = (k: string) => Number(new RegExp(`^${k}: (\\d+)$`, 'm').exec(out)?.[1] ?? NaN);
+    return { cumConns: n('CumConns'), cumSslConns: n('CumSslConns') };
+  }
+}
+
+function cpuUsec(cgroup: string): number {
+  try {
+    const m = /^usage_usec (\d+)$/m.exec(fs.readFileSync(path.join(cgroup, 'cpu.stat'), 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU time (us) of the whole machine, busy (not idle/iowait), from /proc/stat. */
+function machineBusyUs(): number {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const ticks = f.reduce((a, b) => a + b, 0) - f[3] - f[4];
+  return (ticks * 1e6) / 100;
+}
+
+// ---------------------------------------------------------------- metrics
+
+interface MetricDef {
+  id: string;
+  group: GroupId;
+  label: string;
+  unit: string;
+  targets: { kind: 'S1/S3' | 'S1-S0'; op: '>=' | '<='; value: number; text: string }[];
+}
+
+const METRICS: MetricDef[] = [
+  { id: 'throughput_gbps', group: 'throughput', label: 'throughput, 1 stream (iperf3)', unit: 'Gbit/s', targets: [{ kind: 'S1/S3', op: '>=', value: 1.0, text: 'S1/S3 >= 1.0' }] },
+  { id: 'rr1k_p50_us', group: 'rr', label: 'p50, 1000 rps x 4 conns', unit: 'us', targets: [] },
+  { id: 'rr1k_p90_us', group: 'rr', label: 'p90, 1000 rps x 4 conns', unit: 'us', targets: [{ kind: 'S1-S0', op: '<=', value: 170, text: '+170 us vs S0' }] },
+  { id: 'rr1k_p99_us', group: 'rr', label: 'p99, 1000 rps x 4 conns', unit: 'us', targets: [{ kind: 'S1-S0', op: '<=', value: 200, text: '+200 us vs S0' }] },
+  { id: 'conn_c8_cps', group: 'conn', label: 'connect-request-close, conc 8', unit: 'conn/s', targets: [{ kind: 'S1/S3', op: '>=', value: 5, text: 'S1/S3 >= 5' }] },
+];
+
+interface Target {
+  host: string;
+  port: number;
+}
+
+interface Run {
+  round: number;
+  path: PathId;
+  group: GroupId;
+  ok: boolean;
+  ms: number;
+  values: Record<string, number>;
+  error?: string;
+  result?: unknown;
+  outsideCores?: number;
+  disturbed?: boolean;
+}
+
+interface Ctx {
+  sim: Sim;
+  opt: Options;
+}
+
+async function iperf(ctx: Ctx, t: Target): Promise<Partial<Run>> {
+  const args = ['iperf3', '-c', t.host, '-p', String(t.port), '-t', String(ctx.opt.iperfTime), '-O', '1', '-J', '--connect-timeout', '3000'];
+  for (let attempt = 0; ; attempt++) {
+    const r = await ctx.sim.exec('client', args, (ctx.opt.iperfTime + 30) * 1000);
+    let j: { error?: string; end?: { sum_received?: { bits_per_second: number } } };
+    try {
+      j = JSON.parse(r.stdout);
+    } catch {
+      j = { error: `no JSON from iperf3 (exit ${r.code}): ${(r.stderr || r.stdout).slice(-300)}` };
+    }
+    if (j.error && /busy/i.test(j.error) && attempt < 5) {
+      await sleep(1000);
+      continue;
+    }
+    const rcv = j.end?.sum_received?.bits_per_second;
+    if (j.error || !rcv) return { ok: false, ms: r.ms, error: j.error ?? `iperf3 exit ${r.code}`, values: {} };
+    return { ok: true, ms: r.ms, values: { throughput_gbps: rcv / 1e9 }, result: { receivedBps: rcv } };
+  }
+}
+
+async function driver(ctx: Ctx, t: Target, args: string[], expectSeconds: number): Promise<{ r: CmdResult; j?: Record<string, unknown> }> {
+  const r = await ctx.sim.exec('client', [process.execPath, driverJs, '--host', t.host, '--port', String(t.port), ...args], (expectSeconds + 40) * 1000);
+  let j: Record<string, unknown> | undefined;
+  for (const line of r.stdout.trim().split('\n').reverse()) {
+    try {
+      j = JSON.parse(line) as Record<string, unknown>;
+      break;
+    } catch {
+      // not the JSON line
+    }
+  }
+  return { r, j };
+}
+
+async function rr(ctx: Ctx, t: Target): Promise<Partial<Run>> {
+  const { warmup, duration } = ctx.opt;
+  const { r, j } = await driver(ctx, t, ['--mode', 'rr', '--rate', '1000', '--conns', '4', '--duration', String(duration), '--warmup', String(warmup)], warmup + duration);
+  const d = j as { error?: string; latency: Percentiles; errors: number; timedOut: number } | undefined;
+  if (!d || d.error || r.code !== 0) return { ok: false, ms: r.ms, error: d?.error ?? `driver exit ${r.code}: ${r.stderr.slice(-300)}`, values: {}, result: j };
+  const ok = d.errors === 0 && d.timedOut === 0;
+  return { ok, ms: r.ms, values: { rr1k_p50_us: d.latency.p50Us, rr1k_p90_us: d.latency.p90Us, rr1k_p99_us: d.latency.p99Us }, result: j, error: ok ? undefined : `${d.errors} error(s), ${d.timedOut} unanswered` };
+}
+
+async function connRate(ctx: Ctx, t: Target): Promise<Partial<Run>> {
+  const { warmup, duration } = ctx.opt;
+  const { r, j } = await driver(ctx, t, ['--mode', 'conn', '--concurrency', '8', '--duration', String(duration), '--warmup', String(warmup)], warmup + duration);
+  const d = j as { error?: string; connPerSec: number; errors: number } | undefined;
+  if (!d || d.error || r.code !== 0) return { ok: false, ms: r.ms, error: d?.error ?? `driver exit ${r.code}: ${r.stderr.slice(-300)}`, values: {}, result: j };
+  return { ok: d.errors === 0, ms: r.ms, values: { conn_c8_cps: d.connPerSec }, result: j, error: d.errors ? `${d.errors} failed connection(s)` : undefined };
+}
+
+// ---------------------------------------------------------------- topology
+
+const TARGETS: Record<GroupId, { pod: string; vip: string; port: number }> = {
+  throughput: { pod: 'iperf', vip: '10.96.0.30', port: 5201 },
+  rr: { pod: 'rr', vip: '10.96.0.31', port: 7000 },
+  conn: { pod: 'cc', vip: '10.96.0.32', port: 7001 },
+};
+
+function manifest(dir: string): string {
+  const pod = (name: string, node: string, command: string[]) => `---
+apiVersion: v1
+kind: Pod
+metadata: { name: ${name}, namespace: ${NS}, labels: { app: ${name} } }
+spec:
+  nodeName: ${node}
+  containers:
+    - name: ${name}
+      command: ${JSON.stringify(command)}
+`;
+  const svc = (name: string, vip: string, port: number) => `---
+apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${NS} }
+spec:
+  clusterIP: ${vip}
+  selector: { app: ${name} }
+  ports: [{ name: tcp, port: ${port}, targetPort: ${port} }]
+`;
+  const yaml = [
+    `apiVersion: v1
+kind: Namespace
+metadata:
+  name: ${NS}
+  labels: { sluice.dev/mesh: enabled }
+`,
+    pod('client', CLIENT_NODE, ['sleep', 'infinity']),
+    pod('iperf', SERVER_NODE, ['iperf3', '-s', '-p', '5201', '--idle-timeout', '60']),
+    pod('rr', SERVER_NODE, [process.execPath, rrServerJs, '7000', '100', '1024']),
+    pod('cc', SERVER_NODE, [process.execPath, rrServerJs, '7001', '100', '1024']),
+    svc('iperf', TARGETS.throughput.vip, 5201),
+    svc('rr', TARGETS.rr.vip, 7000),
+    svc('cc', TARGETS.conn.vip, 7001),
+  ].join('');
+  const file = path.join(dir, 'xbench.yaml');
+  fs.writeFileSync(file, yaml);
+  return file;
+}
+
+function preflight(): void {
+  if (process.getuid?.() !== 0) throw new UsageError('the benchmark needs root (it runs sluice-sim: netns, cgroups, BPF)');
+  for (const f of NEEDED) if (!fs.existsSync(path.join(ROOT, f))) throw new UsageError(`${f} is missing: build first`);
+  const missing = ['haproxy', 'iperf3', 'openssl', 'nsenter'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' }).status !== 0);
+  if (missing.length) throw new UsageError(`missing tools: ${missing.join(', ')}`);
+}
+
+async function setSysctls(netns: string): Promise<void> {
+  // Only inside namespaces the sim created (TIME_WAIT at thousands of conn/s).
+  for (const [k, v] of [
+    ['net.ipv4.tcp_tw_reuse', '1'],
+    ['net.ipv4.ip_local_port_range', '20000 60999'],
+  ]) {
+    const r = await runCmd('nsenter', [`--net=/run/netns/${netns}`, '--', 'sysctl', '-q', '-w', `${k}=${v}`], 5000);
+    if (r.code !== 0) throw new Error(`sysctl ${k} in ${netns}: ${r.stderr}`);
+  }
+}
+
+async function waitListening(sim: Sim, pods: Record<string, string>): Promise<void> {
+  const script = `const net=require('net');const [h,p]=process.argv.slice(1);const end=Date.now()+15000;(function t(){const s=net.connect({host:h,port:+p});s.on('connect',()=>{s.destroy();process.exit(0)});s.on('error',()=>{if(Date.now()>end)process.exit(1);setTimeout(t,100)})})()`;
+  for (const g of GROUPS) {
+    const { pod, port } = TARGETS[g];
+    const r = await sim.exec('client', [process.execPath, '-e', script, pods[pod], String(port)], 25000);
+    if (r.code !== 0) throw new Error(`${pod} (${pods[pod]}:${port}) not reachable from the client: ${r.stderr}`);
+  }
+}
+
+// ---------------------------------------------------------------- summary
+
+interface MetricSummary {
+  id: string;
+  label: string;
+  unit: string;
+  raw: Record<PathId, Spread>;
+  s1OverS3: Spread;
+  s1OverS0: Spread;
+  s1MinusS0: Spread;
+  s3MinusS0: Spread;
+  targets: { text: string; value: number; met: boolean | null }[];
+}
+
+function summarize(runs: Run[], opt: Options): MetricSummary[] {
+  return METRICS.map((m) => {
+    const per = (p: PathId) => Array.from({ length: opt.rounds }, (_, i) => runs.find((r) => r.round === i + 1 && r.path === p && r.ok && m.id in r.values)?.values[m.id]);
+    const s = { S0: per('S0'), S1: per('S1'), S3: per('S3') };
+    const sum: MetricSummary = {
+      id: m.id,
+      label: m.label,
+      unit: m.unit,
+      raw: { S0: spread(s.S0.filter((x): x is number => x !== undefined)), S1: spread(s.S1.filter((x): x is number => x !== undefined)), S3: spread(s.S3.filter((x): x is number => x !== undefined)) },
+      s1OverS3: spread(paired(s.S1, s.S3, (a, b) => a / b)),
+      s1OverS0: spread(paired(s.S1, s.S0, (a, b) => a / b)),
+      s1MinusS0: m.unit === 'us' ? spread(paired(s.S1, s.S0, (a, b) => a - b)) : spread([]),
+      s3MinusS0: m.unit === 'us' ? spread(paired(s.S3, s.S0, (a, b) => a - b)) : spread([]),
+      targets: [],
+    };
+    sum.targets = m.targets.map((t) => {
+      const v = t.kind === 'S1/S3' ? sum.s1OverS3.median : sum.s1MinusS0.median;
+      return { text: t.text, value: v, met: Number.isFinite(v) ? (t.op === '>=' ? v >= t.value : v <= t.value) : null };
+    });
+    return sum;
+  });
+}
+
+const sp = (s: Spread, d = 3) => (s.n === 0 ? '-' : s.n === 1 ? fmt(s.median, d) : `${fmt(s.median, d)} (${fmt(s.min, d)}-${fmt(s.max, d)})`);
+const spSigned = (s: Spread) => {
+  const f = (x: number) => `${x >= 0 ? '+' : ''}${fmt(x)}`;
+  return s.n === 0 ? '-' : s.n === 1 ? f(s.median) : `${f(s.median)} (${f(s.min)}..${f(s.max)})`;
+};
+
+function renderTable(ms: MetricSummary[]): string {
+  const rows = [
+    ['metric', 'unit', 'S0 direct', 'S1 sluice', 'S3 haproxy mTLS', 'S1/S3', 'S1/S0', 'S1-S0 us', 'S3-S0 us', 'target', 'met'],
+    ...ms.map((m) => [
+      m.label,
+      m.unit,
+      sp(m.raw.S0),
+      sp(m.raw.S1),
+      sp(m.raw.S3),
+      sp(m.s1OverS3),
+      sp(m.s1OverS0),
+      spSigned(m.s1MinusS0),
+      spSigned(m.s3MinusS0),
+      m.targets.map((t) => t.text).join('; ') || '-',
+      m.targets.map((t) => (t.met === null ? '?' : t.met ? 'yes' : 'NO')).join('; ') || '-',
+    ]),
+  ];
+  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((x, c) => x.padEnd(w[c])).join('  ').trimEnd()).join('\n');
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<number> {
+  const opt = parseOptions(process.argv.slice(2));
+  preflight();
+  const started = Date.now();
+  const sim = new Sim(opt.name);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-xbench-'));
+  fs.chmodSync(dir, 0o755);
+  let hA: Haproxy | undefined;
+  let hB: Haproxy | undefined;
+  let cleaned = false;
+  const cleanupSync = () => {
+    if (cleaned) return;
+    cleaned = true;
+    hA?.stopSync();
+    hB?.stopSync();
+    for (const pid of live.keys()) killPid(pid, 'SIGKILL');
+    sim.downSync();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      log(`xbench: ${sig}: taking the sim down`);
+      cleanupSync();
+      process.exit(130);
+    });
+  }
+  const loadStart = os.loadavg();
+  try {
+    sim.downSync(); // a leftover from an aborted run of the same name
+    const certs = await makeCerts(dir);
+    log(`xbench: starting a 2-node sim "${opt.name}"`);
+    await sim.up(manifest(dir));
+    const st = await sim.status();
+    const n1 = st.nodes.find((n) => n.name === CLIENT_NODE)!;
+    const n2 = st.nodes.find((n) => n.name === SERVER_NODE)!;
+    const pods: Record<string, string> = {};
+    const pod = (name: string) => st.pods.find((p) => p.namespace === NS && p.name === name)!;
+    for (const name of ['client', 'iperf', 'rr', 'cc']) {
+      const p = pod(name);
+      if (!p?.running) throw new Error(`pod ${name} is not running`);
+      pods[name] = p.ip;
+    }
+    for (const name of ['iperf', 'rr', 'cc']) if (!pods[name].startsWith('10.244.2.')) throw new Error(`pod ${name} is at ${pods[name]}, not on ${SERVER_NODE}`);
+    if (!pods.client.startsWith('10.244.1.')) throw new Error(`client pod is at ${pods.client}, not on ${CLIENT_NODE}`);
+    await setSysctls(pod('client').netns);
+    await setSysctls(n1.netns);
+    await setSysctls(n2.netns);
+    await waitListening(sim, pods);
+    log(`xbench: pods ${JSON.stringify(pods)}; node-1 ${n1.proxyAddress}, node-2 ${n2.proxyAddress}`);
+
+    hA = new Haproxy('a', dir, n1.netns, path.join(n1.cgroup, 'xbench-haproxy-a'));
+    hB = new Haproxy('b', dir, n2.netns, path.join(n2.cgroup, 'xbench-haproxy-b'));
+    const bAddr = `${n2.proxyAddress}:${HAPROXY_B_PORT}`;
+    const ctx: Ctx = { sim, opt };
+    const runs: Run[] = [];
+    const checks: Record<string, unknown>[] = [];
+    let agentUp = true;
+    let hBackend = '';
+
+    for (const group of GROUPS) {
+      const tgt = TARGETS[group];
+      for (let round = 1; round <= opt.rounds; round++) {
+        for (const p of PATHS) {
+          // Put the data path in place.
+          if (p === 'S3') {
+            if (agentUp) {
+              await sim.agent(CLIENT_NODE, 'stop');
+              agentUp = false;
+            }
+            const backend = `${pods[tgt.pod]}:${tgt.port}`;
+            if (hBackend !== backend) {
+              await hB.start(`${bAddr} ssl crt ${certs.b} ca-file ${certs.ca} verify required`, backend);
+              await hA.start(`${n1.proxyAddress}:${PROXY_PORT}`, `${bAddr} ssl verify required ca-file ${certs.ca} crt ${certs.a} verifyhost haproxy-b sni str(haproxy-b)`);
+              hBackend = backend;
+            }
+          } else if (p === 'S1' && !agentUp) {
+            await hA.stop();
+            await hB.stop();
+            hBackend = '';
+            await sim.agent(CLIENT_NODE, 'start');
+            agentUp = true;
+          }
+          const t: Target = p === 'S0' ? { host: pods[tgt.pod], port: tgt.port } : { host: tgt.vip, port: tgt.port };
+          const before = p === 'S1' ? await sim.counters(CLIENT_NODE) : p === 'S3' ? { a: await hA.info(), b: await hB.info() } : undefined;
+          const cpu0 = cpuUsec(path.join(n1.cgroup, '..'));
+          const busy0 = machineBusyUs();
+          const t0 = Date.now();
+          log(`xbench: round ${round}/${opt.rounds} ${group} ${p} -> ${t.host}:${t.port}`);
+          const res = group === 'throughput' ? await iperf(ctx, t) : group === 'rr' ? await rr(ctx, t) : await connRate(ctx, t);
+          const wallUs = (Date.now() - t0) * 1000;
+          const outside = (machineBusyUs() - busy0 - (cpuUsec(path.join(n1.cgroup, '..')) - cpu0)) / wallUs;
+          const run: Run = { round, path: p, group, ok: false, ms: 0, values: {}, ...res } as Run;
+          if (Number.isFinite(outside)) {
+            run.outsideCores = Math.round(outside * 100) / 100;
+            run.disturbed = outside > DISTURBED_CORES;
+          }
+          // Did the traffic go where it should?
+          if (p === 'S1') {
+            const after = await sim.counters(CLIENT_NODE);
+            const b = before as Awaited<ReturnType<Sim['counters']>>;
+            const ok = after.streamsOpened > b.streamsOpened;
+            checks.push({ round, group, path: p, what: 'node-1 agent tunnels.streamsOpened', before: b, after, ok });
+            if (!ok) throw new Error(`S1 ${group} round ${round}: no tunnel stream opened on ${CLIENT_NODE} (${JSON.stringify(b)} -> ${JSON.stringify(after)}): traffic did not take the mTLS tunnel`);
+          } else if (p === 'S3') {
+            const after = { a: await hA.info(), b: await hB.info() };
+            const b = before as typeof after;
+            const ok = after.a.cumConns > b.a.cumConns && after.b.cumSslConns > b.b.cumSslConns;
+            checks.push({ round, group, path: p, what: 'haproxy A CumConns, haproxy B CumSslConns', before: b, after, ok });
+            if (!ok) throw new Error(`S3 ${group} round ${round}: traffic did not pass HAProxy A and B over TLS (${JSON.stringify(b)} -> ${JSON.stringify(after)})`);
+          }
+          runs.push(run);
+          const vals = Object.entries(run.values).map(([k, v]) => `${k}=${fmt(v)}`).join(' ');
+          log(`xbench:   ${run.ok ? 'ok' : `FAILED: ${run.error}`} ${vals}${run.disturbed ? ` (disturbed: ${run.outsideCores} cores outside)` : ''}`);
+        }
+      }
+    }
+
+    const metrics = summarize(runs, opt);
+    const table = renderTable(metrics);
+    const facts = {
+      nproc: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      kernel: os.release(),
+      node: process.version,
+      haproxy: firstLine('haproxy', ['-v']),
+      iperf3: firstLine('iperf3', ['--version']),
+      openssl: firstLine('openssl', ['version']),
+      loadavgStart: loadStart,
+      loadavgEnd: os.loadavg(),
+      date: new Date().toISOString(),
+      commit: spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout?.trim(),
+      dirtyFiles: (spawnSync('git', ['-C', ROOT, 'status', '--porcelain'], { encoding: 'utf8' }).stdout ?? '').split('\n').filter(Boolean).length,
+    };
+    const disturbed = runs.filter((r) => r.disturbed).length;
+    const elapsed = Math.round((Date.now() - started) / 1000);
+    process.stdout.write(`\n${table}\n\n${opt.rounds} round(s), ${opt.duration} s driver windows, ${opt.iperfTime} s iperf3; ${disturbed} of ${runs.length} windows disturbed; ${elapsed} s\n`);
+    process.stdout.write(`machine: ${facts.nproc} cores, ${facts.cpuModel}, kernel ${facts.kernel}, node ${facts.node}, ${facts.haproxy}, sluice ${facts.commit}${facts.dirtyFiles ? ` (+${facts.dirtyFiles} uncommitted)` : ''}\n`);
+    fs.mkdirSync(opt.out, { recursive: true });
+    const file = path.join(opt.out, `cross-node-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    fs.writeFileSync(
+      file,
+      `${JSON.stringify(
+        {
+          kind: 'cross-node',
+          paths: {
+            S0: 'client pod (node-1) -> server pod IP (node-2), routed, plaintext',
+            S1: 'client pod -> VIP -> eBPF capture -> node-1 agent -> mTLS HTTP/2 CONNECT tunnel (:15008) -> node-2 agent -> server pod',
+            S3: `client pod -> VIP -> the same capture -> HAProxy A (${n1.proxyAddress}:${PROXY_PORT}) -> TLS 1.3 ECDSA P-256 mutual verify -> HAProxy B (${bAddr}) -> server pod`,
+          },
+          config: { ...opt, haproxy: 'mode tcp, nbthread 1, no log, maxconn 4000, ssl-min-ver TLSv1.3, A: ssl verify required ca-file crt verifyhost; B: ssl crt ca-file verify required', certs: 'throwaway openssl CA, ECDSA P-256 leaves' },
+          metrics,
+          runs,
+          checks,
+          facts,
+          elapsedSeconds: elapsed,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    process.stdout.write(`JSON: ${path.relative(process.cwd(), file)}\n`);
+    return runs.every((r) => r.ok) ? 0 : 1;
+  } finally {
+    await hA?.stop();
+    await hB?.stop();
+    log('xbench: taking the sim down');
+    cleanupSync();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n${USAGE}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`xbench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
