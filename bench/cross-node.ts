@@ -26,6 +26,7 @@ import * as path from 'node:path';
 import { fmt, paired, spread, type Spread } from './stats';
 import type { Percentiles } from './histogram';
 import { alive, firstLine, killPid, live, runCmd, sleep, type CmdResult } from './processes';
+import { SimDriver, cpuUsec, machineBusyUs, setSysctls } from './sim-driver';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const simBin = path.join(ROOT, 'bin', 'sluice-sim');
@@ -111,60 +112,16 @@ function log(s: string): void {
 
 // ---------------------------------------------------------------- the sim
 
-interface Status {
-  nodes: { name: string; netns: string; proxyAddress: string; cgroup: string }[];
-  agents: { node: string; pid: number | null; alive: boolean; ready: boolean }[];
-  pods: { namespace: string; name: string; node?: string; ip: string; running: boolean; enrolled: boolean; netns: string }[];
+/** The node agent's proxy and tunnel counters (client side, and server side). */
+async function tunnelCounters(sim: SimDriver, node: string): Promise<{ relayed: number; streamsOpened: number; sessionsOpened: number; serverStreams: number }> {
+  const j = await sim.agentStatus(node);
+  return {
+    relayed: j.proxyCounters?.relayed ?? NaN,
+    streamsOpened: j.tunnels?.streamsOpened ?? NaN,
+    sessionsOpened: j.tunnels?.sessionsOpened ?? NaN,
+    serverStreams: Number(j.tunnels?.server?.accepted ?? NaN),
+  };
 }
-
-class Sim {
-  constructor(readonly name: string) {}
-
-  run(args: string[], timeoutMs = 60000): Promise<CmdResult> {
-    return runCmd(process.execPath, [simBin, ...args], timeoutMs);
-  }
-
-  async must(args: string[], timeoutMs = 60000): Promise<string> {
-    const r = await this.run(args, timeoutMs);
-    if (r.code !== 0) throw new Error(`sluice-sim ${args.join(' ')} exited ${r.code}${r.timedOut ? ' (timed out)' : ''}:\n${r.stderr}${r.stdout}`);
-    return r.stdout;
-  }
-
-  up(manifest: string): Promise<string> {
-    return this.must(['up', '-f', manifest, '--nodes', '2', '--name', this.name], 240000);
-  }
-
-  exec(pod: string, argv: string[], timeoutMs: number): Promise<CmdResult> {
-    return this.run(['exec', `${NS}/${pod}`, '--name', this.name, '--', ...argv], timeoutMs);
-  }
-
-  async status(): Promise<Status> {
-    return JSON.parse(await this.must(['status', '-o', 'json', '--name', this.name])) as Status;
-  }
-
-  agent(node: string, action: 'stop' | 'start'): Promise<string> {
-    return this.must(['agent', node, action, '--name', this.name]);
-  }
-
-  /** The node agent's status: proxy counters and tunnel counters (client side, and server side). */
-  async counters(node: string): Promise<{ relayed: number; streamsOpened: number; sessionsOpened: number; serverStreams: number }> {
-    const out = await this.must(['ctl', node, '--name', this.name, '--', '-o', 'json', 'status']);
-    const j = JSON.parse(out) as { proxyCounters?: Record<string, number>; tunnels?: { streamsOpened?: number; sessionsOpened?: number; server?: Record<string, number> } | null };
-    const server = j.tunnels?.server ?? {};
-    return {
-      relayed: j.proxyCounters?.relayed ?? NaN,
-      streamsOpened: j.tunnels?.streamsOpened ?? NaN,
-      sessionsOpened: j.tunnels?.sessionsOpened ?? NaN,
-      serverStreams: Number(server.accepted ?? NaN),
-    };
-  }
-
-  downSync(): void {
-    spawnSync(process.execPath, [simBin, 'down', '--name', this.name], { stdio: 'ignore', timeout: 90000 });
-  }
-}
-
-// ---------------------------------------------------------------- certificates (S3)
 
 interface Certs {
   ca: string;
@@ -299,24 +256,6 @@ class Haproxy {
   }
 }
 
-function cpuUsec(cgroup: string): number {
-  try {
-    const m = /^usage_usec (\d+)$/m.exec(fs.readFileSync(path.join(cgroup, 'cpu.stat'), 'utf8'));
-    return m ? Number(m[1]) : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-/** CPU time (us) of the whole machine, busy (not idle/iowait), from /proc/stat. */
-function machineBusyUs(): number {
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const ticks = f.reduce((a, b) => a + b, 0) - f[3] - f[4];
-  return (ticks * 1e6) / 100;
-}
-
-// ---------------------------------------------------------------- metrics
-
 interface MetricDef {
   id: string;
   group: GroupId;
@@ -352,7 +291,7 @@ interface Run {
 }
 
 interface Ctx {
-  sim: Sim;
+  sim: SimDriver;
   opt: Options;
 }
 
@@ -462,18 +401,7 @@ function preflight(): void {
   if (missing.length) throw new UsageError(`missing tools: ${missing.join(', ')}`);
 }
 
-async function setSysctls(netns: string): Promise<void> {
-  // Only inside namespaces the sim created (TIME_WAIT at thousands of conn/s).
-  for (const [k, v] of [
-    ['net.ipv4.tcp_tw_reuse', '1'],
-    ['net.ipv4.ip_local_port_range', '20000 60999'],
-  ]) {
-    const r = await runCmd('nsenter', [`--net=/run/netns/${netns}`, '--', 'sysctl', '-q', '-w', `${k}=${v}`], 5000);
-    if (r.code !== 0) throw new Error(`sysctl ${k} in ${netns}: ${r.stderr}`);
-  }
-}
-
-async function waitListening(sim: Sim, pods: Record<string, string>): Promise<void> {
+async function waitListening(sim: SimDriver, pods: Record<string, string>): Promise<void> {
   const script = `const net=require('net');const [h,p]=process.argv.slice(1);const end=Date.now()+15000;(function t(){const s=net.connect({host:h,port:+p});s.on('connect',()=>{s.destroy();process.exit(0)});s.on('error',()=>{if(Date.now()>end)process.exit(1);setTimeout(t,100)})})()`;
   for (const g of GROUPS) {
     const { pod, port } = TARGETS[g];
@@ -552,7 +480,7 @@ async function main(): Promise<number> {
   const opt = parseOptions(process.argv.slice(2));
   preflight();
   const started = Date.now();
-  const sim = new Sim(opt.name);
+  const sim = new SimDriver(opt.name, () => simBin, NS);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-xbench-'));
   fs.chmodSync(dir, 0o755);
   let hA: Haproxy | undefined;
@@ -579,7 +507,7 @@ async function main(): Promise<number> {
     sim.downSync(); // a leftover from an aborted run of the same name
     const certs = await makeCerts(dir);
     log(`xbench: starting a 2-node sim "${opt.name}"`);
-    await sim.up(manifest(dir));
+    await sim.up(manifest(dir), 2, 240000);
     const st = await sim.status();
     const n1 = st.nodes.find((n) => n.name === CLIENT_NODE)!;
     const n2 = st.nodes.find((n) => n.name === SERVER_NODE)!;
@@ -631,7 +559,7 @@ async function main(): Promise<number> {
             agentUp = true;
           }
           const t: Target = p === 'S0' ? { host: pods[tgt.pod], port: tgt.port } : { host: tgt.vip, port: tgt.port };
-          const before = p === 'S1' ? await sim.counters(CLIENT_NODE) : p === 'S3' ? { a: await hA.info(), b: await hB.info() } : undefined;
+          const before = p === 'S1' ? await tunnelCounters(sim, CLIENT_NODE) : p === 'S3' ? { a: await hA.info(), b: await hB.info() } : undefined;
           const cpu0 = cpuUsec(path.join(n1.cgroup, '..'));
           const busy0 = machineBusyUs();
           const t0 = Date.now();
@@ -646,8 +574,8 @@ async function main(): Promise<number> {
           }
           // Did the traffic go where it should?
           if (p === 'S1') {
-            const after = await sim.counters(CLIENT_NODE);
-            const b = before as Awaited<ReturnType<Sim['counters']>>;
+            const after = await tunnelCounters(sim, CLIENT_NODE);
+            const b = before as Awaited<ReturnType<typeof tunnelCounters>>;
             const ok = after.streamsOpened > b.streamsOpened;
             checks.push({ round, group, path: p, what: 'node-1 agent tunnels.streamsOpened', before: b, after, ok });
             if (!ok) throw new Error(`S1 ${group} round ${round}: no tunnel stream opened on ${CLIENT_NODE} (${JSON.stringify(b)} -> ${JSON.stringify(after)}): traffic did not take the mTLS tunnel`);

@@ -22,7 +22,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { alive, firstLine, killPid, live, runCmd, sleep, type CmdResult } from './processes';
+import { alive, firstLine, killPid, live, sleep, type CmdResult } from './processes';
+import { SimDriver, cpuUsec, machineBusyUs, setSysctls } from './sim-driver';
 import { fmt, paired, spread, type Spread } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -144,61 +145,6 @@ function parseOptions(argv: string[]): Options {
 
 // ---------------------------------------------------------------- the sim
 
-interface Status {
-  nodes: { name: string; netns: string; proxyAddress: string; cgroup: string; bpffs: string }[];
-  agents: { node: string; pid: number | null; alive: boolean; ready: boolean }[];
-  pods: { namespace: string; name: string; ip: string; running: boolean; enrolled: boolean; netns: string }[];
-  services: { namespace: string; name: string; clusterIPs: string[]; ports: string[]; endpoints: string[] }[];
-}
-
-class Sim {
-  /** agentEnv: SLUICE_* settings for the agents this sim starts (they inherit the CLI's environment). */
-  constructor(
-    readonly name: string,
-    private readonly agentEnv: Record<string, string> = {},
-  ) {}
-
-  async run(args: string[], timeoutMs = 60000): Promise<CmdResult> {
-    return runCmd(process.execPath, [simBin(), ...args], timeoutMs, { ...process.env, ...this.agentEnv });
-  }
-
-  async must(args: string[], timeoutMs = 60000): Promise<string> {
-    const r = await this.run(args, timeoutMs);
-    if (r.code !== 0) throw new Error(`sluice-sim ${args.join(' ')} exited ${r.code}${r.timedOut ? ' (timed out)' : ''}:\n${r.stderr}${r.stdout}`);
-    return r.stdout;
-  }
-
-  up(manifest: string): Promise<string> {
-    return this.must(['up', '-f', manifest, '--name', this.name], 180000);
-  }
-
-  exec(pod: string, argv: string[], timeoutMs: number): Promise<CmdResult> {
-    return this.run(['exec', `${NS}/${pod}`, '--name', this.name, '--', ...argv], timeoutMs);
-  }
-
-  async status(): Promise<Status> {
-    return JSON.parse(await this.must(['status', '-o', 'json', '--name', this.name])) as Status;
-  }
-
-  /** extraEnv: settings for an agent this starts, over the sim's own agentEnv. */
-  async agent(action: 'stop' | 'start', extraEnv: Record<string, string> = {}): Promise<string> {
-    const args = ['agent', NODE, action, '--name', this.name];
-    const r = await runCmd(process.execPath, [simBin(), ...args], 60000, { ...process.env, ...this.agentEnv, ...extraEnv });
-    if (r.code !== 0) throw new Error(`sluice-sim ${args.join(' ')} exited ${r.code}${r.timedOut ? ' (timed out)' : ''}:\n${r.stderr}${r.stdout}`);
-    return r.stdout;
-  }
-
-  async proxyCounters(): Promise<Record<string, number>> {
-    const out = await this.must(['ctl', NODE, '--name', this.name, '--', '-o', 'json', 'status']);
-    return (JSON.parse(out) as { proxyCounters?: Record<string, number> }).proxyCounters ?? {};
-  }
-
-  /** Bounded and synchronous, so that it can run from a signal handler too. */
-  downSync(): void {
-    spawnSync(process.execPath, [simBin(), 'down', '--name', this.name], { stdio: 'ignore', timeout: 90000 });
-  }
-}
-
 // ---------------------------------------------------------------- HAProxy (S2)
 
 class Haproxy {
@@ -306,23 +252,6 @@ class Haproxy {
   }
 }
 
-function cpuUsec(cgroup: string): number {
-  try {
-    const m = /^usage_usec (\d+)$/m.exec(fs.readFileSync(path.join(cgroup, 'cpu.stat'), 'utf8'));
-    return m ? Number(m[1]) : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-/** Busy CPU time of the whole machine so far, µs (from /proc/stat; idle and iowait excluded). */
-function machineBusyUs(): number {
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = f;
-  const hz = 100; // USER_HZ on Linux
-  return ((user + nice + system + irq + softirq + (steal || 0)) * 1e6) / hz;
-}
-
 // ---------------------------------------------------------------- metrics
 
 interface MetricDef {
@@ -374,7 +303,7 @@ interface Run {
 
 interface Context {
   opt: Options;
-  sim: Sim;
+  sim: SimDriver;
   dataPlaneCgroup: (p: PathId) => string | undefined;
 }
 
@@ -635,24 +564,12 @@ function machineFacts(): Record<string, unknown> {
   };
 }
 
-async function setSysctls(netns: string): Promise<void> {
-  // Only inside namespaces the sim created: short-lived connections at
-  // thousands per second would otherwise run out of ports to TIME_WAIT.
-  for (const [k, v] of [
-    ['net.ipv4.tcp_tw_reuse', '1'],
-    ['net.ipv4.ip_local_port_range', '20000 60999'],
-  ]) {
-    const r = await runCmd('nsenter', [`--net=/run/netns/${netns}`, '--', 'sysctl', '-q', '-w', `${k}=${v}`], 5000);
-    if (r.code !== 0) throw new Error(`sysctl ${k} in ${netns}: ${r.stderr}`);
-  }
-}
-
 async function main(): Promise<number> {
   const opt = parseOptions(process.argv.slice(2));
   if (opt.withStreamRelay) PATHS = ['S0', 'S1', 'S1s', 'S2'];
   preflight();
   const started = Date.now();
-  const sim = new Sim(opt.name, opt.relay ? { SLUICE_RELAY: opt.relay } : {});
+  const sim = new SimDriver(opt.name, simBin, NS, opt.relay ? { SLUICE_RELAY: opt.relay } : {});
   const buildAtStart = buildFingerprint();
   if (os.loadavg()[0] > 0.7) log(`bench: warning: load average ${os.loadavg()[0].toFixed(2)} before the start: something else is running, figures will be noisy`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
@@ -690,7 +607,7 @@ async function main(): Promise<number> {
     const facts = machineFacts();
     log(`bench: ${opt.quick ? 'quick' : 'full'} run, ${opt.rounds} round(s), ${opt.duration} s windows, iperf ${opt.iperfTime} s, warm-up ${opt.warmup} s, groups ${opt.groups.join(',')}`);
     log(`bench: starting sim ${opt.name}`);
-    await sim.up(manifest(dir));
+    await sim.up(manifest(dir), 1, 180000);
     const st = await sim.status();
     const node = st.nodes.find((n) => n.name === NODE)!;
     const client = st.pods.find((p) => p.namespace === NS && p.name === 'client')!;
@@ -725,13 +642,13 @@ async function main(): Promise<number> {
       } else if (isSluice(p)) {
         await hp.stop();
         if (agent !== p) {
-          if (agent !== 'stopped') await sim.agent('stop');
-          await sim.agent('start', p === 'S1s' ? { SLUICE_RELAY: 'stream' } : {});
+          if (agent !== 'stopped') await sim.agent(NODE, 'stop');
+          await sim.agent(NODE, 'start', p === 'S1s' ? { SLUICE_RELAY: 'stream' } : {});
           agent = p as 'S1' | 'S1s';
         }
       } else {
         if (agent !== 'stopped') {
-          await sim.agent('stop');
+          await sim.agent(NODE, 'stop');
           agent = 'stopped';
         }
         if (!hp.running || hp.backend !== backend) await hp.start(backend);
@@ -747,7 +664,7 @@ async function main(): Promise<number> {
         for (const p of PATHS) {
           const t: Target = p === 'S0' ? { host: topo.pods[tp.pod], port: tp.podPort } : { host: topo.vips[tp.pod], port: tp.vipPort };
           await usePath(p, backend);
-          const before = isSluice(p) ? (await sim.proxyCounters()).relayed ?? NaN : p === 'S2' ? await hp.cumConns() : NaN;
+          const before = isSluice(p) ? (await sim.agentStatus(NODE)).proxyCounters?.relayed ?? NaN : p === 'S2' ? await hp.cumConns() : NaN;
           let mark = { busy: machineBusyUs(), sim: cpuUsec(simCgroup), at: Date.now() };
           const record = (what: string, r: Partial<Run>) => {
             const now = { busy: machineBusyUs(), sim: cpuUsec(simCgroup), at: Date.now() };
@@ -773,7 +690,7 @@ async function main(): Promise<number> {
             record('wrk close c8', await wrk(ctx, t, 8, true, Math.max(1, Math.round(opt.duration)), 'wrk_close_cps'));
           }
           if (p !== 'S0') {
-            const after = isSluice(p) ? (await sim.proxyCounters()).relayed ?? NaN : await hp.cumConns();
+            const after = isSluice(p) ? (await sim.agentStatus(NODE)).proxyCounters?.relayed ?? NaN : await hp.cumConns();
             checks.push({ round, group, path: p, what: isSluice(p) ? 'sluice proxy counters.relayed' : 'haproxy CumConns', before, after });
             if (!(after > before)) throw new Error(`${p} ${group} round ${round}: the traffic did not go through ${isSluice(p) ? 'the sluice proxy' : 'HAProxy'} (${before} -> ${after})`);
           }
@@ -839,7 +756,7 @@ async function main(): Promise<number> {
   }
 }
 
-async function waitListening(sim: Sim, topo: Topology): Promise<void> {
+async function waitListening(sim: SimDriver, topo: Topology): Promise<void> {
   // Each server answers a connect on its pod IP (S0 path) within 10 s.
   const probes: [string, number][] = [
     [topo.pods.iperf, 5201],
