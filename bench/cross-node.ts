@@ -18,14 +18,14 @@
 //
 // Flags: --quick | --rounds N | --duration S | --iperf-time S | --warmup S |
 //        --name NAME | --out DIR
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fmt, paired, spread, type Spread } from './stats';
 import type { Percentiles } from './histogram';
-import { alive, firstLine, killPid, live, runCmd, sleep, type CmdResult } from './processes';
+import { firstLine, killPid, live, runCmd, sleep, type CmdResult } from './processes';
+import { Haproxy } from './haproxy';
 import { SimDriver, cpuUsec, machineBusyUs, setSysctls } from './sim-driver';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -153,108 +153,6 @@ async function makeCerts(dir: string): Promise<Certs> {
 
 // ---------------------------------------------------------------- HAProxy (S3)
 
-class Haproxy {
-  private child?: ChildProcess;
-
-  constructor(
-    readonly id: string,
-    private readonly dir: string,
-    private readonly netns: string,
-    readonly cgroup: string,
-  ) {}
-
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  get statsSocket(): string {
-    return path.join(this.dir, `haproxy-${this.id}.sock`);
-  }
-
-  private get logFile(): string {
-    return path.join(this.dir, `haproxy-${this.id}.log`);
-  }
-
-  /** frontend / backend: config lines for "bind" and "server". */
-  async start(bind: string, server: string): Promise<void> {
-    await this.stop();
-    const cfg = path.join(this.dir, `haproxy-${this.id}.cfg`);
-    fs.writeFileSync(
-      cfg,
-      [
-        'global',
-        '  nbthread 1',
-        '  maxconn 4000',
-        `  stats socket ${this.statsSocket} mode 600 level user`,
-        '  ssl-default-bind-options ssl-min-ver TLSv1.3',
-        '  ssl-default-server-options ssl-min-ver TLSv1.3',
-        'defaults',
-        '  mode tcp',
-        '  timeout connect 5s',
-        '  timeout client 60s',
-        '  timeout server 60s',
-        'frontend in',
-        `  bind ${bind}`,
-        '  default_backend out',
-        'backend out',
-        `  server s1 ${server}`,
-        '',
-      ].join('\n'),
-    );
-    fs.rmSync(this.statsSocket, { force: true });
-    fs.mkdirSync(this.cgroup, { recursive: true });
-    const logFd = fs.openSync(this.logFile, 'a');
-    const enter = 'cg=$1; ns=$2; shift 2; echo $$ > "$cg/cgroup.procs" && exec nsenter --net="$ns" -- "$@"';
-    this.child = spawn('/bin/sh', ['-c', enter, 'sh', this.cgroup, `/run/netns/${this.netns}`, 'haproxy', '-db', '-f', cfg], { stdio: ['ignore', logFd, logFd] });
-    fs.closeSync(logFd);
-    const pid = this.child.pid;
-    if (pid) live.set(pid, this.child);
-    this.child.on('exit', () => pid && live.delete(pid));
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      if (!alive(this.pid)) throw new Error(`haproxy ${this.id} exited at start:\n${fs.readFileSync(this.logFile, 'utf8').slice(-2000)}`);
-      try {
-        await this.stats('show info');
-        return;
-      } catch {
-        if (Date.now() > deadline) throw new Error(`haproxy ${this.id} did not come up within 5 s`);
-        await sleep(50);
-      }
-    }
-  }
-
-  async stop(): Promise<void> {
-    const pid = this.pid;
-    this.child = undefined;
-    if (!alive(pid)) return;
-    killPid(pid!, 'SIGTERM');
-    for (let i = 0; i < 60 && alive(pid); i++) await sleep(50);
-    if (alive(pid)) killPid(pid!, 'SIGKILL');
-    for (let i = 0; i < 40 && alive(pid); i++) await sleep(50);
-  }
-
-  stopSync(): void {
-    if (alive(this.pid)) killPid(this.pid!, 'SIGKILL');
-  }
-
-  stats(command: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ path: this.statsSocket });
-      let out = '';
-      s.setTimeout(2000, () => s.destroy(new Error('stats socket timed out')));
-      s.on('connect', () => s.write(`${command}\n`));
-      s.on('data', (d) => (out += d));
-      s.on('end', () => resolve(out));
-      s.on('error', reject);
-    });
-  }
-
-  async info(): Promise<{ cumConns: number; cumSslConns: number }> {
-    const out = await this.stats('show info');
-    const n = (k: string) => Number(new RegExp(`^${k}: (\\d+)$`, 'm').exec(out)?.[1] ?? NaN);
-    return { cumConns: n('CumConns'), cumSslConns: n('CumSslConns') };
-  }
-}
 
 interface MetricDef {
   id: string;

@@ -16,13 +16,13 @@
 //        --only throughput,rr,http | --relay splice|stream | --haproxy-splice |
 //        --with-stream-relay (adds path S1s: sluice relaying in JS) |
 //        --no-snapshot | --name NAME | --out DIR
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { alive, firstLine, killPid, live, sleep, type CmdResult } from './processes';
+import { firstLine, killPid, live, sleep, type CmdResult } from './processes';
+import { Haproxy } from './haproxy';
 import { SimDriver, cpuUsec, machineBusyUs, setSysctls } from './sim-driver';
 import { fmt, paired, spread, type Spread } from './stats';
 
@@ -147,110 +147,6 @@ function parseOptions(argv: string[]): Options {
 
 // ---------------------------------------------------------------- HAProxy (S2)
 
-class Haproxy {
-  private child?: ChildProcess;
-  backend = '';
-
-  constructor(
-    private readonly dir: string,
-    private readonly netns: string,
-    readonly cgroup: string,
-    private readonly bind: string,
-    private readonly splice: boolean,
-  ) {}
-
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  get running(): boolean {
-    return alive(this.pid);
-  }
-
-  get statsSocket(): string {
-    return path.join(this.dir, 'haproxy.sock');
-  }
-
-  async start(backend: string): Promise<void> {
-    await this.stop();
-    const cfg = path.join(this.dir, 'haproxy.cfg');
-    fs.writeFileSync(
-      cfg,
-      [
-        'global',
-        '  nbthread 1',
-        '  maxconn 4000',
-        `  stats socket ${this.statsSocket} mode 600 level user`,
-        'defaults',
-        '  mode tcp',
-        '  timeout connect 5s',
-        '  timeout client 60s',
-        '  timeout server 60s',
-        ...(this.splice ? ['  option splice-auto'] : []),
-        'frontend capture',
-        `  bind ${this.bind}`,
-        '  default_backend endpoint',
-        'backend endpoint',
-        `  server s1 ${backend}`,
-        '',
-      ].join('\n'),
-    );
-    fs.rmSync(this.statsSocket, { force: true });
-    fs.mkdirSync(this.cgroup, { recursive: true });
-    const log = fs.openSync(path.join(this.dir, 'haproxy.log'), 'a');
-    // Same placement as the agent: a cgroup of the node, the node's netns.
-    const enter = 'cg=$1; ns=$2; shift 2; echo $$ > "$cg/cgroup.procs" && exec nsenter --net="$ns" -- "$@"';
-    this.child = spawn('/bin/sh', ['-c', enter, 'sh', this.cgroup, `/run/netns/${this.netns}`, 'haproxy', '-db', '-f', cfg], { stdio: ['ignore', log, log] });
-    fs.closeSync(log);
-    const pid = this.child.pid;
-    if (pid) live.set(pid, this.child);
-    this.child.on('exit', () => pid && live.delete(pid));
-    this.backend = backend;
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      if (!this.running) throw new Error(`haproxy exited at start:\n${fs.readFileSync(path.join(this.dir, 'haproxy.log'), 'utf8').slice(-2000)}`);
-      try {
-        await this.stats('show info');
-        return;
-      } catch {
-        if (Date.now() > deadline) throw new Error('haproxy did not come up within 5 s');
-        await sleep(50);
-      }
-    }
-  }
-
-  async stop(): Promise<void> {
-    const pid = this.pid;
-    this.child = undefined;
-    this.backend = '';
-    if (!alive(pid)) return;
-    killPid(pid!, 'SIGTERM');
-    for (let i = 0; i < 60 && alive(pid); i++) await sleep(50);
-    if (alive(pid)) killPid(pid!, 'SIGKILL');
-    for (let i = 0; i < 40 && alive(pid); i++) await sleep(50);
-  }
-
-  stopSync(): void {
-    if (alive(this.pid)) killPid(this.pid!, 'SIGKILL');
-  }
-
-  stats(command: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ path: this.statsSocket });
-      let out = '';
-      s.setTimeout(2000, () => s.destroy(new Error('stats socket timed out')));
-      s.on('connect', () => s.write(`${command}\n`));
-      s.on('data', (d) => (out += d));
-      s.on('end', () => resolve(out));
-      s.on('error', reject);
-    });
-  }
-
-  async cumConns(): Promise<number> {
-    const m = /^CumConns: (\d+)$/m.exec(await this.stats('show info'));
-    return m ? Number(m[1]) : NaN;
-  }
-}
 
 // ---------------------------------------------------------------- metrics
 
@@ -622,7 +518,7 @@ async function main(): Promise<number> {
     };
     await setSysctls(client.netns);
     await setSysctls(node.netns);
-    haproxy = new Haproxy(dir, node.netns, path.join(node.cgroup, 'bench-haproxy'), `${node.proxyAddress}:${PROXY_PORT}`, opt.haproxySplice);
+    haproxy = new Haproxy('s2', dir, node.netns, path.join(node.cgroup, 'bench-haproxy'), opt.haproxySplice ? ['option splice-auto'] : []);
     const hp = haproxy;
     const simCgroup = path.dirname(node.cgroup);
     const ctx: Context = {
@@ -651,7 +547,8 @@ async function main(): Promise<number> {
           await sim.agent(NODE, 'stop');
           agent = 'stopped';
         }
-        if (!hp.running || hp.backend !== backend) await hp.start(backend);
+        const bind = `${node.proxyAddress}:${PROXY_PORT}`;
+        if (!hp.alive || hp.running.server !== backend) await hp.start(bind, backend);
       }
     };
 
@@ -664,7 +561,7 @@ async function main(): Promise<number> {
         for (const p of PATHS) {
           const t: Target = p === 'S0' ? { host: topo.pods[tp.pod], port: tp.podPort } : { host: topo.vips[tp.pod], port: tp.vipPort };
           await usePath(p, backend);
-          const before = isSluice(p) ? (await sim.agentStatus(NODE)).proxyCounters?.relayed ?? NaN : p === 'S2' ? await hp.cumConns() : NaN;
+          const before = isSluice(p) ? (await sim.agentStatus(NODE)).proxyCounters?.relayed ?? NaN : p === 'S2' ? (await hp.info()).cumConns : NaN;
           let mark = { busy: machineBusyUs(), sim: cpuUsec(simCgroup), at: Date.now() };
           const record = (what: string, r: Partial<Run>) => {
             const now = { busy: machineBusyUs(), sim: cpuUsec(simCgroup), at: Date.now() };
@@ -690,7 +587,7 @@ async function main(): Promise<number> {
             record('wrk close c8', await wrk(ctx, t, 8, true, Math.max(1, Math.round(opt.duration)), 'wrk_close_cps'));
           }
           if (p !== 'S0') {
-            const after = isSluice(p) ? (await sim.agentStatus(NODE)).proxyCounters?.relayed ?? NaN : await hp.cumConns();
+            const after = isSluice(p) ? (await sim.agentStatus(NODE)).proxyCounters?.relayed ?? NaN : (await hp.info()).cumConns;
             checks.push({ round, group, path: p, what: isSluice(p) ? 'sluice proxy counters.relayed' : 'haproxy CumConns', before, after });
             if (!(after > before)) throw new Error(`${p} ${group} round ${round}: the traffic did not go through ${isSluice(p) ? 'the sluice proxy' : 'HAProxy'} (${before} -> ${after})`);
           }
