@@ -29,6 +29,8 @@
 #define AF_INET6 10
 #define TCP_CLOSE 7
 #define SOCK_STREAM 1
+#define TCP_SYN_SENT 2
+#define ECONNREFUSED 111
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -109,7 +111,7 @@ static __always_inline void set_v4_mapped(__u8 *dst, __u32 addr_be)
  * connect alone.
  */
 static __always_inline struct sluice_config *
-capture(struct bpf_sock_addr *ctx, const __u8 *addr16, __u16 port_be)
+capture(struct bpf_sock_addr *ctx, const __u8 *addr16, __u16 port_be, int *refuse)
 {
 	if (ctx->type != SOCK_STREAM) {
 		count(SLUICE_CTR_CONNECT_NOT_TCP);
@@ -129,6 +131,13 @@ capture(struct bpf_sock_addr *ctx, const __u8 *addr16, __u16 port_be)
 	struct sluice_vip_value *vip = bpf_map_lookup_elem(&sluice_vips, &key);
 	if (!vip) {
 		count(SLUICE_CTR_CONNECT_NO_VIP);
+		return NULL;
+	}
+	if (vip->flags & SLUICE_VIP_F_NO_ENDPOINTS) {
+		/* Refuse at connect, as a Service without endpoints does without a
+		 * mesh: clients fail over on ECONNREFUSED, not on a later reset. */
+		count(SLUICE_CTR_CONNECT_REFUSED_NO_ENDPOINTS);
+		*refuse = 1;
 		return NULL;
 	}
 
@@ -164,7 +173,12 @@ int sluice_connect4(struct bpf_sock_addr *ctx)
 {
 	__u8 addr[16];
 	set_v4_mapped(addr, ctx->user_ip4);
-	struct sluice_config *cfg = capture(ctx, addr, (__u16)ctx->user_port);
+	int refuse = 0;
+	struct sluice_config *cfg = capture(ctx, addr, (__u16)ctx->user_port, &refuse);
+	if (refuse) {
+		bpf_set_retval(-ECONNREFUSED);
+		return 0;
+	}
 	if (!cfg)
 		return 1;
 	__u32 proxy;
@@ -183,7 +197,12 @@ int sluice_connect6(struct bpf_sock_addr *ctx)
 		return 1;
 	__u8 addr[16];
 	set_v4_mapped(addr, ctx->user_ip6[3]);
-	struct sluice_config *cfg = capture(ctx, addr, (__u16)ctx->user_port);
+	int refuse = 0;
+	struct sluice_config *cfg = capture(ctx, addr, (__u16)ctx->user_port, &refuse);
+	if (refuse) {
+		bpf_set_retval(-ECONNREFUSED);
+		return 0;
+	}
 	if (!cfg)
 		return 1;
 	__u32 proxy;
@@ -227,7 +246,12 @@ int sluice_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	}
 	case BPF_SOCK_OPS_STATE_CB:
-		if (skops->args[1] == TCP_CLOSE) {
+		/* Only a connect that never got through drops its record here. An
+		 * established one keeps it after close: the proxy may not have
+		 * accepted it yet, and the bytes the client wrote before closing
+		 * are still queued for it. The proxy consumes the record on
+		 * accept; what is never accepted ages out of the LRU map. */
+		if (skops->args[1] == TCP_CLOSE && skops->args[0] == TCP_SYN_SENT) {
 			struct sluice_tuple_key key = {};
 			tuple_of(skops, &key);
 			bpf_map_delete_elem(&sluice_tuples, &key);

@@ -11,7 +11,7 @@
 
 #include <linux/types.h>
 
-#define SLUICE_SCHEMA_VERSION 3
+#define SLUICE_SCHEMA_VERSION 4
 
 /* Addresses are 16 bytes everywhere; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d). */
 
@@ -31,8 +31,12 @@ struct sluice_vip_key {
 
 struct sluice_vip_value {
 	__u32 service_id;   /* agent-local id */
-	__u32 flags;        /* reserved */
+	__u32 flags;        /* SLUICE_VIP_F_* */
 };
+
+/* The service has no ready endpoint: connect() fails with ECONNREFUSED, as
+ * kube-proxy's REJECT rule and Cilium's socket LB make it fail. */
+#define SLUICE_VIP_F_NO_ENDPOINTS 1
 
 /* Original destination, kept in socket-local storage from connect to close. */
 struct sluice_orig_dst {
@@ -82,7 +86,8 @@ enum sluice_counter {
 	SLUICE_CTR_CONNECT_NOT_TCP = 7,
 	SLUICE_CTR_STRICT_DROPPED = 8,
 	SLUICE_CTR_PLAINTEXT_ACCEPTED = 9,
-	SLUICE_CTR_MAX = 10,
+	SLUICE_CTR_CONNECT_REFUSED_NO_ENDPOINTS = 10,
+	SLUICE_CTR_MAX = 11,
 };
 
 #endif

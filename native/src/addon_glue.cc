@@ -2,6 +2,9 @@
 
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -481,6 +484,50 @@ Napi::Value RelayStatsJs(const Napi::CallbackInfo& info) {
   return a;
 }
 
+Napi::Value RelayResetJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckNumber(info, 0, "id")) return env.Undefined();
+  if (g_relay) g_relay->Reset(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
+  return env.Undefined();
+}
+
+// tcpKeepalive(fd, idleSeconds, intervalSeconds, probes, userTimeoutMs):
+// the kernel probes an idle peer and fails the socket (ETIMEDOUT) when it
+// stops answering; TCP_USER_TIMEOUT bounds how long sent data may stay
+// unacknowledged. Node's setKeepAlive() sets only the idle time.
+Napi::Value TcpKeepaliveJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  for (size_t i = 0; i < 5; i++)
+    if (!CheckNumber(info, i, "tcpKeepalive argument")) return env.Undefined();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int on = 1;
+  int idle = info[1].As<Napi::Number>().Int32Value();
+  int intvl = info[2].As<Napi::Number>().Int32Value();
+  int cnt = info[3].As<Napi::Number>().Int32Value();
+  unsigned int user_timeout = info[4].As<Napi::Number>().Uint32Value();
+  if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout)) < 0) {
+    MakeError(env, -errno, "keepalive on fd", std::to_string(fd)).ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+// socketError(fd): the error pending on a socket (SO_ERROR), 0 when none;
+// reading it clears it. libuv reports a reset that arrives after a partial
+// read as end-of-file (POLLHUP), so a FIN is checked with this before it is
+// forwarded: ECONNRESET here means the peer reset, not closed.
+Napi::Value SocketErrorJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckNumber(info, 0, "fd")) return env.Undefined();
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(info[0].As<Napi::Number>().Int32Value(), SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  return Napi::Number::New(env, err);
+}
+
 Napi::Value RelayStopJs(const Napi::CallbackInfo& info) {
   if (g_relay) {
     g_relay->Stop();
@@ -512,6 +559,9 @@ Napi::Object InitGlue(Napi::Env env, Napi::Object exports) {
   exports.Set("relayAdd", Napi::Function::New(env, RelayAddJs));
   exports.Set("relayStats", Napi::Function::New(env, RelayStatsJs));
   exports.Set("relayStop", Napi::Function::New(env, RelayStopJs));
+  exports.Set("relayReset", Napi::Function::New(env, RelayResetJs));
+  exports.Set("tcpKeepalive", Napi::Function::New(env, TcpKeepaliveJs));
+  exports.Set("socketError", Napi::Function::New(env, SocketErrorJs));
   exports.Set("schemaVersion", Napi::Number::New(env, SLUICE_SCHEMA_VERSION));
   return exports;
 }

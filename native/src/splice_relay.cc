@@ -106,6 +106,7 @@ struct SpliceRelay::Worker {
   std::thread thread;
   std::mutex mu;
   std::vector<Pair*> incoming;
+  std::vector<uint64_t> resets;  // ids to end with a reset, guarded by mu
   std::unordered_map<uint64_t, Pair*> pairs;  // owned; touched by the worker thread
   PipePool pipes;                              // worker thread only
   std::mutex pairs_mu;                         // guards pairs for Stats()
@@ -219,25 +220,28 @@ static uint64_t Tag(void* pair, int side) { return reinterpret_cast<uintptr_t>(p
 void SpliceRelay::Run(Worker* wp) {
   epoll_event events[256];
   std::vector<Pair*> finished;
+  auto finish = [&](Pair* p, int err) {
+    p->finished = true;
+    Watch(wp->epfd, p->fd_a, 0, &p->interest_a, 0);
+    Watch(wp->epfd, p->fd_b, 0, &p->interest_b, 0);
+    if (err) {
+      ResetClose(p->fd_a);
+      ResetClose(p->fd_b);
+    } else {
+      close(p->fd_a);
+      close(p->fd_b);
+    }
+    CloseDirection(p->ab);
+    CloseDirection(p->ba);
+    finished.push_back(p);
+    p->error = err;
+  };
   auto progress = [&](Pair* p, bool a_ready, bool b_ready, bool a_writable, bool b_writable) {
     int err = 0;
     if (a_ready || b_writable) err = Pump(p->ab, wp->pipes);
     if (!err && (b_ready || a_writable)) err = Pump(p->ba, wp->pipes);
     if (err || (p->ab.done && p->ba.done)) {
-      p->finished = true;
-      Watch(wp->epfd, p->fd_a, 0, &p->interest_a, 0);
-      Watch(wp->epfd, p->fd_b, 0, &p->interest_b, 0);
-      if (err) {
-        ResetClose(p->fd_a);
-        ResetClose(p->fd_b);
-      } else {
-        close(p->fd_a);
-        close(p->fd_b);
-      }
-      CloseDirection(p->ab);
-      CloseDirection(p->ba);
-      finished.push_back(p);
-      p->error = err;
+      finish(p, err);
       return;
     }
     Watch(wp->epfd, p->fd_a, Interest(p->ab, p->ba), &p->interest_a, Tag(p, 0));
@@ -252,9 +256,11 @@ void SpliceRelay::Run(Worker* wp) {
         while (read(wp->wake, &v, sizeof(v)) > 0) {
         }
         std::vector<Pair*> fresh;
+        std::vector<uint64_t> resets;
         {
           std::lock_guard<std::mutex> lock(wp->mu);
           fresh.swap(wp->incoming);
+          resets.swap(wp->resets);
         }
         for (Pair* p : fresh) {
           {
@@ -262,6 +268,11 @@ void SpliceRelay::Run(Worker* wp) {
             wp->pairs[p->id] = p;
           }
           progress(p, true, true, true, true);
+        }
+        for (uint64_t id : resets) {
+          auto it = wp->pairs.find(id);
+          if (it == wp->pairs.end() || it->second->finished) continue;
+          finish(it->second, -ECONNABORTED);
         }
         continue;
       }
@@ -356,6 +367,20 @@ int SpliceRelay::Add(uint64_t id, int fd_a, int fd_b, const std::string& initial
   uint64_t one = 1;
   if (write(w->wake, &one, sizeof(one)) < 0) return -errno;
   return 0;
+}
+
+void SpliceRelay::Reset(uint64_t id) {
+  // The pair lives on one worker; ask each (ids are unique, others ignore it).
+  for (auto& w : workers_) {
+    {
+      std::lock_guard<std::mutex> lock(w->mu);
+      w->resets.push_back(id);
+    }
+    uint64_t one = 1;
+    if (write(w->wake, &one, sizeof(one)) < 0) {
+      // the worker also wakes on its epoll timeout and sees the request then
+    }
+  }
 }
 
 std::vector<RelayStats> SpliceRelay::Stats() {

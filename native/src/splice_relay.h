@@ -46,6 +46,11 @@ class SpliceRelay {
 
   std::vector<RelayStats> Stats();
 
+  // Ends a pair at once with a reset on both sockets (a policy no longer
+  // allows it). Its result is reported with error ECONNABORTED. Unknown ids
+  // (already finished) are ignored. Thread-safe.
+  void Reset(uint64_t id);
+
  private:
   struct Pair;
   struct Worker;

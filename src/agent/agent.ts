@@ -10,6 +10,8 @@ import { effectiveMtlsMode } from '../model/policy';
 import { IdAllocator, desiredEnrollments, desiredState, vipEntries } from '../datapath/desired-state';
 import { PodNetnsRegistry } from '../datapath/pod-netns-registry';
 import { SpliceRelay } from '../datapath/splice-relay';
+import { endedByReset, setTcpKeepalive, socketFd, type KeepaliveSettings } from '../datapath/socket-options';
+import { authorizeConnection } from '../proxy/connection-decision';
 import * as fs from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
 import { Metadata as GrpcMetadata } from '@grpc/grpc-js';
@@ -34,9 +36,12 @@ import { XdsSource } from './xds-source';
 const BLOCKERS = ['bpf attached', 'config synced', 'pod netns scanned', 'maps reconciled', 'proxy listening'];
 const PERSIST_DELAY_MS = 1000;
 
-function socketFd(socket: net.Socket): number {
-  return (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
-}
+/**
+ * Keepalive on every socket the proxy and the tunnels hold: a silent peer
+ * fails its connection within 5 + 2 x 3 = 11 s (also the TCP_USER_TIMEOUT
+ * for unacknowledged data), and the other side is then reset.
+ */
+export const PROXY_KEEPALIVE: KeepaliveSettings = Object.freeze({ idleSeconds: 5, intervalSeconds: 2, probes: 3 });
 
 export class Agent {
   readonly readiness = new Readiness(BLOCKERS);
@@ -120,15 +125,19 @@ export class Agent {
       this.relay.start(config.relayThreads);
     }
     const certificates = this.certificates;
+    const keepalive = (socket: net.Socket) => setTcpKeepalive(socket, PROXY_KEEPALIVE);
     if (certificates) {
       // Cross-node traffic goes through mTLS tunnels between agents.
-      this.tunnels = new TunnelPool((identity) => certificates.credentials(identity));
+      this.tunnels = new TunnelPool((identity) => certificates.credentials(identity), TUNNEL_PORT, { keepalive });
       this.tunnelServer = new TunnelServer({
         credentials: (identity) => certificates.credentials(identity),
         rootPem: () => certificates.rootPem(),
         localWorkload: (ip) => this.localByIp.get(ip),
+        workloadsWithIp: (ip) => this.index.workloadsWithIp(ip),
+        keepalive,
+        endedByReset,
         authorize: (destination, source, port) => {
-          const decision = this.policies.authorize(destination, source, port);
+          const decision = authorizeConnection(this.policies, destination, destination.namespace, source, port);
           if (decision.allowed) this.proxy!.counters.policyAllowed++;
           else this.proxy!.counters.policyDenied++;
           return decision;
@@ -146,6 +155,8 @@ export class Agent {
       index: () => this.index,
       policies: () => this.policies,
       logger: logger.child({ component: 'proxy' }),
+      keepalive,
+      endedByReset,
       ...(config.accessLog ? { accessLog: (entry) => access.info(entry, 'connection') } : {}),
     });
     await this.proxy.listen(config.proxyAddress, config.proxyPort);
@@ -299,6 +310,11 @@ export class Agent {
       } catch (err) {
         errors.push(`authorization policies not applied, the previous ones stay: ${(err as Error).message}`);
       }
+    }
+    if (delta.policies || delta.full) {
+      // Open connections that the policies in force no longer allow are closed now.
+      const revoked = (this.proxy?.revalidate() ?? 0) + (this.tunnelServer?.revalidate() ?? 0);
+      if (revoked) log.info({ revoked }, 'closed open connections that policy no longer allows');
     }
     if (this.enrollmentDirty) {
       this.enrollmentDirty = false;

@@ -3,6 +3,7 @@
 // the agent's current state, without opening anything.
 import type { Workload } from '../model/resources';
 import type { PolicySet } from '../proxy/authorization';
+import { authorizeConnection, peerOf } from '../proxy/connection-decision';
 import type { EndpointStats } from '../proxy/endpoint-picker';
 import { endpointKey } from '../proxy/endpoint-picker';
 import type { ServiceIndex } from '../proxy/service-index';
@@ -86,11 +87,13 @@ export function trace(from: string, to: string, inputs: TraceInputs): Trace {
   result.captured = true;
   result.service = `${target.service.namespace}/${target.service.name}`;
   steps.push({ step: 'capture', result: `enrolled; ${to} is service ${result.service} port ${target.port.port} -> redirected to the node proxy` });
-  const peer = { principal: source.identity.replace(/^spiffe:\/\//, '') || undefined, namespace: source.namespace, ip: source.ips[0] ?? '' };
+  // The same peer the proxy builds (same node) and the destination agent
+  // rebuilds from the tunnel (cross node): identity, namespace, pod address.
+  const peer = peerOf(source, source.ips[0] ?? '');
   const now = Date.now();
   for (const e of target.service.endpoints) {
     const dest = inputs.index.workload(e.workloadUid);
-    const decision = inputs.policies.authorize({ namespace: dest?.namespace ?? target.service.namespace, labels: dest?.labels ?? {} }, peer, target.port.targetPort);
+    const decision = authorizeConnection(inputs.policies, dest, target.service.namespace, peer, target.port.targetPort);
     const key = endpointKey(e.address, target.port.targetPort);
     result.candidates.push({
       endpoint: key,

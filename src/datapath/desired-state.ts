@@ -1,6 +1,6 @@
 // Pure: which map entries should exist for a snapshot on this node.
 import { serviceKey, type Service, type Snapshot, type Workload } from '../model/resources';
-import { IPPROTO_TCP, type Enrollment, type VipKey, type VipValue } from './map-codecs';
+import { IPPROTO_TCP, VIP_F_NO_ENDPOINTS, type Enrollment, type VipKey, type VipValue } from './map-codecs';
 
 /** Small stable ids for workloads and services, local to one agent run. */
 export class IdAllocator {
@@ -27,11 +27,16 @@ export interface DesiredState {
   vips: Map<string, VipEntry[]>;
 }
 
-/** One entry per cluster IP and port of a service. */
+/**
+ * One entry per cluster IP and port of a service. A service with no ready
+ * endpoint is still captured, but flagged so that connect() is refused in
+ * the kernel (ECONNREFUSED), as kube-proxy's REJECT rule does.
+ */
 export function vipEntries(service: Service, serviceId: number): VipEntry[] {
   const out: VipEntry[] = [];
+  const flags = service.endpoints.some((e) => e.ready) ? 0 : VIP_F_NO_ENDPOINTS;
   for (const ip of service.clusterIPs) {
-    for (const p of service.ports) out.push({ key: { address: ip, port: p.port, proto: IPPROTO_TCP }, value: { serviceId, flags: 0 } });
+    for (const p of service.ports) out.push({ key: { address: ip, port: p.port, proto: IPPROTO_TCP }, value: { serviceId, flags } });
   }
   return out;
 }

@@ -276,7 +276,11 @@ export const counterNames = [
   'connect_not_tcp',
   'strict_dropped',
   'plaintext_accepted',
+  'connect_refused_no_endpoints',
 ] as const;
+
+/** sluice_vip_value.flags: no ready endpoint, connect() is refused (ECONNREFUSED). */
+export const VIP_F_NO_ENDPOINTS = 1;
 
 /** sluice_strict.flags: let plaintext in but count it (PERMISSIVE). */
 export const STRICT_F_COUNT_ONLY = 1;

@@ -3,16 +3,13 @@
 // The proxy decides; this only carries the sockets over.
 import type * as net from 'node:net';
 import { addon } from '../native/bpf-addon';
+import { socketFd } from './socket-options';
 
 export interface RelayDone {
   bytesFromClient: number;
   bytesFromEndpoint: number;
   /** '' when both sides closed normally, else the errno name (the other side was reset). */
   error: string;
-}
-
-function fdOf(socket: net.Socket): number {
-  return (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
 }
 
 export class SpliceRelay {
@@ -34,8 +31,8 @@ export class SpliceRelay {
    * the sockets untouched, when the relay cannot take them.
    */
   handOver(id: number, client: net.Socket, upstream: net.Socket, done: (r: RelayDone) => void): boolean {
-    const a = fdOf(client);
-    const b = fdOf(upstream);
+    const a = socketFd(client);
+    const b = socketFd(upstream);
     if (!this.started || a < 0 || b < 0 || client.readableLength > 0) return false;
     // The endpoint may have spoken first (a greeting) before the hand-over.
     const early = upstream.readableLength > 0 ? (upstream.read() as Buffer | null) : null;
@@ -49,6 +46,14 @@ export class SpliceRelay {
     client.destroy();
     upstream.destroy();
     return true;
+  }
+
+  /**
+   * Ends a relayed pair with a reset at both ends (a policy no longer allows
+   * it); its done callback then reports error 'ECONNABORTED'. Unknown ids are ignored.
+   */
+  reset(id: number): void {
+    if (this.started) addon().relayReset(id);
   }
 
   /** Bytes moved so far per live pair: id -> [from client, from endpoint]. */

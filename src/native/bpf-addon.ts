@@ -55,6 +55,12 @@ interface Addon {
   relayAdd(id: number, fdA: number, fdB: number, initialBToA?: Buffer): void;
   relayStats(): [id: number, bytesAToB: number, bytesBToA: number][];
   relayStop(): void;
+  /** Ends a relayed pair with a reset on both sockets; its done callback reports ECONNABORTED. */
+  relayReset(id: number): void;
+  /** SO_KEEPALIVE with idle/interval (seconds), probe count, and TCP_USER_TIMEOUT (ms). */
+  /** The errno pending on a socket (SO_ERROR, cleared by reading it); 0 when none. */
+  socketError(fd: number): number;
+  tcpKeepalive(fd: number, idleSeconds: number, intervalSeconds: number, probes: number, userTimeoutMs: number): void;
   schemaVersion: number;
 }
 

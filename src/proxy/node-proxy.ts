@@ -8,7 +8,9 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Workload } from '../model/resources';
 import { PolicySet, type Peer } from './authorization';
+import { authorizeConnection, peerOf } from './connection-decision';
 import { EndpointStats, endpointKey, pickEndpoint } from './endpoint-picker';
+import { FailureLog } from './failure-log';
 import type { ServiceIndex, VipTarget } from './service-index';
 import type { TunnelPool } from './tunnel-client';
 
@@ -30,6 +32,8 @@ export interface RelayOffload {
     done: (r: { bytesFromClient: number; bytesFromEndpoint: number; error: string }) => void,
   ): boolean;
   bytes(): Map<number, [number, number]>;
+  /** Ends a handed-over pair with a reset at both ends; its done callback still runs. */
+  reset(id: number): void;
 }
 
 export interface ProxyDeps {
@@ -48,9 +52,21 @@ export interface ProxyDeps {
   tunnel?: TunnelPool;
   /** Called once per connection when it ends (the access log); absent: nothing is built. */
   accessLog?: (entry: AccessLogEntry) => void;
+  /**
+   * Applied to both sockets of every proxied connection, so that a peer that
+   * went silent (a dead node, a pulled link) fails the connection instead of
+   * leaving the other side waiting: the proxy answers the client's own
+   * keepalive probes, so without this the client would never know. May throw.
+   */
+  keepalive?: (socket: net.Socket) => void;
+  /**
+   * Whether a socket that reported a clean end was in fact reset (libuv
+   * reports a reset after a partial read as end-of-file). Absent: trusted.
+   */
+  endedByReset?: (socket: net.Socket) => boolean;
 }
 
-export type ConnectionOutcome = 'closed' | 'reset' | 'denied' | 'no endpoint' | 'connect failed';
+export type ConnectionOutcome = 'closed' | 'reset' | 'denied' | 'no endpoint' | 'connect failed' | 'revoked' | 'failed';
 
 export interface AccessLogEntry {
   source: string;
@@ -66,7 +82,11 @@ export interface AccessLogEntry {
 
 export interface ProxyCounters {
   accepted: number;
+  /** The client closed (or reset) before the proxy could read its record: nothing left to serve. */
+  abortedBeforeAccept: number;
   noOriginalDst: number;
+  /** The record's pod does not own the connecting address (a stale record): refused. */
+  sourceMismatch: number;
   noService: number;
   noEndpoint: number;
   connectAttemptsFailed: number;
@@ -75,6 +95,10 @@ export interface ProxyCounters {
   retried: number;
   relayed: number;
   resets: number;
+  /** Open connections closed because a policy change no longer allows them. */
+  revoked: number;
+  /** Unexpected errors on a connection's path (each ended that connection only). */
+  internalErrors: number;
   bytesFromClients: number;
   bytesFromEndpoints: number;
 }
@@ -100,16 +124,22 @@ interface LiveConnection {
   peer: Peer;
   client: net.Socket;
   upstream?: net.Socket;
+  /** The tunnel stream, for a connection to another node. */
+  upstreamStream?: Duplex;
   /** Bytes are moved by the offload; the JS sockets are gone. */
   offloaded: boolean;
   /** How it ended, when it ended otherwise than by both sides closing. */
   outcome?: ConnectionOutcome;
+  /** Set when this proxy authorized it (same node): what to re-check when policies change. */
+  authorized?: { workloadUid: string; serviceNamespace: string; port: number };
 }
 
 export class NodeProxy {
   readonly counters: ProxyCounters = {
     accepted: 0,
+    abortedBeforeAccept: 0,
     noOriginalDst: 0,
+    sourceMismatch: 0,
     noService: 0,
     noEndpoint: 0,
     connectAttemptsFailed: 0,
@@ -118,15 +148,19 @@ export class NodeProxy {
     retried: 0,
     relayed: 0,
     resets: 0,
+    revoked: 0,
+    internalErrors: 0,
     bytesFromClients: 0,
     bytesFromEndpoints: 0,
   };
+  readonly failures: FailureLog;
   readonly endpoints = new EndpointStats();
   private readonly live = new Map<number, LiveConnection>();
   private readonly server: net.Server;
   private nextId = 1;
 
   constructor(private readonly deps: ProxyDeps) {
+    this.failures = new FailureLog(deps.logger);
     // pauseOnConnect: no byte is read into JS before the relay is chosen, so
     // a hand-over to the offload never leaves data behind.
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket));
@@ -171,13 +205,48 @@ export class NodeProxy {
     await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
   }
 
+  /**
+   * Every failure on a connection's path ends that connection only (a reset
+   * to its client), is counted and logged at most once per kind per
+   * interval; nothing a pod does can throw out of here.
+   */
   private accept(client: net.Socket): void {
     this.counters.accepted++;
     client.on('error', () => undefined); // reported through 'close'; relay decides what to do
-    const orig = this.deps.originalDst(client);
+    try {
+      this.acceptCaptured(client);
+    } catch (err) {
+      this.internalError('accept', err, client);
+    }
+  }
+
+  private acceptCaptured(client: net.Socket): void {
+    let orig: OriginalDestination | undefined;
+    try {
+      orig = client.remoteAddress ? this.deps.originalDst(client) : undefined;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOTCONN') throw err;
+    }
+    if (!client.remoteAddress || (!orig && client.destroyed)) {
+      // Closed or reset while it waited in the accept queue (an abortive
+      // close): there is no peer left and nothing to deliver.
+      this.counters.abortedBeforeAccept++;
+      client.destroy();
+      return;
+    }
     if (!orig) {
       // Nothing captured this connection: never act as an open relay.
       this.counters.noOriginalDst++;
+      this.failures.report('no original destination', { peer: `${client.remoteAddress}:${client.remotePort}` }, 'connection without a capture record reset', 'debug');
+      client.resetAndDestroy();
+      return;
+    }
+    const source = this.deps.sourceWorkload(orig.netnsCookie);
+    if (source && !source.ips.includes(client.remoteAddress)) {
+      // A record left by an earlier connection of another pod that had this
+      // address: it must not lend that pod's identity to this one.
+      this.counters.sourceMismatch++;
+      this.failures.report('source mismatch', { peer: client.remoteAddress, recordedPod: `${source.namespace}/${source.name}` }, 'connection whose capture record belongs to another pod reset');
       client.resetAndDestroy();
       return;
     }
@@ -188,15 +257,11 @@ export class NodeProxy {
       client.resetAndDestroy();
       return;
     }
-    const source = this.deps.sourceWorkload(orig.netnsCookie);
+    this.applyKeepalive(client);
     const conn: LiveConnection = {
       client,
       offloaded: false,
-      peer: {
-        principal: source?.identity ? source.identity.replace(/^spiffe:\/\//, '') : undefined,
-        namespace: source?.namespace,
-        ip: client.remoteAddress ?? '',
-      },
+      peer: peerOf(source, client.remoteAddress),
       info: {
         id: this.nextId++,
         source: source ? `${source.namespace}/${source.name}` : 'unknown',
@@ -216,7 +281,32 @@ export class NodeProxy {
     this.connect(conn, target, new Set(), 1);
   }
 
+  /** Ends one connection after an unexpected error; counted and logged once per interval. */
+  private internalError(kind: string, err: unknown, client: net.Socket, conn?: LiveConnection): void {
+    this.counters.internalErrors++;
+    this.failures.report(kind, { err: (err as Error)?.message ?? String(err), ...(conn ? { service: conn.info.service, source: conn.info.source } : {}) }, `connection failed: ${kind}`, 'error');
+    if (conn) conn.outcome = 'failed';
+    if (!client.destroyed) client.resetAndDestroy();
+  }
+
+  private applyKeepalive(socket: net.Socket): void {
+    if (!this.deps.keepalive) return;
+    try {
+      this.deps.keepalive(socket);
+    } catch (err) {
+      this.failures.report('keepalive', { err: (err as Error).message }, 'could not set keepalive on a proxied socket', 'debug');
+    }
+  }
+
   private connect(conn: LiveConnection, target: VipTarget, tried: Set<string>, attempt: number): void {
+    try {
+      this.connectEndpoint(conn, target, tried, attempt);
+    } catch (err) {
+      this.internalError('endpoint connect', err, conn.client, conn);
+    }
+  }
+
+  private connectEndpoint(conn: LiveConnection, target: VipTarget, tried: Set<string>, attempt: number): void {
     const { service, port } = target;
     const now = Date.now();
     const endpoint = pickEndpoint(service.endpoints, port.targetPort, tried, this.endpoints, now);
@@ -238,6 +328,7 @@ export class NodeProxy {
       return;
     }
     if (!this.authorized(conn, service, endpoint.workloadUid, port.targetPort)) return;
+    conn.authorized = { workloadUid: endpoint.workloadUid, serviceNamespace: service.namespace, port: port.targetPort };
     conn.info.security = remote ? 'plaintext' : 'plaintext (same node)';
     const upstream = net.connect({ host: endpoint.address, port: port.targetPort, allowHalfOpen: true, noDelay: true });
     upstream.pause(); // read nothing into JS until the relay is chosen
@@ -269,7 +360,13 @@ export class NodeProxy {
         upstream.destroy();
         return;
       }
-      this.relay(conn, upstream, key);
+      this.applyKeepalive(upstream);
+      try {
+        this.relay(conn, upstream, key);
+      } catch (err) {
+        upstream.destroy();
+        this.internalError('relay hand-over', err, conn.client, conn);
+      }
     });
   }
 
@@ -296,41 +393,104 @@ export class NodeProxy {
     }
     const destinationIdentity = dest.identity;
     this.deps.tunnel!.open(
-      { sourceIdentity: `spiffe://${conn.peer.principal}`, destinationIdentity, nodeAddress: dest.nodeAddress, target: key },
+      // The source address travels with the stream, so the destination's
+      // policy sees the pod, not this node (ipBlocks rules).
+      { sourceIdentity: `spiffe://${conn.peer.principal}`, sourceAddress: conn.peer.ip, destinationIdentity, nodeAddress: dest.nodeAddress, target: key },
       service.loadBalancing.connectTimeoutMs,
     ).then(
       (stream) => {
         this.endpoints.connectSucceeded(key);
         if (conn.client.destroyed) {
-          stream.destroy();
+          // With an error: RST_STREAM alone. Without, END_STREAM would go
+          // first and the pod would see a clean close.
+          stream.destroy(new Error('the client went away before the tunnel stream opened'));
           return;
         }
         conn.info.security = `mTLS to ${destinationIdentity}`;
-        this.relayStream(conn, stream, key);
+        try {
+          this.relayStream(conn, stream, key);
+        } catch (err) {
+          stream.destroy();
+          this.internalError('relay hand-over', err, conn.client, conn);
+        }
       },
-      (err: Error) => fail(err),
+      (err: Error) => {
+        try {
+          fail(err);
+        } catch (e) {
+          this.internalError('tunnel open', e, conn.client, conn);
+        }
+      },
     );
   }
 
-  /** Relays between the client socket and a tunnel stream (bytes pass through JS). */
+  /**
+   * Relays between the client socket and a tunnel stream (bytes pass through
+   * JS). A FIN travels as END_STREAM and back; a reset travels as
+   * RST_STREAM and back (never as a clean end: the stream is destroyed, not
+   * closed, because close() would send END_STREAM first).
+   */
   private relayStream(conn: LiveConnection, stream: Duplex, key: string): void {
     const { client } = conn;
     conn.info.state = 'relaying';
     this.counters.relayed++;
     this.endpoints.opened(key);
-    client.pipe(stream);
+    conn.upstreamStream = stream;
+    // The client's end is forwarded by hand: a reset that libuv reported as
+    // end-of-file must travel as a reset (RST_STREAM), not as END_STREAM.
+    client.pipe(stream, { end: false });
     stream.pipe(client);
-    stream.on('error', () => {
-      if (!client.destroyed) {
-        conn.outcome = 'reset';
-        client.resetAndDestroy();
-      }
+    client.once('end', () => {
+      if (this.deps.endedByReset?.(client)) stream.destroy(new Error('client connection reset'));
+      else stream.end();
     });
-    client.on('error', () => (stream as http2.ClientHttp2Stream).close?.(http2.constants.NGHTTP2_CANCEL));
+    const resetClient = () => {
+      if (client.destroyed) return;
+      conn.outcome ??= 'reset';
+      this.counters.resets++;
+      client.resetAndDestroy();
+    };
+    stream.on('error', resetClient);
+    stream.on('aborted', resetClient);
+    client.on('error', () => {
+      if (!stream.destroyed) stream.destroy(new Error('client connection reset'));
+    });
     stream.once('close', () => {
       this.endpoints.closed(key);
-      if (!client.destroyed && !client.writableEnded) client.end();
+      const rst = (stream as http2.ClientHttp2Stream).rstCode;
+      if (rst !== undefined && rst !== http2.constants.NGHTTP2_NO_ERROR) resetClient();
+      else if (!client.destroyed && !client.writableEnded) client.end();
     });
+  }
+
+  /**
+   * Re-checks every open connection this proxy authorized against the
+   * policies in force now and resets those they no longer allow (ztunnel
+   * does the same on a policy update). Connections that are still allowed
+   * are not touched. Returns how many were closed.
+   */
+  revalidate(): number {
+    const policies = this.deps.policies?.();
+    if (!policies) return 0;
+    let closed = 0;
+    for (const conn of this.live.values()) {
+      if (!conn.authorized || conn.outcome) continue;
+      const { workloadUid, serviceNamespace, port } = conn.authorized;
+      const decision = authorizeConnection(policies, this.deps.index().workload(workloadUid), serviceNamespace, conn.peer, port);
+      if (decision.allowed) continue;
+      closed++;
+      this.counters.revoked++;
+      this.failures.report(
+        'revoked',
+        { source: conn.info.source, service: conn.info.service, endpoint: conn.info.endpoint, policy: decision.policy },
+        `open connection closed: ${decision.reason}`,
+        'info',
+      );
+      conn.outcome = 'revoked';
+      if (conn.offloaded) this.deps.offload?.reset(conn.info.id);
+      else this.reset(conn);
+    }
+    return closed;
   }
 
   /**
@@ -341,8 +501,7 @@ export class NodeProxy {
     const policies = this.deps.policies?.();
     if (!policies) return true;
     const dest = this.deps.index().workload(workloadUid);
-    const destination = { namespace: dest?.namespace ?? service.namespace, labels: dest?.labels ?? {} };
-    const decision = policies.authorize(destination, conn.peer, port);
+    const decision = authorizeConnection(policies, dest, service.namespace, conn.peer, port);
     if (decision.allowed) {
       this.counters.policyAllowed++;
       return true;
@@ -357,7 +516,7 @@ export class NodeProxy {
         destination: dest ? `${dest.namespace}/${dest.name}` : conn.info.endpoint,
         port,
         // No single policy denied it: name the ALLOW policies none of which matched.
-        policy: decision.policy ?? policies.applicableTo(destination).map((p) => `${p.namespace}/${p.name}`).join(','),
+        policy: decision.policy ?? policies.applicableTo({ namespace: dest?.namespace ?? service.namespace, labels: dest?.labels ?? {} }).map((p) => `${p.namespace}/${p.name}`).join(','),
       },
       `connection denied: ${decision.reason}`,
     );
@@ -398,7 +557,7 @@ export class NodeProxy {
     this.counters.bytesFromEndpoints += r.bytesFromEndpoint;
     if (r.error) this.counters.resets++;
     this.live.delete(conn.info.id);
-    this.logAccess(conn, r.error ? 'reset' : 'closed', r.bytesFromClient, r.bytesFromEndpoint);
+    this.logAccess(conn, conn.outcome ?? (r.error ? 'reset' : 'closed'), r.bytesFromClient, r.bytesFromEndpoint);
   }
 
   private logAccess(conn: LiveConnection, outcome: ConnectionOutcome, bytesFromClient: number, bytesFromEndpoint: number): void {
@@ -412,6 +571,7 @@ export class NodeProxy {
     conn.outcome ??= 'reset';
     if (!conn.client.destroyed) conn.client.resetAndDestroy();
     if (conn.upstream && !conn.upstream.destroyed) conn.upstream.resetAndDestroy();
+    if (conn.upstreamStream && !conn.upstreamStream.destroyed) conn.upstreamStream.destroy(new Error('connection reset by the proxy'));
   }
 
   private finish(conn: LiveConnection): void {

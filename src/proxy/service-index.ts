@@ -12,6 +12,8 @@ export class ServiceIndex {
   private readonly byVip = new Map<string, VipTarget>();
   private readonly services = new Map<string, Service>();
   private readonly workloads = new Map<string, Workload>();
+  /** Pod IP -> the workloads that have it (more than one only for host-network pods). */
+  private readonly byIp = new Map<string, Workload[]>();
 
   static of(services: Iterable<Service>, workloads: Iterable<Workload>): ServiceIndex {
     const index = new ServiceIndex();
@@ -40,11 +42,29 @@ export class ServiceIndex {
   }
 
   upsertWorkload(w: Workload): void {
+    this.removeWorkload(w.uid);
     this.workloads.set(w.uid, w);
+    for (const ip of w.ips) {
+      const list = this.byIp.get(ip);
+      if (list) list.push(w);
+      else this.byIp.set(ip, [w]);
+    }
   }
 
   removeWorkload(uid: string): void {
+    const old = this.workloads.get(uid);
+    if (!old) return;
     this.workloads.delete(uid);
+    for (const ip of old.ips) {
+      const rest = (this.byIp.get(ip) ?? []).filter((w) => w.uid !== uid);
+      if (rest.length) this.byIp.set(ip, rest);
+      else this.byIp.delete(ip);
+    }
+  }
+
+  /** Every known workload (any node) with this IP; empty when none. */
+  workloadsWithIp(ip: string): readonly Workload[] {
+    return this.byIp.get(ip) ?? [];
   }
 
   vip(address: string, port: number): VipTarget | undefined {

@@ -5,12 +5,17 @@
 // not a TLS handshake.
 import * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
+import type * as net from 'node:net';
+import { forwardedFor } from './connection-decision';
 import { TUNNEL_SESSION_WINDOW, TUNNEL_STREAM_WINDOW, sniFor, uriSanOf, type TlsCredentials } from './tunnel-identity';
+import { DEFAULT_LIVENESS, watchLiveness, type LivenessSettings } from './tunnel-liveness';
 
 export const TUNNEL_PORT = 15008;
 
 export interface TunnelRequest {
   sourceIdentity: string;
+  /** The source pod's address, carried to the destination as `forwarded: for=` (its policy's ipBlocks see it). */
+  sourceAddress: string;
   destinationIdentity: string;
   nodeAddress: string;
   /** The destination pod's ip:port, as the CONNECT target. */
@@ -19,11 +24,16 @@ export interface TunnelRequest {
 
 export class TunnelPool {
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
-  readonly counters = { sessionsOpened: 0, streamsOpened: 0, refused: 0 };
+  readonly counters = { sessionsOpened: 0, streamsOpened: 0, refused: 0, deadPeers: 0 };
 
+  /**
+   * `keepalive`: applied to each session's TCP socket (may throw);
+   * `liveness`: HTTP/2 PING interval and timeout for dead-peer detection.
+   */
   constructor(
     private readonly credentials: (identity: string) => TlsCredentials | undefined,
     private readonly port = TUNNEL_PORT,
+    private readonly options: { keepalive?: (socket: net.Socket) => void; liveness?: LivenessSettings } = {},
   ) {}
 
   /** Resolves with the stream once the destination agent answered 200. */
@@ -32,7 +42,7 @@ export class TunnelPool {
     if (!creds) return Promise.reject(new Error(`no certificate for ${req.sourceIdentity} yet`));
     const session = this.session(req, creds);
     return new Promise((resolve, reject) => {
-      const stream = session.request({ ':method': 'CONNECT', ':authority': req.target }, { endStream: false });
+      const stream = session.request({ ':method': 'CONNECT', ':authority': req.target, forwarded: forwardedFor(req.sourceAddress) }, { endStream: false });
       const timer = setTimeout(() => {
         stream.close(http2.constants.NGHTTP2_CANCEL);
         reject(new Error(`tunnel to ${req.nodeAddress} for ${req.target}: no answer in ${timeoutMs} ms`));
@@ -82,7 +92,18 @@ export class TunnelPool {
       checkServerIdentity: (_host, cert) =>
         uriSanOf(cert.subjectaltname) === req.destinationIdentity ? undefined : new Error(`tunnel peer is ${uriSanOf(cert.subjectaltname) ?? 'no identity'}, expected ${req.destinationIdentity}`),
     });
-    session.on('connect', () => session.setLocalWindowSize(TUNNEL_SESSION_WINDOW));
+    session.on('connect', () => {
+      session.setLocalWindowSize(TUNNEL_SESSION_WINDOW);
+      try {
+        this.options.keepalive?.(session.socket as net.Socket);
+      } catch {
+        // PINGs below still detect a dead peer
+      }
+    });
+    watchLiveness(session, this.options.liveness ?? DEFAULT_LIVENESS, () => {
+      this.counters.deadPeers++;
+      this.sessions.delete(key);
+    });
     session.on('error', () => this.sessions.delete(key));
     session.on('close', () => this.sessions.delete(key));
     session.on('goaway', () => this.sessions.delete(key));

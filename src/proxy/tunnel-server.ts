@@ -10,22 +10,46 @@ import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Workload } from '../model/resources';
 import type { Decision, Peer } from './authorization';
+import { checkClaimedSource, parseForwardedFor, tunnelPeerOf } from './connection-decision';
+import { FailureLog } from './failure-log';
 import { TUNNEL_SESSION_WINDOW, TUNNEL_STREAM_WINDOW, identityFromSni, uriSanOf, type TlsCredentials } from './tunnel-identity';
+import { DEFAULT_LIVENESS, watchLiveness, type LivenessSettings } from './tunnel-liveness';
 
 export interface TunnelServerDeps {
   credentials(identity: string): TlsCredentials | undefined;
   rootPem(): string | undefined;
   /** A workload of this node with that pod IP. */
   localWorkload(ip: string): Workload | undefined;
+  /** Every known workload (any node) with that IP: checks the source address a peer claims. */
+  workloadsWithIp(ip: string): readonly Workload[];
+  /** The connection decision shared with the node proxy and trace (connection-decision.ts). */
   authorize(destination: Workload, source: Peer, port: number): Decision;
   logger: Logger;
+  /** Applied to the sockets to local pods and to each session's socket (may throw). */
+  keepalive?: (socket: net.Socket) => void;
+  /** Whether a socket that reported a clean end was in fact reset (see NodeProxy). */
+  endedByReset?: (socket: net.Socket) => boolean;
+  liveness?: LivenessSettings;
+}
+
+/** An open stream to a local pod: what to re-check when policies change. */
+interface InboundStream {
+  stream: http2.ServerHttp2Stream;
+  upstream: net.Socket;
+  destination: Workload;
+  peer: Peer;
+  port: number;
 }
 
 export class TunnelServer {
-  readonly counters = { accepted: 0, refusedTarget: 0, refusedPolicy: 0, refusedTls: 0, connectFailed: 0 };
+  readonly counters = { accepted: 0, refusedTarget: 0, refusedPolicy: 0, refusedTls: 0, refusedSource: 0, connectFailed: 0, revoked: 0, deadPeers: 0, internalErrors: 0 };
   private readonly server: http2.Http2SecureServer;
+  private readonly open = new Set<InboundStream>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly failures: FailureLog;
 
   constructor(private readonly deps: TunnelServerDeps) {
+    this.failures = new FailureLog(deps.logger);
     this.server = http2.createSecureServer({
       minVersion: 'TLSv1.3',
       requestCert: true,
@@ -48,13 +72,25 @@ export class TunnelServer {
       deps.logger.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}` }, `tunnel refused at TLS: ${err.message}`);
     });
     this.server.on('session', (session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
       try {
         session.setLocalWindowSize(TUNNEL_SESSION_WINDOW);
+        deps.keepalive?.(session.socket as net.Socket);
       } catch {
-        // the session is already gone
+        // the session is already gone, or keepalive is not available: PINGs still run
+      }
+      watchLiveness(session, deps.liveness ?? DEFAULT_LIVENESS, () => this.counters.deadPeers++);
+    });
+    this.server.on('stream', (stream, headers) => {
+      try {
+        this.onStream(stream, headers);
+      } catch (err) {
+        this.counters.internalErrors++;
+        this.failures.report('tunnel stream', { err: (err as Error).message }, 'tunnel stream failed', 'error');
+        if (!stream.destroyed) stream.destroy(err as Error);
       }
     });
-    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
     this.server.on('sessionError', () => undefined);
   }
 
@@ -65,12 +101,39 @@ export class TunnelServer {
     });
   }
 
+  /** Stops accepting and ends every session (their streams are reset). */
   close(): Promise<void> {
+    for (const s of this.sessions) s.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
+  /** Streams open to local pods now. */
+  get openStreams(): number {
+    return this.open.size;
+  }
+
+  /**
+   * Re-checks every open inbound stream against the policies in force now
+   * (`authorize` reads them) and resets those no longer allowed, at both
+   * ends. Returns how many were closed.
+   */
+  revalidate(): number {
+    let closed = 0;
+    for (const s of [...this.open]) {
+      const decision = this.deps.authorize(s.destination, s.peer, s.port);
+      if (decision.allowed) continue;
+      closed++;
+      this.counters.revoked++;
+      this.failures.report('revoked', { peer: s.peer.principal, destination: `${s.destination.namespace}/${s.destination.name}`, policy: decision.policy }, `open tunnel stream closed: ${decision.reason}`, 'info');
+      this.open.delete(s);
+      s.upstream.resetAndDestroy();
+      if (!s.stream.destroyed) s.stream.destroy(new Error('policy no longer allows this connection'));
+    }
+    return closed;
+  }
+
   private refuse(stream: http2.ServerHttp2Stream, status: number, reason: string, log: object): void {
-    this.deps.logger.warn(log, `tunnel stream refused: ${reason}`);
+    this.failures.report(`refused ${status}`, log as Record<string, unknown>, `tunnel stream refused: ${reason}`);
     if (!stream.destroyed) stream.respond({ ':status': status, 'sluice-reason': reason }, { endStream: true });
   }
 
@@ -94,11 +157,22 @@ export class TunnelServer {
       return;
     }
     const port = Number(m[2]);
-    const ns = /\/ns\/([^/]+)\//.exec(principal)?.[1];
-    const decision = this.deps.authorize(destination, { principal: principal.replace(/^spiffe:\/\//, ''), namespace: ns, ip: peerAddress }, port);
+    // The source pod's address travels in the request (HBONE's forwarded
+    // header); it counts only when it belongs to the verified identity.
+    const claimed = parseForwardedFor(headers.forwarded);
+    const refusedSource = claimed
+      ? checkClaimedSource(claimed, principal, this.deps.workloadsWithIp(claimed))
+      : 'no source address (forwarded: for=) in the request';
+    if (refusedSource || !claimed) {
+      this.counters.refusedSource++;
+      this.refuse(stream, 400, refusedSource ?? 'no source address', log);
+      return;
+    }
+    const peer = tunnelPeerOf(principal, claimed);
+    const decision = this.deps.authorize(destination, peer, port);
     if (!decision.allowed) {
       this.counters.refusedPolicy++;
-      this.refuse(stream, 403, `denied: ${decision.reason}`, { ...log, destination: `${destination.namespace}/${destination.name}`, policy: decision.policy });
+      this.refuse(stream, 403, `denied: ${decision.reason}`, { ...log, source: claimed, destination: `${destination.namespace}/${destination.name}`, policy: decision.policy });
       return;
     }
     const upstream = net.connect({ host: m[1], port, allowHalfOpen: true, noDelay: true });
@@ -106,17 +180,44 @@ export class TunnelServer {
       if (!stream.headersSent) {
         this.counters.connectFailed++;
         this.refuse(stream, 502, `connect ${target}: ${err.message}`, log);
-      } else stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+      } else if (!stream.destroyed) stream.destroy(err);
     });
     upstream.once('connect', () => {
+      if (stream.destroyed) {
+        upstream.resetAndDestroy();
+        return;
+      }
+      try {
+        this.deps.keepalive?.(upstream);
+      } catch {
+        // best effort: the tunnel's PINGs still watch the other side
+      }
       this.counters.accepted++;
+      const entry: InboundStream = { stream, upstream, destination, peer, port };
+      this.open.add(entry);
       stream.respond({ ':status': 200 });
       stream.pipe(upstream);
-      upstream.pipe(stream);
-      upstream.on('error', () => stream.close(http2.constants.NGHTTP2_CONNECT_ERROR));
-      stream.on('close', () => {
-        if (!upstream.destroyed && stream.rstCode && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) upstream.resetAndDestroy();
+      // The pod's end is forwarded by hand: a reset libuv reported as
+      // end-of-file travels as RST_STREAM, not END_STREAM.
+      upstream.pipe(stream, { end: false });
+      upstream.once('end', () => {
+        if (this.deps.endedByReset?.(upstream)) stream.destroy(new Error('connection reset by the pod'));
+        else stream.end();
       });
+      // A reset of the pod's connection travels back as RST_STREAM: destroy,
+      // not close(), which would send END_STREAM first (a clean end).
+      upstream.on('error', (err) => {
+        if (!stream.destroyed) stream.destroy(err);
+      });
+      const resetUpstream = () => {
+        if (!upstream.destroyed) upstream.resetAndDestroy();
+      };
+      stream.on('aborted', resetUpstream);
+      stream.on('close', () => {
+        this.open.delete(entry);
+        if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) resetUpstream();
+      });
+      upstream.once('close', () => this.open.delete(entry));
     });
   }
 }

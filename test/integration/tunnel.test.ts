@@ -48,6 +48,12 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
   let root = '';
   let policies = PolicySet.empty();
   const local = new Map<string, Workload>([['127.0.0.1', workload('api', 'api', '127.0.0.1')]]);
+  // Source pods on the other node, by address (what a carried source address is checked against).
+  const sources = new Map<string, Workload[]>([
+    ['10.244.1.2', [{ ...workload('web', 'web', '10.244.1.2'), node: 'node-1' }]],
+    ['10.244.1.3', [{ ...workload('batch', 'batch', '10.244.1.3'), node: 'node-1' }]],
+  ]);
+  const from = (sa: string) => ({ sourceIdentity: id(sa), sourceAddress: sa === 'web' ? '10.244.1.2' : '10.244.1.3' });
   const pool = () => new TunnelPool((identity) => creds.get(identity), port);
 
   before(async () => {
@@ -69,6 +75,7 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
       credentials: (identity) => (identity === id('api') ? creds.get(identity) : undefined),
       rootPem: () => root,
       localWorkload: (ip) => local.get(ip),
+      workloadsWithIp: (ip) => sources.get(ip) ?? [],
       authorize: (dest, source, p) => policies.authorize(dest, source, p),
       logger: quiet,
     });
@@ -82,7 +89,7 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
   it('carries a connection to a local pod, half-close included, and pools the session', async () => {
     const p = pool();
     try {
-      const req = { sourceIdentity: id('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target: `127.0.0.1:${echoPort}` };
+      const req = { ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target: `127.0.0.1:${echoPort}` };
       assert.equal(await roundTrip(await p.open(req, 3000), 'one'), 'echo:one');
       assert.equal(await roundTrip(await p.open(req, 3000), 'two'), 'echo:two');
       assert.equal(p.counters.sessionsOpened, 1, 'one TLS session for both connections');
@@ -98,7 +105,7 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
     try {
       const before = server.counters.refusedTarget;
       await assert.rejects(
-        p.open({ sourceIdentity: id('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target: `10.9.9.9:${echoPort}` }, 3000),
+        p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target: `10.9.9.9:${echoPort}` }, 3000),
         /refused \(404: 10\.9\.9\.9:\d+ is not a pod on this node\)/,
       );
       assert.equal(server.counters.refusedTarget, before + 1);
@@ -114,9 +121,9 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
     const p = pool();
     try {
       const target = `127.0.0.1:${echoPort}`;
-      assert.equal(await roundTrip(await p.open({ sourceIdentity: id('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000), 'ok'), 'echo:ok');
+      assert.equal(await roundTrip(await p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000), 'ok'), 'echo:ok');
       await assert.rejects(
-        p.open({ sourceIdentity: id('batch'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000),
+        p.open({ ...from('batch'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000),
         /refused \(403: denied: no ALLOW policy matched/,
       );
     } finally {
@@ -129,7 +136,7 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
     const p = new TunnelPool((identity) => (identity === id('web') ? creds.get(id('rogue')) : undefined), port);
     try {
       const before = server.counters.refusedTls;
-      await assert.rejects(p.open({ sourceIdentity: id('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target: `127.0.0.1:${echoPort}` }, 3000));
+      await assert.rejects(p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target: `127.0.0.1:${echoPort}` }, 3000));
       for (let i = 0; i < 40 && server.counters.refusedTls === before; i++) await new Promise((r) => setTimeout(r, 25));
       assert.ok(server.counters.refusedTls > before, 'counted at the TLS layer');
     } finally {
@@ -141,11 +148,103 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
     const p = pool();
     try {
       await assert.rejects(
-        p.open({ sourceIdentity: id('web'), destinationIdentity: id('batch'), nodeAddress: '127.0.0.1', target: `127.0.0.1:${echoPort}` }, 3000),
+        p.open({ ...from('web'), destinationIdentity: id('batch'), nodeAddress: '127.0.0.1', target: `127.0.0.1:${echoPort}` }, 3000),
       );
       assert.equal(p.counters.streamsOpened, 0);
     } finally {
       p.close();
+    }
+  });
+
+  it('carries the source pod address: ipBlocks match the pod, not the node', async () => {
+    policies = new PolicySet([
+      { name: 'api-from-web-ip', namespace: 'shop', selector: { app: 'api' }, action: 'ALLOW', rules: [{ from: [{ source: { ipBlocks: ['10.244.1.2/32'] } }], to: [] }] },
+    ]);
+    const p = pool();
+    try {
+      const target = `127.0.0.1:${echoPort}`;
+      assert.equal(await roundTrip(await p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000), 'ip'), 'echo:ip');
+      await assert.rejects(p.open({ ...from('batch'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000), /403: denied/);
+    } finally {
+      p.close();
+      policies = PolicySet.empty();
+    }
+  });
+
+  it('refuses a source address that does not belong to the verified identity', async () => {
+    const p = pool();
+    try {
+      const before = server.counters.refusedSource;
+      // batch's certificate claiming web's address, and an address nobody has.
+      for (const sourceAddress of ['10.244.1.2', '10.9.9.9']) {
+        await assert.rejects(
+          p.open({ sourceIdentity: id('batch'), sourceAddress, destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target: `127.0.0.1:${echoPort}` }, 3000),
+          /refused \(400: source address 10\.\d+\.\d+\.\d+ (does not belong to|is not a known workload)/,
+        );
+      }
+      assert.equal(server.counters.refusedSource, before + 2);
+    } finally {
+      p.close();
+    }
+  });
+
+  it('a reset travels both ways as a reset, never as a clean end', async () => {
+    // A pod that writes "bye" and resets; and one that records how its peer ended.
+    const ended: string[] = [];
+    const pod = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', (e: NodeJS.ErrnoException) => ended.push(e.code ?? 'error'));
+      s.on('end', () => ended.push('FIN'));
+      s.once('data', (d) => {
+        if (String(d) === 'reset me') s.write('bye', () => setTimeout(() => s.resetAndDestroy(), 20));
+      });
+    });
+    await new Promise<void>((r) => pod.listen(0, '127.0.0.1', () => r()));
+    const target = `127.0.0.1:${(pod.address() as net.AddressInfo).port}`;
+    const p = pool();
+    try {
+      const s1 = await p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000);
+      const outcome = await new Promise<string>((resolve) => {
+        let got = '';
+        s1.on('data', (d) => (got += d));
+        s1.on('error', () => resolve(`${got}+reset`));
+        s1.on('aborted', () => resolve(`${got}+reset`));
+        s1.on('close', () => resolve(`${got}+${(s1 as unknown as { rstCode?: number }).rstCode ? 'reset' : 'end'}`));
+        s1.write('reset me');
+      });
+      assert.equal(outcome, 'bye+reset');
+      // The other direction: the source side resets after writing 5 bytes.
+      const s2 = await p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000);
+      s2.on('error', () => undefined);
+      s2.write('12345', () => setTimeout(() => s2.destroy(new Error('client reset')), 20));
+      for (let i = 0; i < 100 && !ended.includes('ECONNRESET'); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(ended.includes('ECONNRESET'), `the pod saw a reset (saw ${ended.join(',')})`);
+      assert.ok(!ended.includes('FIN'), 'and never a FIN');
+    } finally {
+      p.close();
+      await new Promise((r) => pod.close(r));
+    }
+  });
+
+  it('closes an open stream that a new policy no longer allows, and keeps an allowed one', async () => {
+    const p = pool();
+    try {
+      const target = `127.0.0.1:${echoPort}`;
+      const web = await p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000);
+      const batch = await p.open({ ...from('batch'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000);
+      const batchReset = new Promise<boolean>((resolve) => {
+        batch.on('error', () => resolve(true));
+        batch.on('aborted', () => resolve(true));
+      });
+      web.on('error', () => undefined);
+      policies = new PolicySet([
+        { name: 'deny-batch', namespace: 'shop', action: 'DENY', rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/batch'] } }], to: [] }] },
+      ]);
+      assert.equal(server.revalidate(), 1);
+      assert.equal(await batchReset, true);
+      assert.equal(await roundTrip(web, 'still'), 'echo:still');
+    } finally {
+      p.close();
+      policies = PolicySet.empty();
     }
   });
 });
