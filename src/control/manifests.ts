@@ -11,13 +11,19 @@ export function readManifests(files: string[]): SourcedObject[] {
   return files.flatMap((file) => readManifestFile(file));
 }
 
-/** Every *.yaml, *.yml and *.json file under a directory (or the file itself), sorted. */
+/**
+ * Every *.yaml, *.yml and *.json file under a directory (or the file itself),
+ * sorted. Hidden entries (".x") are skipped: a ConfigMap volume holds each
+ * file twice, as "name -> ..data/name" and inside "..data -> ..<timestamp>/",
+ * and reading both would define every object twice.
+ */
 export function manifestFiles(p: string): string[] {
   const st = fs.statSync(p, { throwIfNoEntry: false });
   if (!st) throw new ManifestError(`${p}: no such file or directory`);
   if (!st.isDirectory()) return [p];
   return fs
     .readdirSync(p, { withFileTypes: true })
+    .filter((e) => !e.name.startsWith('.'))
     .flatMap((e) => (e.isDirectory() ? manifestFiles(path.join(p, e.name)) : /\.(ya?ml|json)$/.test(e.name) ? [path.join(p, e.name)] : []))
     .sort();
 }
