@@ -6,11 +6,12 @@
 // translation only ever sees well-formed objects.
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import * as net from 'node:net';
-import { clusterIPProblem, parseClusterIP, type ClusterRanges } from '../model/cluster-ranges';
+import { clusterIPProblem, inRanges, parseClusterIP, type ClusterRanges } from '../model/cluster-ranges';
 import {
   dns1035LabelProblem,
   dns1123LabelProblem,
   dns1123SubdomainProblem,
+  envVarNameProblem,
   labelValueProblem,
   portNameProblem,
   qualifiedNameProblem,
@@ -91,8 +92,12 @@ function nameCheck(problems: FieldProblem[], field: string, value: string | unde
   if (reason) problems.push({ field, reason: `${reason} (got ${describeValue(value)})` });
 }
 
-/** metadata.labels: keys are qualified names, values label values (ValidateLabels in apimachinery). */
-function labelProblems(problems: FieldProblem[], field: string, labels: Record<string, string> | undefined): void {
+/**
+ * Label maps (metadata.labels, selectors): keys IsQualifiedName, values
+ * IsValidLabelValue, as ValidateLabels in apimachinery. Appends to `problems`
+ * one entry per bad key ("<field>: key ...") or value ("<field>.<key>").
+ */
+export function labelProblems(problems: FieldProblem[], field: string, labels: Record<string, string> | undefined): void {
   for (const [key, value] of Object.entries(labels ?? {})) {
     const keyReason = qualifiedNameProblem(key);
     if (keyReason) problems.push({ field, reason: `key ${describeValue(key)}: ${keyReason}` });
@@ -173,12 +178,12 @@ function clusterIPProblems(spec: { clusterIP?: string; clusterIPs?: string[] }, 
   }
 }
 
-function podProblems(o: KubeObject, problems: FieldProblem[]): void {
+function podProblems(o: KubeObject, ranges: ClusterRanges, problems: FieldProblem[]): void {
   const spec = o.spec as {
     nodeName?: string;
     serviceAccountName?: string;
     serviceAccount?: string;
-    containers?: { name?: string; ports?: { name?: string }[] }[];
+    containers?: { name?: string; ports?: { name?: string }[]; env?: { name: string }[] }[];
   };
   // ValidatePodSpec: nodeName is a node name (DNS-1123 subdomain), serviceAccountName
   // a service account name (ValidateServiceAccountName = DNS-1123 subdomain).
@@ -188,11 +193,16 @@ function podProblems(o: KubeObject, problems: FieldProblem[]): void {
   for (const [i, c] of (spec.containers ?? []).entries()) {
     nameCheck(problems, `spec.containers[${i}].name`, c.name, dns1123LabelProblem);
     for (const [j, p] of (c.ports ?? []).entries()) nameCheck(problems, `spec.containers[${i}].ports[${j}].name`, p.name, portNameProblem);
+    for (const [j, e] of (c.env ?? []).entries()) nameCheck(problems, `spec.containers[${i}].env[${j}].name`, e.name, envVarNameProblem);
   }
   const status = (o.status ?? {}) as { podIP?: string; hostIP?: string };
   for (const field of ['podIP', 'hostIP'] as const) {
     const ip = status[field];
-    if (ip && !(net.isIP(ip) && parseClusterIP(ip))) problems.push({ field: `status.${field}`, reason: `not an IP address (got ${describeValue(ip)})` });
+    if (!ip) continue;
+    const parsed = net.isIP(ip) ? parseClusterIP(ip) : undefined;
+    if (!parsed || parsed.words.every((w) => w === 0)) problems.push({ field: `status.${field}`, reason: `not an IP address (got ${describeValue(ip)})` });
+    // A pod never gets a service address: one would make a workload answer for a VIP.
+    else if (field === 'podIP' && inRanges(ip, ranges.service)) problems.push({ field: `status.${field}`, reason: `${ip} is inside the service range, where no pod address can be` });
   }
 }
 
@@ -228,7 +238,7 @@ export function objectProblems(o: KubeObject, ranges: ClusterRanges): FieldProbl
     if (CORE_KINDS.has(o.kind) && o.apiVersion !== 'v1') problems.push({ field: 'apiVersion', reason: `must be "v1" for ${o.kind} (got ${describeValue(o.apiVersion)})` });
     const nameRule = o.kind === 'Service' ? dns1035LabelProblem : o.kind === 'Namespace' ? dns1123LabelProblem : dns1123SubdomainProblem;
     metadataProblems(o, nameRule, problems);
-    if (o.kind === 'Pod') podProblems(o, problems);
+    if (o.kind === 'Pod') podProblems(o, ranges, problems);
     if (o.kind === 'Service') serviceProblems(o, ranges, problems);
     return problems;
   } catch (err) {

@@ -20,7 +20,7 @@ import { defaultClusterRanges } from '../model/cluster-ranges';
 import { parseCidr } from '../model/ip-match';
 import type { AuthorizationAction, AuthorizationPolicy, MtlsMode, Operation, PeerAuthentication, Rule, Source } from '../model/policy';
 import { objectName, type KubeObject, type SourcedObject } from './kubernetes-objects';
-import { validateObject } from './object-validation';
+import { labelProblems, validateObject } from './object-validation';
 import type { TranslationError } from './translate';
 
 export const SECURITY_API_VERSION = 'security.sluice.dev/v1alpha1';
@@ -137,6 +137,8 @@ function readSelector(raw: unknown, problems: Problem[]): Record<string, string>
     if (typeof v === 'string') out[k] = v;
     else problems.push({ field: `spec.selector.matchLabels.${k}`, reason: `must be a string (got ${JSON.stringify(v)})` });
   }
+  // Keys and values as Kubernetes labels (Istio validates workload selectors the same way).
+  labelProblems(problems, 'spec.selector.matchLabels', out);
   // An empty selector selects every workload, like no selector.
   return Object.keys(out).length ? out : undefined;
 }

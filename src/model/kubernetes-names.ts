@@ -106,6 +106,14 @@ export function portNameProblem(value: string): string | undefined {
   return undefined;
 }
 
+const ENV_VAR_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
+
+/** IsEnvVarName: letters, digits, "_", "-" and ".", not starting with a digit. */
+export function envVarNameProblem(value: string): string | undefined {
+  if (!ENV_VAR_NAME.test(value)) return "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit";
+  return undefined;
+}
+
 export function isDns1123Label(value: unknown): value is string {
   return typeof value === 'string' && dns1123LabelProblem(value) === undefined;
 }
