@@ -9,8 +9,8 @@ import type { Any } from '../xds/protos';
 import { DeltaAdsServer } from '../xds/delta-server';
 import { authorizationPolicyCodec, peerAuthenticationCodec, serviceCodec, workloadCodec, type ResourceCodec } from '../xds/resource-types';
 import type { SourcedObject } from './kubernetes-objects';
-import { translate, type TranslationError } from './translate';
-import { translatePolicies } from './translate-policy';
+import { renderObjects, type Rendering, type RenderOptions } from './render';
+import type { TranslationError } from './translate';
 
 export interface Published {
   version: string;
@@ -39,8 +39,9 @@ export class ControlPlane {
   lastErrors: TranslationError[] = [];
   lastPublishedAt = '';
 
+  /** `options`: trust domain and cluster ranges objects are translated with (sluice-control's flags). */
   constructor(
-    private readonly trustDomain: string,
+    private readonly options: RenderOptions,
     private readonly logger: Logger,
   ) {
     this.server = new DeltaAdsServer(logger.child({ component: 'xds' }));
@@ -53,16 +54,25 @@ export class ControlPlane {
     return `${this.boot}-${this.generation}`;
   }
 
-  /** Translates the objects and pushes the differences. Objects in error keep their last good resource. */
+  /**
+   * Translates the objects and pushes the differences. Objects in error keep
+   * their last good resource. Never throws: should translation itself fail
+   * (a bug, not an input), everything being served stays as it is.
+   */
   publish(objects: SourcedObject[]): Published {
-    const t = translate(objects, '', this.trustDomain);
-    const p = translatePolicies(objects);
-    const errors = [...t.errors, ...p.errors];
+    let r: Rendering;
+    try {
+      r = renderObjects(objects, '', this.options);
+    } catch (err) {
+      this.logger.error({ err: (err as Error).stack }, 'translation failed, the current configuration keeps being served');
+      return { version: this.version, changed: false, errors: this.lastErrors };
+    }
+    const errors = r.errors;
     const updates = [
-      this.next(this.workloads, t.snapshot.workloads.map((w) => [w.uid, w]), errors),
-      this.next(this.services, t.snapshot.services.map((s) => [serviceKey(s), s]), errors),
-      this.next(this.authorizationPolicies, p.authorizationPolicies.map((a) => [policyKey(a), a]), errors),
-      this.next(this.peerAuthentications, p.peerAuthentications.map((a) => [policyKey(a), a]), errors),
+      this.next(this.workloads, r.workloads.map((w) => [w.uid, w]), errors),
+      this.next(this.services, r.services.map((s) => [serviceKey(s), s]), errors),
+      this.next(this.authorizationPolicies, r.authorizationPolicies.map((a) => [policyKey(a), a]), errors),
+      this.next(this.peerAuthentications, r.peerAuthentications.map((a) => [policyKey(a), a]), errors),
     ];
     // The first publish always goes out, so even an empty mesh has a version agents can report.
     const first = this.generation === 0;

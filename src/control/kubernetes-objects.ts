@@ -1,5 +1,7 @@
 // The subset of Kubernetes object shapes sluice reads. Anything else in a
-// manifest is ignored; what is read is checked by translate.ts.
+// manifest is ignored; what is read is checked by object-validation.ts
+// before translate.ts and translate-policy.ts see it: until then these types
+// are what an object claims to be, not what it is.
 
 export interface ObjectMeta {
   name: string;
@@ -27,6 +29,8 @@ export interface Container {
 export interface PodSpec {
   nodeName?: string;
   serviceAccountName?: string;
+  /** Deprecated alias of serviceAccountName, still honoured by Kubernetes when that is empty. */
+  serviceAccount?: string;
   containers?: Container[];
 }
 
@@ -70,9 +74,16 @@ export interface SourcedObject {
   dir?: string;
 }
 
+/**
+ * "Service shop/web", for messages. Safe on any object (an invalid one is
+ * being reported): a name or namespace that is not a string shows as
+ * "(unnamed)" / is left out, a long one is cut short.
+ */
 export function objectName(o: KubeObject): string {
-  const ns = o.metadata?.namespace;
-  return `${o.kind} ${ns ? `${ns}/` : ''}${o.metadata?.name ?? '(unnamed)'}`;
+  const part = (v: unknown) => (typeof v === 'string' && v !== '' ? (v.length > 80 ? `${v.slice(0, 80)}...` : v) : undefined);
+  const meta = o.metadata !== null && typeof o.metadata === 'object' ? o.metadata : undefined;
+  const ns = part(meta?.namespace);
+  return `${String(o.kind)} ${ns ? `${ns}/` : ''}${part(meta?.name) ?? '(unnamed)'}`;
 }
 
 export const MESH_LABEL = 'sluice.dev/mesh';

@@ -13,23 +13,15 @@ import { CertificateAuthority } from '../identity/ca';
 import { CertificateService } from './certificate-service';
 import { ControlPlane } from './control-plane';
 import { ManifestSource } from './manifest-source';
-import { ManifestError, manifestFiles, readManifests } from './manifests';
-import { formatTranslationError, translate } from './translate';
-import { translatePolicies } from './translate-policy';
+import { ManifestError } from './manifests';
+import { renderManifests } from './render';
+import { formatTranslationError } from './translate';
 
 function render(argv: string[]): number {
   const config = loadControlConfig(argv, process.env);
-  const objects = readManifests(manifestFiles(config.manifests));
-  const t = translate(objects, 'render', config.trustDomain);
-  const p = translatePolicies(objects);
-  const errors = [...t.errors, ...p.errors].map(formatTranslationError);
-  const out = {
-    workloads: t.snapshot.workloads,
-    services: t.snapshot.services,
-    authorizationPolicies: p.authorizationPolicies,
-    peerAuthentications: p.peerAuthentications,
-    errors,
-  };
+  const { rendering, fileErrors } = renderManifests(config.manifests, config);
+  const errors = [...fileErrors, ...rendering.errors.map(formatTranslationError)];
+  const out = { ...rendering, errors };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   return errors.length ? 1 : 0;
 }
@@ -37,7 +29,7 @@ function render(argv: string[]): number {
 async function serve(argv: string[]): Promise<void> {
   const config = loadControlConfig(argv, process.env);
   const logger = createLogger('sluice-control', config.logLevel, config.logFile);
-  const control = new ControlPlane(config.trustDomain, logger);
+  const control = new ControlPlane(config, logger);
   const source = new ManifestSource(config.manifests, logger.child({ component: 'manifests' }), (objects) => control.publish(objects));
   source.start();
   let certificates: CertificateService | undefined;

@@ -11,13 +11,19 @@ export function readManifests(files: string[]): SourcedObject[] {
   return files.flatMap((file) => readManifestFile(file));
 }
 
-/** Every *.yaml, *.yml and *.json file under a directory (or the file itself), sorted. */
+/**
+ * Every *.yaml, *.yml and *.json file under a directory (or the file itself),
+ * sorted. Hidden entries (".x") are skipped: a ConfigMap volume holds each
+ * file twice, as "name -> ..data/name" and inside "..data -> ..<timestamp>/",
+ * and reading both would define every object twice.
+ */
 export function manifestFiles(p: string): string[] {
   const st = fs.statSync(p, { throwIfNoEntry: false });
   if (!st) throw new ManifestError(`${p}: no such file or directory`);
   if (!st.isDirectory()) return [p];
   return fs
     .readdirSync(p, { withFileTypes: true })
+    .filter((e) => !e.name.startsWith('.'))
     .flatMap((e) => (e.isDirectory() ? manifestFiles(path.join(p, e.name)) : /\.(ya?ml|json)$/.test(e.name) ? [path.join(p, e.name)] : []))
     .sort();
 }
@@ -41,27 +47,28 @@ export function parseManifestText(file: string, text: string): SourcedObject[] {
     if (doc.errors.length) throw new ManifestError(`${where}: invalid YAML: ${doc.errors[0].message}`);
     const value = doc.toJS() as unknown;
     if (value === null || value === undefined) return;
-    const o = value as Partial<KubeObject>;
-    if (typeof o !== 'object' || Array.isArray(o)) throw new ManifestError(`${where}: a manifest document must be a mapping`);
-    if (typeof o.kind !== 'string' || !o.kind) throw new ManifestError(`${where}: kind: required`);
+    const o = checked(value, where);
     if (o.kind === 'List' && Array.isArray((o as { items?: unknown }).items)) {
-      for (const item of (o as { items: KubeObject[] }).items) out.push(checked(item, where, abs));
+      for (const [j, item] of (o as unknown as { items: unknown[] }).items.entries()) {
+        out.push({ object: checked(item, `${where}: items[${j}]`), source: `${where} items[${j}]`, dir: path.dirname(abs) });
+      }
       return;
     }
-    out.push(checked(o as KubeObject, where, abs));
+    out.push({ object: o, source: where, dir: path.dirname(abs) });
   });
   return out;
 }
 
-function checked(o: KubeObject, where: string, abs: string): SourcedObject {
-  if (typeof o.metadata?.name !== 'string' || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(o.metadata.name)) {
-    throw new ManifestError(`${where}: ${o.kind}: metadata.name: must be a DNS-1123 name (got ${JSON.stringify(o.metadata?.name)})`);
-  }
-  const ns = o.metadata.namespace;
-  if (ns !== undefined && (typeof ns !== 'string' || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns))) {
-    throw new ManifestError(`${where}: ${o.kind} ${o.metadata.name}: metadata.namespace: must be a DNS-1123 label (got ${JSON.stringify(ns)})`);
-  }
-  return { object: o, source: where, dir: path.dirname(abs) };
+/**
+ * Only what makes a document an object at all: a mapping with a kind. The
+ * fields of the kinds sluice reads are validated per object
+ * (object-validation.ts), so that one bad object is reported alone.
+ */
+function checked(value: unknown, where: string): KubeObject {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ManifestError(`${where}: a manifest document must be a mapping`);
+  const o = value as Partial<KubeObject>;
+  if (typeof o.kind !== 'string' || !o.kind) throw new ManifestError(`${where}: kind: required`);
+  return o as KubeObject;
 }
 
 /**
@@ -76,7 +83,8 @@ export function manifestDigest(files: { path: string; text: string }[]): string 
   return h.digest('hex').slice(0, 16);
 }
 
+/** "Pod/shop/web"; safe on objects not validated yet (a missing metadata gives an empty name). */
 export function objectKey(o: KubeObject): string {
   const namespaced = o.kind !== 'Namespace';
-  return `${o.kind}/${namespaced ? o.metadata.namespace || 'default' : ''}/${o.metadata.name}`;
+  return `${o.kind}/${namespaced ? String(o.metadata?.namespace || 'default') : ''}/${String(o.metadata?.name ?? '')}`;
 }

@@ -16,9 +16,11 @@
 //     refused, as in Istio, since it reads like "match nothing".
 //   - An empty list inside a source or operation (`principals: []`) is unset,
 //     as in Istio; a source or operation with nothing set is refused.
+import { defaultClusterRanges } from '../model/cluster-ranges';
 import { parseCidr } from '../model/ip-match';
 import type { AuthorizationAction, AuthorizationPolicy, MtlsMode, Operation, PeerAuthentication, Rule, Source } from '../model/policy';
 import { objectName, type KubeObject, type SourcedObject } from './kubernetes-objects';
+import { labelProblems, validateObject } from './object-validation';
 import type { TranslationError } from './translate';
 
 export const SECURITY_API_VERSION = 'security.sluice.dev/v1alpha1';
@@ -29,6 +31,7 @@ export interface PolicyTranslation {
   errors: TranslationError[];
 }
 
+const NO_RANGES = defaultClusterRanges();
 const ACTIONS: readonly AuthorizationAction[] = ['ALLOW', 'DENY'];
 const MTLS_MODES: readonly MtlsMode[] = ['STRICT', 'PERMISSIVE', 'DISABLE'];
 const SOURCE_FIELDS = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks'] as const;
@@ -45,7 +48,14 @@ interface Problem {
   reason: string;
 }
 
-/** Translates the security objects among `objects`; other kinds and API versions are ignored. */
+/**
+ * Translates the security objects among `objects`; other kinds and API
+ * versions are ignored. Each object is checked alone: its metadata as
+ * Kubernetes checks a custom resource's (name IsDNS1123Subdomain, namespace
+ * IsDNS1123Label, see object-validation.ts), then every field of its spec;
+ * one with any problem is rejected with errors naming file, object, field
+ * and reason. Never throws on what the objects hold.
+ */
 export function translatePolicies(objects: SourcedObject[]): PolicyTranslation {
   const out: PolicyTranslation = { authorizationPolicies: [], peerAuthentications: [], errors: [] };
   // Names are per kind and namespace; the first object with a name keeps it, valid or not.
@@ -54,8 +64,14 @@ export function translatePolicies(objects: SourcedObject[]): PolicyTranslation {
     const o = s.object;
     if (o.apiVersion !== SECURITY_API_VERSION || (o.kind !== 'AuthorizationPolicy' && o.kind !== 'PeerAuthentication')) continue;
     const fail = (field: string, reason: string) => out.errors.push({ source: s.source, object: objectName(o), field, reason });
-    const name = o.metadata?.name;
-    if (typeof name !== 'string' || name === '') {
+    // Cluster ranges only matter to Services; policies need none.
+    const invalid = validateObject(s, NO_RANGES);
+    if (invalid.length) {
+      out.errors.push(...invalid);
+      continue;
+    }
+    const name = o.metadata.name;
+    if (name === '') {
       fail('metadata.name', 'required');
       continue;
     }
@@ -121,6 +137,8 @@ function readSelector(raw: unknown, problems: Problem[]): Record<string, string>
     if (typeof v === 'string') out[k] = v;
     else problems.push({ field: `spec.selector.matchLabels.${k}`, reason: `must be a string (got ${JSON.stringify(v)})` });
   }
+  // Keys and values as Kubernetes labels (Istio validates workload selectors the same way).
+  labelProblems(problems, 'spec.selector.matchLabels', out);
   // An empty selector selects every workload, like no selector.
   return Object.keys(out).length ? out : undefined;
 }

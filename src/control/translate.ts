@@ -1,9 +1,13 @@
 // The one translation from Kubernetes-shaped objects (Namespaces, Pods,
 // Services) to the resources agents serve from (Workloads, Services). Used by
-// the simulated cluster now and by the control plane's sources.
+// the simulated cluster now and by the control plane's sources. Every object
+// is validated on its own first (object-validation.ts): translation only
+// sees objects Kubernetes would have accepted.
 import * as net from 'node:net';
+import { defaultClusterRanges, type ClusterRanges } from '../model/cluster-ranges';
 import { DEFAULT_TRUST_DOMAIN, defaultLoadBalancing, spiffeId, type Endpoint, type Service, type ServicePort, type Snapshot, type Workload } from '../model/resources';
 import { MESH_LABEL, objectName, type KubeService, type Pod, type SourcedObject } from './kubernetes-objects';
+import { CORE_KINDS, describeValue, validateObject } from './object-validation';
 
 export interface TranslationError {
   source: string;
@@ -21,7 +25,8 @@ export interface Translation {
   errors: TranslationError[];
 }
 
-const SUPPORTED_KINDS = new Set(['Namespace', 'Pod', 'Service']);
+/** The ranges of sluice-control's default flags (--service-cidr 10.96.0.0/12, --pod-cidr 10.244.0.0/16). */
+const DEFAULT_RANGES = defaultClusterRanges();
 
 function namespaceOf(o: { metadata: { namespace?: string } }): string {
   return o.metadata.namespace || 'default';
@@ -31,22 +36,40 @@ function matches(selector: Record<string, string>, labels: Record<string, string
   return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 }
 
+/** "serving.knative.dev/v1" Service is someone else's kind; core kinds are "v1" (anything else there is refused). */
+function isOtherGroup(apiVersion: unknown): boolean {
+  return typeof apiVersion === 'string' && apiVersion.includes('/');
+}
+
 export function podUid(pod: Pod): string {
   return pod.metadata.uid || `${namespaceOf(pod)}/${pod.metadata.name}`;
 }
 
-/** Translates what it can; every object that cannot be used is an error naming file, object and field. */
-export function translate(objects: SourcedObject[], version: string, trustDomain = DEFAULT_TRUST_DOMAIN): Translation {
-  const errors: TranslationError[] = [];
+/**
+ * Translates what it can of the v1 Namespaces, Pods and Services among
+ * `objects` (other kinds and API versions are ignored); every object that
+ * cannot be used is an error naming file, object (kind namespace/name),
+ * field and value, in the order of `objects`, and the rest is translated.
+ * Cluster IPs must lie in `ranges` (see clusterIPProblem). Never throws on
+ * what the objects hold.
+ */
+export function translate(objects: SourcedObject[], version: string, trustDomain = DEFAULT_TRUST_DOMAIN, ranges: ClusterRanges = DEFAULT_RANGES): Translation {
+  const errors: (TranslationError & { index: number })[] = [];
+  const position = new Map<SourcedObject, number>(objects.map((s, i) => [s, i]));
   const fail = (s: SourcedObject, field: string, reason: string) =>
-    errors.push({ source: s.source, object: objectName(s.object), field, reason });
+    errors.push({ source: s.source, object: objectName(s.object), field, reason, index: position.get(s) ?? 0 });
 
   const meshNamespaces = new Set<string>();
   const pods: { pod: Pod; source: SourcedObject }[] = [];
   const services: { svc: KubeService; source: SourcedObject }[] = [];
   for (const s of objects) {
     const o = s.object;
-    if (!SUPPORTED_KINDS.has(o.kind)) continue;
+    if (!CORE_KINDS.has(o.kind) || isOtherGroup(o.apiVersion)) continue;
+    const problems = validateObject(s, ranges);
+    if (problems.length) {
+      for (const p of problems) fail(s, p.field, p.reason);
+      continue;
+    }
     if (o.kind === 'Namespace') {
       if (o.metadata.labels?.[MESH_LABEL] === 'enabled') meshNamespaces.add(o.metadata.name);
     } else if (o.kind === 'Pod') pods.push({ pod: o as Pod, source: s });
@@ -57,17 +80,22 @@ export function translate(objects: SourcedObject[], version: string, trustDomain
   const workloadPods = new Map<string, Pod>();
   for (const { pod, source } of pods) {
     const ip = pod.status?.podIP;
-    if (!pod.spec?.nodeName) {
+    if (!pod.spec.nodeName) {
       fail(source, 'spec.nodeName', 'required (pods are placed on a node explicitly)');
       continue;
     }
     if (!ip) continue; // not running yet: no workload to serve
-    if (!net.isIP(ip)) {
-      fail(source, 'status.podIP', `not an IP address (got ${JSON.stringify(ip)})`);
+    const ns = namespaceOf(pod);
+    // As the API server defaults it: the deprecated serviceAccount field stands in for an empty serviceAccountName.
+    const serviceAccount = pod.spec.serviceAccountName || pod.spec.serviceAccount || 'default';
+    let identity: string;
+    try {
+      identity = spiffeId(trustDomain, ns, serviceAccount);
+    } catch (err) {
+      // Validation refuses such names first; the identity builder refuses them again.
+      fail(source, 'spec.serviceAccountName', (err as Error).message);
       continue;
     }
-    const ns = namespaceOf(pod);
-    const serviceAccount = pod.spec.serviceAccountName || 'default';
     const w: Workload = {
       uid: podUid(pod),
       name: pod.metadata.name,
@@ -76,7 +104,7 @@ export function translate(objects: SourcedObject[], version: string, trustDomain
       ips: [ip],
       serviceAccount,
       labels: { ...(pod.metadata.labels ?? {}) },
-      identity: spiffeId(trustDomain, ns, serviceAccount),
+      identity,
       captured: meshNamespaces.has(ns) && pod.metadata.labels?.[MESH_LABEL] !== 'disabled',
       ready: (pod.status?.phase ?? 'Running') === 'Running',
       nodeAddress: pod.status?.hostIP && net.isIP(pod.status.hostIP) ? pod.status.hostIP : '',
@@ -88,16 +116,11 @@ export function translate(objects: SourcedObject[], version: string, trustDomain
   const out: Service[] = [];
   const vipOwner = new Map<string, string>();
   for (const { svc, source } of services) {
-    const spec = svc.spec ?? {};
+    const spec = svc.spec;
     const ns = namespaceOf(svc);
     const ips = spec.clusterIPs?.length ? spec.clusterIPs : spec.clusterIP ? [spec.clusterIP] : [];
     if (ips.length === 0 || ips[0] === 'None') {
       fail(source, 'spec.clusterIP', 'required (headless services are not supported)');
-      continue;
-    }
-    const badIp = ips.find((ip) => !net.isIP(ip));
-    if (badIp !== undefined) {
-      fail(source, 'spec.clusterIP', `not an IP address (got ${JSON.stringify(badIp)})`);
       continue;
     }
     const taken = ips.find((ip) => vipOwner.has(ip));
@@ -117,12 +140,7 @@ export function translate(objects: SourcedObject[], version: string, trustDomain
     for (const [i, p] of spec.ports.entries()) {
       const field = `spec.ports[${i}]`;
       if ((p.protocol ?? 'TCP') !== 'TCP') {
-        fail(source, `${field}.protocol`, `only TCP is supported (got ${JSON.stringify(p.protocol)})`);
-        portError = true;
-        continue;
-      }
-      if (!Number.isInteger(p.port) || p.port < 1 || p.port > 65535) {
-        fail(source, `${field}.port`, `must be an integer 1-65535 (got ${JSON.stringify(p.port)})`);
+        fail(source, `${field}.protocol`, `only TCP is supported (got ${describeValue(p.protocol)})`);
         portError = true;
         continue;
       }
@@ -139,7 +157,8 @@ export function translate(objects: SourcedObject[], version: string, trustDomain
     for (const ip of ips) vipOwner.set(ip, `${ns}/${svc.metadata.name}`);
     out.push({ name: svc.metadata.name, namespace: ns, clusterIPs: ips, ports, endpoints, loadBalancing: { ...defaultLoadBalancing } });
   }
-  return { snapshot: { version, workloads, services: out }, errors };
+  errors.sort((a, b) => a.index - b.index);
+  return { snapshot: { version, workloads, services: out }, errors: errors.map(({ index: _, ...e }) => e) };
 }
 
 /** A named port with no selected pod resolves to the service port: there is no endpoint to reach anyway. */

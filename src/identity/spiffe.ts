@@ -3,6 +3,7 @@
 // what authorization policies match: two spellings of one identity must not
 // exist, so anything the SPIFFE spec or Kubernetes naming would not produce
 // is refused rather than normalised.
+import { dns1123LabelProblem, dns1123SubdomainProblem } from '../model/kubernetes-names';
 import { spiffeId } from '../model/resources';
 
 export interface SpiffeId {
@@ -17,9 +18,6 @@ const MAX_ID_LENGTH = 2048;
 const MAX_TRUST_DOMAIN_LENGTH = 255;
 // SPIFFE spec: trust domains are lowercase letters, digits, '.', '-' and '_'.
 const TRUST_DOMAIN = /^[a-z0-9._-]+$/;
-// Kubernetes: a namespace is a DNS-1123 label, a service account a DNS-1123 subdomain.
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** undefined when the trust domain is valid, else why not. */
 export function validateTrustDomain(trustDomain: string): string | undefined {
@@ -47,13 +45,15 @@ export function parseSpiffeId(s: string): SpiffeId | string {
     return `"${s}": the path must be /ns/<namespace>/sa/<service account>`;
   }
   const [, namespace, , serviceAccount] = segments;
-  if (namespace.length > 63 || !DNS_LABEL.test(namespace)) return `"${s}": namespace "${namespace}" is not a valid Kubernetes namespace name`;
-  if (serviceAccount.length > 253 || !DNS_SUBDOMAIN.test(serviceAccount)) {
+  // Kubernetes: a namespace is a DNS-1123 label, a service account a DNS-1123 subdomain.
+  if (dns1123LabelProblem(namespace)) return `"${s}": namespace "${namespace}" is not a valid Kubernetes namespace name`;
+  if (dns1123SubdomainProblem(serviceAccount)) {
     return `"${s}": service account "${serviceAccount}" is not a valid Kubernetes service account name`;
   }
   return { trustDomain, namespace, serviceAccount };
 }
 
+/** The ID of `id`'s parts; throws InvalidIdentityError (model/resources.ts) when a part is not valid. */
 export function formatSpiffeId(id: SpiffeId): string {
   return spiffeId(id.trustDomain, id.namespace, id.serviceAccount);
 }

@@ -1,5 +1,6 @@
 // The resources an agent serves from: the same shapes the control plane
 // pushes over xDS (sluice.v1.Workload, sluice.v1.Service). Pure data.
+import { dns1123LabelProblem, dns1123SubdomainProblem } from './kubernetes-names';
 
 export interface Workload {
   uid: string;
@@ -63,7 +64,30 @@ export const defaultLoadBalancing: LoadBalancing = Object.freeze({
 
 export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
 
+/** SPIFFE spec: trust domains are lowercase letters, digits, ".", "-" and "_", at most 255 characters. */
+const TRUST_DOMAIN = /^[a-z0-9._-]{1,255}$/;
+
+export class InvalidIdentityError extends Error {}
+
+/**
+ * spiffe://<trust domain>/ns/<namespace>/sa/<service account>.
+ * Throws InvalidIdentityError unless the namespace is a DNS-1123 label and
+ * the service account a DNS-1123 subdomain (IsDNS1123Label /
+ * IsDNS1123Subdomain in k8s.io/apimachinery validation.go), and the trust
+ * domain is one the SPIFFE spec allows: a part such as "x/../../ns/trusted"
+ * must never become another workload's identity. Callers validate first;
+ * this is the last line.
+ */
 export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
+  const problem =
+    typeof trustDomain !== 'string' || !TRUST_DOMAIN.test(trustDomain)
+      ? `trust domain ${JSON.stringify(trustDomain)} is not a valid SPIFFE trust domain`
+      : typeof namespace !== 'string' || dns1123LabelProblem(namespace)
+        ? `namespace ${JSON.stringify(namespace)} is not a DNS-1123 label`
+        : typeof serviceAccount !== 'string' || dns1123SubdomainProblem(serviceAccount)
+          ? `service account ${JSON.stringify(serviceAccount)} is not a DNS-1123 subdomain`
+          : undefined;
+  if (problem) throw new InvalidIdentityError(`cannot build a SPIFFE ID: ${problem}`);
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 
