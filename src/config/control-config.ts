@@ -1,6 +1,7 @@
 // sluice-control configuration from flags and SLUICE_CONTROL_* variables.
 import Ajv from 'ajv';
-import { readConfig } from './flags';
+import type { FlagValues } from '../command-line';
+import { type ConfigFlag, configFromValues, readConfig } from './flags';
 
 export interface ControlConfig {
   manifests: string;
@@ -31,24 +32,33 @@ const schema = {
   },
 };
 
-const flagNames: Record<string, string> = {
-  manifests: 'manifests',
-  listen: 'listen',
-  'admin-socket': 'adminSocket',
-  'trust-domain': 'trustDomain',
-  'ca-dir': 'caDir',
-  'node-secret-file': 'nodeSecretFile',
-  'log-level': 'logLevel',
-  'log-file': 'logFile',
-};
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+
+/** The control plane's flags; each can also be given as SLUICE_CONTROL_<FLAG>. */
+export const controlFlags: readonly ConfigFlag[] = [
+  { name: 'manifests', field: 'manifests', value: 'PATH', description: 'Kubernetes manifests: a YAML file or a directory of them, followed as they change (required)' },
+  { name: 'listen', field: 'listen', value: 'HOST:PORT', complete: 'none', default: '0.0.0.0:15010', description: 'where agents connect for xDS (port 0: any free port)' },
+  { name: 'admin-socket', field: 'adminSocket', value: 'PATH', default: '/run/sluice/control.sock', description: 'unix socket of the admin endpoint (what sluicectl --control reads)' },
+  { name: 'trust-domain', field: 'trustDomain', value: 'DOMAIN', complete: 'none', default: 'cluster.local', description: 'trust domain of workload identities' },
+  { name: 'ca-dir', field: 'caDir', value: 'DIR', complete: 'directory', default: '/var/lib/sluice-control/ca', description: 'where the CA\'s root certificate and key live (generated on first start)' },
+  { name: 'node-secret-file', field: 'nodeSecretFile', value: 'FILE', description: 'secret node credentials derive from; certificates are issued only when set' },
+  { name: 'log-level', field: 'logLevel', value: 'LEVEL', suggestions: LEVELS, default: 'info', description: 'log level' },
+  { name: 'log-file', field: 'logFile', value: 'FILE', description: 'log to this file instead of stdout' },
+];
+
+/** The flags that "sluice-control render" reads. */
+export const renderFlags: readonly ConfigFlag[] = controlFlags.filter((f) => f.name === 'manifests' || f.name === 'trust-domain');
 
 const validate = new Ajv({ allErrors: true, useDefaults: true }).compile(schema);
 
-export const controlUsage = `usage: sluice-control [serve] --manifests PATH [--listen HOST:PORT] [--admin-socket PATH] [--trust-domain DOMAIN]
-                      [--ca-dir DIR] [--node-secret-file FILE] [--log-level LEVEL] [--log-file FILE]
-       sluice-control render --manifests PATH [--trust-domain DOMAIN]
-  every flag --some-flag can also be given as SLUICE_CONTROL_SOME_FLAG`;
+const controlFlagSpec = { flags: controlFlags, envPrefix: 'SLUICE_CONTROL', what: 'control plane' };
 
+/** Reads flags (winning) and SLUICE_CONTROL_* variables; throws ConfigError naming the flag and value. */
 export function loadControlConfig(argv: string[], env: NodeJS.ProcessEnv): Readonly<ControlConfig> {
-  return Object.freeze(readConfig<ControlConfig>(argv, env, { flags: flagNames, envPrefix: 'SLUICE_CONTROL', usage: controlUsage, what: 'control plane' }, validate));
+  return Object.freeze(readConfig<ControlConfig>(argv, env, controlFlagSpec, validate));
+}
+
+/** Like loadControlConfig, from flag values already parsed (by the control plane's command line). */
+export function controlConfigFromValues(values: FlagValues, env: NodeJS.ProcessEnv): Readonly<ControlConfig> {
+  return Object.freeze(configFromValues<ControlConfig>(values, env, controlFlagSpec, validate));
 }
