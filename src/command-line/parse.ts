@@ -45,19 +45,25 @@ function lookup(flags: readonly FlagDecl[]): { long: Map<string, FlagDecl>; shor
   return { long, short };
 }
 
-/** Index of the first word that is not a flag or a flag's value, or -1 (stops at "--"). */
-function commandWordIndex(argv: readonly string[], flags: readonly FlagDecl[]): number {
+/**
+ * Index of the first word that is not a flag or a flag's value (-1 when
+ * there is none before "--"), and the unknown flag right before it, if any:
+ * that word may be the unknown flag's value rather than a command.
+ */
+function commandWordIndex(argv: readonly string[], flags: readonly FlagDecl[]): { at: number; afterUnknown?: string } {
   const { long, short } = lookup(flags);
+  let unknown: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--') return -1;
-    if (!a.startsWith('-') || a === '-') return i;
+    if (a === '--') return { at: -1 };
+    if (!a.startsWith('-') || a === '-') return { at: i, ...(unknown ? { afterUnknown: unknown } : {}) };
     const decl = a.startsWith('--') ? long.get(a.slice(2).split('=')[0]) : short.get(a[1]);
     const inline = a.startsWith('--') ? a.includes('=') : a.length > 2;
+    unknown = decl || inline ? undefined : a;
     if (decl?.value && !inline) i++;
     if (decl?.greedy) while (i + 1 < argv.length && !argv[i + 1].startsWith('-')) i++;
   }
-  return -1;
+  return { at: -1 };
 }
 
 /**
@@ -144,7 +150,7 @@ function argumentProblem(cmd: CommandDecl, values: FlagValues, args: string[], r
 export function parseCommandLine(program: ProgramDecl, argv: readonly string[]): ParsedCommandLine {
   const p = withBuiltins(program);
   const allFlags = [...p.flags, ...p.commands.flatMap((c) => c.flags ?? [])];
-  const at = commandWordIndex(argv, allFlags);
+  const { at, afterUnknown } = commandWordIndex(argv, allFlags);
   let decl: CommandDecl | undefined;
   let named = false;
   const words = [...argv];
@@ -156,6 +162,7 @@ export function parseCommandLine(program: ProgramDecl, argv: readonly string[]):
     }
     else {
       decl = p.commands.find((c) => c.name === p.defaultCommand);
+      if (afterUnknown) throw new UsageError(`unknown flag ${afterUnknown}`, decl?.name);
       if (!decl?.args?.length) throw new UsageError(`unknown command ${JSON.stringify(argv[at])}`);
     }
   } else decl = p.commands.find((c) => c.name === p.defaultCommand);

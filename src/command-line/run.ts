@@ -80,7 +80,7 @@ export async function runProgram(declared: ProgramDecl, argv: readonly string[],
   try {
     const parsed = parseCommandLine(declared, argv);
     if (parsed.values.help || parsed.command === 'help') {
-      const topic = parsed.command === 'help' ? parsed.args[0] : parsed.named ? parsed.command : undefined;
+      const topic = parsed.command === 'help' && !parsed.values.help ? parsed.args[0] : parsed.named ? parsed.command : undefined;
       const decl = topic === undefined ? undefined : program.commands.find((c) => c.name === topic);
       if (topic !== undefined && !decl) throw new UsageError(`unknown command ${JSON.stringify(topic)}`);
       process.stdout.write(decl ? commandHelp(declared, decl) : programHelp(declared));
