@@ -1,20 +1,13 @@
 // sluice-agent: the per-node agent.
-import { ConfigError, loadAgentConfig } from '../config/agent-config';
+import { EXIT, SERVING, exitAfterFlush, runProgram, type CommandResult } from '../command-line';
+import { agentConfigFromValues } from '../config/agent-config';
 import { isNativeError } from '../datapath/bpf-datapath';
 import { createLogger } from '../observability/logger';
 import { Agent } from './agent';
+import { agentProgram } from './command-line';
 
-async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadAgentConfig(process.argv.slice(2), process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`sluice-agent: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+async function run(values: Parameters<typeof agentConfigFromValues>[0]): Promise<CommandResult> {
+  const config = agentConfigFromValues(values, process.env);
   const logger = createLogger('sluice-agent', config.logLevel, config.logFile);
   const agent = new Agent(config, logger);
   let stopping = false;
@@ -23,13 +16,10 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'agent stopping; capture programs stay attached');
     agent.stop().then(
-      () => {
-        logger.flush();
-        process.exit(0);
-      },
+      () => logger.flush(() => exitAfterFlush(EXIT.OK)),
       (err) => {
         logger.error({ err }, 'error while stopping');
-        process.exit(1);
+        logger.flush(() => exitAfterFlush(EXIT.FAILURE));
       },
     );
   };
@@ -41,10 +31,11 @@ async function main(): Promise<void> {
     const e = err as Error;
     logger.fatal({ err: e, ...(isNativeError(e) ? { code: e.code, details: e.details } : {}) }, `agent failed to start: ${e.message}`);
     process.stderr.write(`sluice-agent: ${e.message}\n`);
-    logger.flush();
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
     await agent.stop().catch(() => undefined);
-    process.exit(1);
+    return EXIT.FAILURE;
   }
+  return SERVING;
 }
 
-void main();
+void runProgram(agentProgram, process.argv.slice(2), { run: (p) => run(p.values) });

@@ -1,302 +1,129 @@
-// sluicectl: what the agent knows and decides, from its admin endpoint.
-import { adminGet } from './admin-client';
-import { bytes, duration, render, table, type OutputFormat } from './output';
+// sluicectl: what the agent knows and decides, from its admin endpoint; with
+// --control, what the control plane serves, from its own.
+import * as net from 'node:net';
+import { EXIT, type ParsedCommandLine, UsageError, runProgram } from '../command-line';
+import { AdminError, type AdminEndpoint, addressProblem, adminGet } from './admin-client';
+import {
+  AGENT_SHAPES,
+  type Status,
+  type TraceView,
+  certsTable,
+  configTable,
+  connectionsTable,
+  mapsTable,
+  policiesTable,
+  servicesTable,
+  statusTable,
+  traceAllows,
+  traceTable,
+  workloadsTable,
+} from './agent-views';
+import { type Shape, shapeProblem } from './answer-shape';
+import { TARGET, ctlProgram } from './command-line';
+import { AGENTS_SHAPE, CONTROL_STATUS_SHAPE, RESOURCES_SHAPE, controlAgentsTable, controlResourcesTable, controlStatusTable } from './control-views';
+import { render, type OutputFormat } from './output';
 
-const USAGE = `usage: sluicectl [--admin SOCKET|HOST:PORT] [-o table|json|yaml] COMMAND
-commands:
-  status        agent health, readiness blockers, capture programs, config version
-  maps          kernel maps: enrollment, VIPs, live original destinations, counters
-  connections   live proxied connections: source pod, VIP, endpoint, bytes, age
-  config        where the configuration comes from; xDS state, last ACK/NACK per type
-  workloads     workloads known to the agent (local ones: enrolled or not)
-  services      services, their VIPs, ports and endpoints
-  policies      authorization and peer authentication policies in force
-  certs         workload certificates held by the agent: identity, serial, validity, state
-  trace --from NAMESPACE/POD --to IP:PORT
-                would this connection be captured, which service, which endpoints
-                are candidates, and which policy decides and why
-admin defaults to $SLUICE_ADMIN or /run/sluice/admin.sock`;
-
-class UsageError extends Error {}
-
-interface XdsTypeStatus {
-  type: string;
-  received: number;
-  synced: boolean;
-  lastAck?: { version: string; nonce: string; at: string };
-  lastNack?: { version: string; nonce: string; at: string; reason: string };
+interface View {
+  path: string;
+  shape: Shape;
+  table: (d: never) => string;
+  /** What -o json|yaml shows, when it is not the whole answer. */
+  pick?: (d: never) => unknown;
 }
 
-interface ConfigStatus {
-  source: string;
-  version: string;
-  file?: { file: string; version: string; appliedAt: string; lastError: string; rejected: { name: string; reason: string }[] };
-  xds?: { target: string; node: string; state: string; connectedSince: string; lastError: string; types: XdsTypeStatus[] };
-}
+const agentView = (path: string, table: (d: never) => string, pick?: (d: never) => unknown): View => ({ path, shape: AGENT_SHAPES[path], table, ...(pick ? { pick } : {}) });
 
-interface Status {
-  node: string;
-  ready: boolean;
-  pending: string[];
-  uptimeSeconds: number;
-  proxy: string;
-  relay: string;
-  bpf: { pinRoot?: string; attached: { program: string; reused: boolean }[] };
-  config: ConfigStatus;
-  enrolled: { workload: string; ips: string[]; preexistingConnections?: number }[];
-  activeConnections: number;
-  proxyCounters?: Record<string, number>;
-}
-
-function statusTable(s: Status): string {
-  const lines = [
-    `node:         ${s.node}`,
-    `ready:        ${s.ready ? 'yes' : `no, waiting for: ${s.pending.join(', ')}`}`,
-    `uptime:       ${duration(s.uptimeSeconds * 1000)}`,
-    `proxy:        ${s.proxy} (${s.activeConnections} active connections), relay: ${s.relay}`,
-    `bpf pins:     ${s.bpf.pinRoot ?? '-'}`,
-    `programs:     ${s.bpf.attached.map((a) => `${a.program}${a.reused ? ' (kept from previous run)' : ''}`).join(', ') || '-'}`,
-    `config:       version ${s.config.version || '-'} from ${s.config.source}`,
-  ];
-  if (s.config.xds) lines.push(`control plane: ${s.config.xds.state}${s.config.xds.lastError ? ` (last error: ${s.config.xds.lastError})` : ''}`);
-  if (s.config.file?.lastError) lines.push(`config error: ${s.config.file.lastError}`);
-  for (const r of s.config.file?.rejected ?? []) lines.push(`rejected:     ${r.name}: ${r.reason}`);
-  lines.push(`enrolled:     ${s.enrolled.map((e) => e.workload).join(', ') || '(none)'}`);
-  for (const e of s.enrolled.filter((x) => x.preexistingConnections)) {
-    lines.push(`              ${e.workload}: ${e.preexistingConnections} connection(s) opened before enrollment, left uncaptured`);
-  }
-  if (s.proxyCounters) lines.push(`proxy:        ${Object.entries(s.proxyCounters).map(([k, v]) => `${k}=${v}`).join(' ')}`);
-  return lines.join('\n') + '\n';
-}
-
-interface Maps {
-  pinRoot: string;
-  enrollment: { netnsCookie: string; workloadId: number; workload: string }[];
-  vips: { vip: string; serviceId: number; service: string }[];
-  originalDestinations: { tuple: string; originalDst: string; netnsCookie: string }[];
-  counters: Record<string, number>;
-}
-
-function mapsTable(m: Maps): string {
-  return [
-    `pins: ${m.pinRoot}\n`,
-    'ENROLLMENT (sluice_enroll)',
-    table(['NETNS COOKIE', 'ID', 'WORKLOAD'], m.enrollment.map((e) => [String(e.netnsCookie), String(e.workloadId), e.workload || '?'])),
-    'SERVICE VIPS (sluice_vips)',
-    table(['VIP', 'ID', 'SERVICE'], m.vips.map((v) => [v.vip, String(v.serviceId), v.service || '?'])),
-    'ORIGINAL DESTINATIONS not yet taken by the proxy (sluice_tuples)',
-    table(['TUPLE', 'ORIGINAL DST', 'NETNS COOKIE'], m.originalDestinations.map((o) => [o.tuple, o.originalDst, String(o.netnsCookie)])),
-    'COUNTERS (sluice_counters, all CPUs)',
-    table(['COUNTER', 'VALUE'], Object.entries(m.counters).map(([k, v]) => [k, String(v)])),
-  ].join('\n');
-}
-
-interface Connection {
-  id: number;
-  source: string;
-  sourceAddress: string;
-  vip: string;
-  service: string;
-  endpoint: string;
-  state: string;
-  security: string;
-  ageMs: number;
-  bytesFromClient: number;
-  bytesFromEndpoint: number;
-}
-
-function connectionsTable(cs: Connection[]): string {
-  return table(
-    ['ID', 'SOURCE', 'VIP', 'SERVICE', 'ENDPOINT', 'STATE', 'SECURITY', 'SENT', 'RECEIVED', 'AGE'],
-    cs.map((c) => [String(c.id), c.source, c.vip, c.service, c.endpoint || '-', c.state, c.security || '-', bytes(c.bytesFromClient), bytes(c.bytesFromEndpoint), duration(c.ageMs)]),
-  );
-}
-
-function configTable(s: Status): string {
-  const c = s.config;
-  const lines = [`source:   ${c.source}`, `version:  ${c.version || '-'}`];
-  if (c.xds) {
-    lines.push(`target:   ${c.xds.target} as node ${c.xds.node}`, `state:    ${c.xds.state}${c.xds.connectedSince ? ` since ${c.xds.connectedSince}` : ''}`);
-    if (c.xds.lastError) lines.push(`last error: ${c.xds.lastError}`);
-    lines.push(
-      '',
-      table(
-        ['TYPE', 'SYNCED', 'RECEIVED', 'LAST ACK (version/nonce)', 'LAST NACK (version/nonce)', 'NACK REASON'],
-        c.xds.types.map((t) => [
-          t.type.replace('type.googleapis.com/', ''),
-          String(t.synced),
-          String(t.received),
-          t.lastAck ? `${t.lastAck.version}/${t.lastAck.nonce}` : '-',
-          t.lastNack ? `${t.lastNack.version}/${t.lastNack.nonce}` : '-',
-          t.lastNack?.reason ?? '',
-        ]),
-      ),
-    );
-  }
-  if (c.file) {
-    lines.push(`file:     ${c.file.file}, applied ${c.file.appliedAt || 'never'}`);
-    if (c.file.lastError) lines.push(`error:    ${c.file.lastError}`);
-    for (const r of c.file.rejected) lines.push(`rejected: ${r.name}: ${r.reason}`);
-  }
-  return lines.join('\n') + '\n';
-}
-
-interface WorkloadRow {
-  namespace: string;
-  name: string;
-  node: string;
-  ips: string[];
-  serviceAccount: string;
-  captured: boolean;
-  ready: boolean;
-  local: boolean;
-  enrolled: boolean;
-}
-
-function workloadsTable(ws: WorkloadRow[]): string {
-  return table(
-    ['NAMESPACE', 'NAME', 'NODE', 'IP', 'SERVICE ACCOUNT', 'IN MESH', 'ENROLLED HERE', 'READY'],
-    ws.map((w) => [w.namespace, w.name, w.node, w.ips.join(','), w.serviceAccount, w.captured ? 'yes' : 'no', w.local ? (w.enrolled ? 'yes' : 'no') : '-', w.ready ? 'yes' : 'no']),
-  );
-}
-
-interface ServiceRow {
-  namespace: string;
-  name: string;
-  clusterIPs: string[];
-  ports: { port: number; targetPort: number }[];
-  endpoints: { address: string; node: string; ready: boolean }[];
-}
-
-function servicesTable(ss: ServiceRow[]): string {
-  return table(
-    ['NAMESPACE', 'NAME', 'CLUSTER-IP', 'PORTS', 'ENDPOINTS'],
-    ss.map((s) => [
-      s.namespace,
-      s.name,
-      s.clusterIPs.join(','),
-      s.ports.map((p) => `${p.port}->${p.targetPort}`).join(','),
-      s.endpoints.length ? s.endpoints.map((e) => `${e.address}${e.ready ? '' : ' (not ready)'}@${e.node}`).join(', ') : '(none)',
-    ]),
-  );
-}
-
-interface PolicyRows {
-  authorizationPolicies: { namespace: string; name: string; action: string; selector?: Record<string, string>; rules: unknown[] }[];
-  peerAuthentications: { namespace: string; name: string; mode: string; selector?: Record<string, string> }[];
-}
-
-function selectorText(sel?: Record<string, string>): string {
-  return sel ? Object.entries(sel).map(([k, v]) => `${k}=${v}`).join(',') : '(namespace-wide)';
-}
-
-function policiesTable(p: PolicyRows): string {
-  return [
-    'AUTHORIZATION POLICIES',
-    table(['NAMESPACE', 'NAME', 'ACTION', 'SELECTOR', 'RULES'], p.authorizationPolicies.map((a) => [a.namespace, a.name, a.action, selectorText(a.selector), JSON.stringify(a.rules)])),
-    'PEER AUTHENTICATION',
-    table(['NAMESPACE', 'NAME', 'MODE', 'SELECTOR'], p.peerAuthentications.map((a) => [a.namespace, a.name, a.mode, selectorText(a.selector)])),
-  ].join('\n');
-}
-
-interface TraceView {
-  from: string;
-  to: string;
-  steps: { step: string; result: string }[];
-  candidates: { endpoint: string; workload: string; node: string; ready: boolean; ejectedForMs: number; activeConnections: number; allowed: boolean; policy?: string; reason: string }[];
-  verdict: string;
-}
-
-function traceTable(t: TraceView): string {
-  const lines = [`trace ${t.from} -> ${t.to}`, ...t.steps.map((s) => `  ${s.step.padEnd(10)} ${s.result}`), ''];
-  if (t.candidates.length) {
-    lines.push(
-      table(
-        ['ENDPOINT', 'WORKLOAD', 'NODE', 'READY', 'EJECTED', 'ACTIVE', 'POLICY', 'WHY'],
-        t.candidates.map((c) => [c.endpoint, c.workload, c.node, c.ready ? 'yes' : 'no', c.ejectedForMs ? `${c.ejectedForMs}ms` : '-', String(c.activeConnections), c.allowed ? 'allow' : 'DENY', c.reason]),
-      ),
-    );
-  }
-  lines.push(`verdict: ${t.verdict}`);
-  return lines.join('\n') + '\n';
-}
-
-interface CertRow {
-  identity: string;
-  state: string;
-  serial?: string;
-  notBefore?: string;
-  notAfter?: string;
-  renewAt?: string;
-  lastError?: string;
-}
-
-function certsTable(rows: CertRow[] | { error: string }): string {
-  if (!Array.isArray(rows)) return `${rows.error}\n`;
-  const now = Date.now();
-  return table(
-    ['IDENTITY', 'STATE', 'SERIAL', 'NOT BEFORE', 'NOT AFTER', 'EXPIRES IN', 'RENEW AT', 'LAST ERROR'],
-    rows.map((c) => [
-      c.identity,
-      c.state,
-      c.serial?.slice(0, 16) ?? '-',
-      c.notBefore ?? '-',
-      c.notAfter ?? '-',
-      c.notAfter ? duration(Math.max(0, Date.parse(c.notAfter) - now)) : '-',
-      c.renewAt ?? '-',
-      c.lastError ?? '',
-    ]),
-  );
-}
-
-const COMMANDS: Record<string, { path: string; table: (d: never) => string; pick?: (d: never) => unknown }> = {
-  status: { path: '/status', table: statusTable as (d: never) => string },
-  maps: { path: '/maps', table: mapsTable as (d: never) => string },
-  connections: { path: '/connections', table: connectionsTable as (d: never) => string },
-  config: { path: '/status', table: configTable as (d: never) => string, pick: ((s: Status) => s.config) as (d: never) => unknown },
-  workloads: { path: '/workloads', table: workloadsTable as (d: never) => string },
-  services: { path: '/services', table: servicesTable as (d: never) => string },
-  policies: { path: '/policies', table: policiesTable as (d: never) => string },
-  trace: { path: '/trace', table: traceTable as (d: never) => string },
-  certs: { path: '/certs', table: certsTable as (d: never) => string },
+const AGENT_VIEWS: Record<string, View> = {
+  status: agentView('/status', statusTable as (d: never) => string),
+  maps: agentView('/maps', mapsTable as (d: never) => string),
+  connections: agentView('/connections', connectionsTable as (d: never) => string),
+  config: agentView('/status', configTable as (d: never) => string, ((s: Status) => s.config) as (d: never) => unknown),
+  workloads: agentView('/workloads', workloadsTable as (d: never) => string),
+  services: agentView('/services', servicesTable as (d: never) => string),
+  policies: agentView('/policies', policiesTable as (d: never) => string),
+  trace: agentView('/trace', traceTable as (d: never) => string),
+  certs: agentView('/certs', certsTable as (d: never) => string),
 };
 
-async function main(argv: string[]): Promise<number> {
-  let admin = process.env.SLUICE_ADMIN || '/run/sluice/admin.sock';
-  let format: OutputFormat = 'table';
-  const words: string[] = [];
-  const query = new URLSearchParams();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--admin') admin = argv[++i] ?? '';
-    else if (a === '-o' || a === '--output') {
-      const f = argv[++i];
-      if (f !== 'table' && f !== 'json' && f !== 'yaml') throw new UsageError(`-o ${f}: expected table, json or yaml`);
-      format = f;
-    } else if (a === '--from' || a === '--to') {
-      const v = argv[++i];
-      if (!v) throw new UsageError(`${a} needs a value`);
-      query.set(a.slice(2), v);
-    } else if (a === '-h' || a === '--help') {
-      process.stdout.write(`${USAGE}\n`);
-      return 0;
-    } else if (a.startsWith('-')) throw new UsageError(`unknown flag ${a}`);
-    else words.push(a);
+const CONTROL_VIEWS: Record<string, View> = {
+  status: { path: '/status', shape: CONTROL_STATUS_SHAPE, table: controlStatusTable as (d: never) => string },
+  resources: { path: '/resources', shape: RESOURCES_SHAPE, table: controlResourcesTable as (d: never) => string },
+  agents: { path: '/agents', shape: AGENTS_SHAPE, table: controlAgentsTable as (d: never) => string },
+};
+
+/** The admin endpoint a command reads: the agent's (--admin) or the control plane's (--control). */
+function endpointFor(p: ParsedCommandLine): AdminEndpoint {
+  const control = p.values.control as string | undefined;
+  const target = TARGET[p.command];
+  let endpoint: AdminEndpoint;
+  if (target === 'control' || (target === 'either' && control !== undefined)) {
+    endpoint = { address: control ?? (process.env.SLUICE_CONTROL_ADMIN || '/run/sluice/control.sock'), what: 'control plane', flag: '--control' };
+  } else {
+    if (control !== undefined) throw new UsageError(`"${p.command}" asks an agent; with --control the commands are status, resources and agents`, p.command);
+    endpoint = { address: (p.values.admin as string | undefined) ?? (process.env.SLUICE_ADMIN || '/run/sluice/admin.sock'), what: 'agent', flag: '--admin' };
   }
-  const cmd = COMMANDS[words[0] ?? ''];
-  if (!cmd || words.length !== 1) throw new UsageError(words[0] ? `unknown command ${JSON.stringify(words.join(' '))}` : 'a command is required');
-  if (!admin) throw new UsageError('--admin needs a value');
-  if (words[0] === 'trace' && (!query.get('from') || !query.get('to'))) throw new UsageError('trace needs --from NAMESPACE/POD and --to IP:PORT');
-  const data = await adminGet(admin, query.size ? `${cmd.path}?${query}` : cmd.path);
-  // Tables read the whole answer; -o json|yaml shows just what the command is about.
-  process.stdout.write(format === 'table' ? cmd.table(data as never) : render(cmd.pick ? cmd.pick(data as never) : data, format, cmd.table));
-  return 0;
+  const problem = endpoint.address ? addressProblem(endpoint.address) : 'needs a value';
+  if (problem) throw new UsageError(`${endpoint.flag}: ${problem}`, p.command);
+  return endpoint;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: Error) => {
-    process.stderr.write(`sluicectl: ${err.message}${err instanceof UsageError ? `\n${USAGE}` : ''}\n`);
-    process.exit(2);
-  },
-);
+/** Checks trace's --from and --to; returns the query string. Throws UsageError (exit 2). */
+function traceQuery(p: ParsedCommandLine): string {
+  const from = p.values.from as string | undefined;
+  const to = p.values.to as string | undefined;
+  if (!from || !to) throw new UsageError('trace needs --from NAMESPACE/POD and --to IP:PORT', 'trace');
+  if (!/^[^/\s]+\/[^/\s]+$/.test(from)) throw new UsageError(`--from ${JSON.stringify(from)}: expected NAMESPACE/POD`, 'trace');
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(to);
+  const ip = m?.[1] ?? m?.[2] ?? '';
+  if (!m || net.isIP(ip) === 0 || Number(m[3]) < 1 || Number(m[3]) > 65535) {
+    throw new UsageError(`--to ${JSON.stringify(to)}: expected IP:PORT (an IPv4 address, or [IPv6], and a port 1-65535)`, 'trace');
+  }
+  return new URLSearchParams({ from, to: m[1] ? `${m[1]}:${m[3]}` : to }).toString();
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A hint when the answer looks like it came from the other kind of endpoint. */
+function wrongEndpointHint(data: unknown, endpoint: AdminEndpoint): string {
+  if (!isObject(data)) return '';
+  if (endpoint.what === 'agent' && ('streams' in data || 'manifests' in data)) return ' (that is a control plane: use --control)';
+  if (endpoint.what === 'control plane' && 'bpf' in data) return ' (that is an agent: use --admin)';
+  return '';
+}
+
+async function run(p: ParsedCommandLine): Promise<number> {
+  const query = p.command === 'trace' ? traceQuery(p) : '';
+  const endpoint = endpointFor(p);
+  const view = (endpoint.what === 'agent' ? AGENT_VIEWS : CONTROL_VIEWS)[p.command];
+  const format = (p.values.output as OutputFormat | undefined) ?? 'table';
+  const data = await adminGet(endpoint, query ? `${view.path}?${query}` : view.path);
+  const problem = shapeProblem(data, view.shape, view.path.slice(1));
+  if (problem) {
+    if (isObject(data) && typeof data.error === 'string') throw new AdminError(`the ${endpoint.what} at ${endpoint.address} says: ${data.error}`);
+    throw new AdminError(`unexpected answer from the ${endpoint.what} at ${endpoint.address} for ${view.path}: ${problem}${wrongEndpointHint(data, endpoint)}`);
+  }
+  if (p.command === 'trace') {
+    const t = data as TraceView;
+    if (t.verdict === 'unknown source') {
+      throw new AdminError(`trace: no workload ${t.from} is known to the ${endpoint.what} at ${endpoint.address} (see "sluicectl workloads")`);
+    }
+  }
+  let text: string;
+  try {
+    // Tables read the whole answer; -o json|yaml shows just what the command is about.
+    text = format === 'table' ? view.table(data as never) : render(view.pick ? view.pick(data as never) : data, format, view.table);
+  } catch (err) {
+    throw new AdminError(`cannot show the answer of the ${endpoint.what} at ${endpoint.address} for ${view.path}: ${(err as Error).message}`);
+  }
+  process.stdout.write(text);
+  if (p.command === 'trace') return traceAllows((data as TraceView).verdict) ? EXIT.OK : EXIT.FAILURE;
+  return EXIT.OK;
+}
+
+const handlers = Object.fromEntries(ctlProgram.commands.map((c) => [c.name, run]));
+
+void runProgram(ctlProgram, process.argv.slice(2), handlers, {
+  classify: (err) => (err instanceof AdminError ? { code: EXIT.FAILURE, message: err.message } : undefined),
+});

@@ -10,9 +10,10 @@ export function render(data: unknown, format: OutputFormat, toTable: (d: never) 
   return toTable(data as never);
 }
 
-export function table(header: string[], rows: string[][]): string {
+/** Columns padded to the widest cell; a cell that is not a string is shown as text ("" for null). */
+export function table(header: string[], rows: unknown[][]): string {
   if (rows.length === 0) return `${header.join('  ')}\n(none)\n`;
-  const all = [header, ...rows];
+  const all = [header, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? '' : String(c))))];
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return all.map((r) => r.map((c, i) => (c ?? '').padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
 }

@@ -2,7 +2,8 @@
 // with ajv. The result is frozen: nothing changes it after start.
 import Ajv from 'ajv';
 import * as net from 'node:net';
-import { ConfigError, readConfig } from './flags';
+import type { FlagValues } from '../command-line';
+import { type ConfigFlag, ConfigError, configFromValues, readConfig } from './flags';
 
 export { ConfigError };
 
@@ -81,39 +82,48 @@ ajv.addFormat('ipv4', (s: string) => net.isIPv4(s));
 ajv.addFormat('ip', (s: string) => net.isIP(s) !== 0);
 const validate = ajv.compile(schema);
 
-const flagNames: Record<string, string> = {
-  'node-name': 'nodeName',
-  'control-plane': 'controlPlane',
-  snapshot: 'snapshot',
-  'state-dir': 'stateDir',
-  'node-token-file': 'nodeTokenFile',
-  'certificate-ttl': 'certificateTtl',
-  'control-plane-ca': 'controlPlaneCa',
-  'trust-domain': 'trustDomain',
-  'pod-netns-dir': 'podNetnsDir',
-  bpffs: 'bpffs',
-  cgroup: 'cgroup',
-  'proxy-address': 'proxyAddress',
-  'proxy-port': 'proxyPort',
-  'admin-socket': 'adminSocket',
-  'admin-port': 'adminPort',
-  'metrics-port': 'metricsPort',
-  'readiness-port': 'readinessPort',
-  'status-address': 'statusAddress',
-  relay: 'relay',
-  'relay-threads': 'relayThreads',
-  'access-log': 'accessLog',
-  'log-level': 'logLevel',
-  'log-file': 'logFile',
-};
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 
-export const agentUsage = `usage: sluice-agent --node-name NAME (--control-plane HOST:PORT | --snapshot FILE) --bpffs DIR --cgroup DIR --proxy-address IPV4 [options]
-  every flag --some-flag can also be given as SLUICE_SOME_FLAG
-  ${Object.keys(flagNames).map((f) => `--${f}`).join(' ')}`;
+/** The agent's flags; each can also be given as SLUICE_<FLAG> (--proxy-port: SLUICE_PROXY_PORT). */
+export const agentFlags: readonly ConfigFlag[] = [
+  { name: 'node-name', field: 'nodeName', value: 'NAME', complete: 'none', description: 'this node\'s name, as in the workloads\' spec.nodeName (required)' },
+  { name: 'control-plane', field: 'controlPlane', value: 'HOST:PORT', complete: 'none', description: 'control plane to follow over xDS (host:port or unix:/path); or --snapshot' },
+  { name: 'snapshot', field: 'snapshot', value: 'FILE', description: 'static snapshot file of workloads and services, instead of a control plane' },
+  { name: 'state-dir', field: 'stateDir', value: 'DIR', complete: 'directory', default: '/var/lib/sluice', description: 'where the last good state from the control plane is kept across restarts' },
+  { name: 'node-token-file', field: 'nodeTokenFile', value: 'FILE', description: 'this node\'s credential; workload certificates are obtained only when set' },
+  { name: 'certificate-ttl', field: 'certificateTtl', value: 'SECONDS', complete: 'none', default: '0', description: 'lifetime asked for workload certificates (0: the CA\'s default, one hour)' },
+  { name: 'control-plane-ca', field: 'controlPlaneCa', value: 'FILE', description: 'mesh root: reach the control plane over TLS and check its SPIFFE ID' },
+  { name: 'trust-domain', field: 'trustDomain', value: 'DOMAIN', complete: 'none', default: 'cluster.local', description: 'trust domain of workload identities' },
+  { name: 'pod-netns-dir', field: 'podNetnsDir', value: 'DIR', complete: 'directory', default: '/run/sluice/pods', description: 'directory where the CNI step reports each pod\'s netns' },
+  { name: 'bpffs', field: 'bpffs', value: 'DIR', complete: 'directory', description: 'bpffs directory of this agent; pins live in DIR/v<schema>/ (required)' },
+  { name: 'cgroup', field: 'cgroup', value: 'DIR', complete: 'directory', description: 'cgroup v2 directory whose subtree is captured (required)' },
+  { name: 'proxy-address', field: 'proxyAddress', value: 'IPV4', complete: 'none', description: 'address of the node proxy that captured connections are sent to (required)' },
+  { name: 'proxy-port', field: 'proxyPort', value: 'PORT', complete: 'none', default: '15001', description: 'port of the node proxy' },
+  { name: 'admin-socket', field: 'adminSocket', value: 'PATH', default: '/run/sluice/admin.sock', description: 'unix socket of the admin endpoint (what sluicectl reads)' },
+  { name: 'admin-port', field: 'adminPort', value: 'PORT', complete: 'none', default: '15000', description: 'admin endpoint on 127.0.0.1 (0: none)' },
+  { name: 'metrics-port', field: 'metricsPort', value: 'PORT', complete: 'none', default: '15020', description: 'Prometheus metrics port (0: none)' },
+  { name: 'readiness-port', field: 'readinessPort', value: 'PORT', complete: 'none', default: '15021', description: 'readiness port, /healthz/ready (0: none)' },
+  { name: 'status-address', field: 'statusAddress', value: 'IP', complete: 'none', default: '0.0.0.0', description: 'address the metrics and readiness ports bind to' },
+  { name: 'relay', field: 'relay', value: 'MODE', suggestions: ['splice', 'stream'], default: 'splice', description: 'how established connections are relayed: kernel splice on relay threads, or in JS' },
+  { name: 'relay-threads', field: 'relayThreads', value: 'N', complete: 'none', default: '1', description: 'splice relay threads' },
+  { name: 'access-log', field: 'accessLog', value: 'BOOL', suggestions: ['true', 'false'], default: 'false', description: 'one info line per connection when it ends (component "access")' },
+  { name: 'log-level', field: 'logLevel', value: 'LEVEL', suggestions: LEVELS, default: 'info', description: 'log level' },
+  { name: 'log-file', field: 'logFile', value: 'FILE', description: 'log to this file instead of stdout' },
+];
 
-/** Reads flags (winning) and environment; throws ConfigError naming the field and value. */
+const agentFlagSpec = { flags: agentFlags, envPrefix: 'SLUICE', what: 'agent' };
+
+/** Reads flags (winning) and environment; throws ConfigError (or UsageError for a malformed command line) naming the flag and value. */
 export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv): Readonly<AgentConfig> {
-  const config = readConfig<AgentConfig>(argv, env, { flags: flagNames, envPrefix: 'SLUICE', usage: agentUsage, what: 'agent' }, validate);
+  return checkAgentConfig(readConfig<AgentConfig>(argv, env, agentFlagSpec, validate));
+}
+
+/** Like loadAgentConfig, from flag values already parsed (by the agent's command line). */
+export function agentConfigFromValues(values: FlagValues, env: NodeJS.ProcessEnv): Readonly<AgentConfig> {
+  return checkAgentConfig(configFromValues<AgentConfig>(values, env, agentFlagSpec, validate));
+}
+
+function checkAgentConfig(config: AgentConfig): Readonly<AgentConfig> {
   if (!config.controlPlane === !config.snapshot) {
     throw new ConfigError('invalid agent configuration: give exactly one of --control-plane HOST:PORT (xDS) or --snapshot FILE (static)');
   }

@@ -1,7 +1,8 @@
 // sluice-control configuration from flags and SLUICE_CONTROL_* variables.
 import Ajv from 'ajv';
+import type { FlagValues } from '../command-line';
 import { DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, parseClusterRanges, type ClusterRanges } from '../model/cluster-ranges';
-import { ConfigError, readConfig } from './flags';
+import { ConfigError, type ConfigFlag, configFromValues, readConfig } from './flags';
 
 export interface ControlConfig {
   manifests: string;
@@ -43,36 +44,43 @@ const schema = {
   },
 };
 
-const flagNames: Record<string, string> = {
-  manifests: 'manifests',
-  listen: 'listen',
-  'admin-socket': 'adminSocket',
-  'trust-domain': 'trustDomain',
-  'ca-dir': 'caDir',
-  'node-secret-file': 'nodeSecretFile',
-  'log-level': 'logLevel',
-  'log-file': 'logFile',
-  'service-cidr': 'serviceCidr',
-  'pod-cidr': 'podCidr',
-  'node-cidrs': 'nodeCidrs',
-};
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+
+/** The control plane's flags; each can also be given as SLUICE_CONTROL_<FLAG>. */
+export const controlFlags: readonly ConfigFlag[] = [
+  { name: 'manifests', field: 'manifests', value: 'PATH', description: 'Kubernetes manifests: a YAML file or a directory of them, followed as they change (required)' },
+  { name: 'listen', field: 'listen', value: 'HOST:PORT', complete: 'none', default: '0.0.0.0:15010', description: 'where agents connect for xDS (port 0: any free port)' },
+  { name: 'admin-socket', field: 'adminSocket', value: 'PATH', default: '/run/sluice/control.sock', description: 'unix socket of the admin endpoint (what sluicectl --control reads)' },
+  { name: 'trust-domain', field: 'trustDomain', value: 'DOMAIN', complete: 'none', default: 'cluster.local', description: 'trust domain of workload identities' },
+  { name: 'ca-dir', field: 'caDir', value: 'DIR', complete: 'directory', default: '/var/lib/sluice-control/ca', description: 'where the CA\'s root certificate and key live (generated on first start)' },
+  { name: 'node-secret-file', field: 'nodeSecretFile', value: 'FILE', description: 'secret node credentials derive from; certificates are issued only when set' },
+  { name: 'log-level', field: 'logLevel', value: 'LEVEL', suggestions: LEVELS, default: 'info', description: 'log level' },
+  { name: 'log-file', field: 'logFile', value: 'FILE', description: 'log to this file instead of stdout' },
+  { name: 'service-cidr', field: 'serviceCidr', value: 'CIDR[,CIDR]', complete: 'none', default: DEFAULT_SERVICE_CIDR, description: 'where Service cluster IPs must lie (as kube-apiserver --service-cluster-ip-range)' },
+  { name: 'pod-cidr', field: 'podCidr', value: 'CIDR[,CIDR]', complete: 'none', default: DEFAULT_POD_CIDR, description: 'pod addresses: never a cluster IP (as --cluster-cidr)' },
+  { name: 'node-cidrs', field: 'nodeCidrs', value: 'CIDR,...', complete: 'none', description: 'node addresses: never a cluster IP' },
+];
+
+/** The flags that "sluice-control render" reads. */
+export const renderFlags: readonly ConfigFlag[] = controlFlags.filter((f) => ['manifests', 'trust-domain', 'service-cidr', 'pod-cidr', 'node-cidrs'].includes(f.name));
 
 const validate = new Ajv({ allErrors: true, useDefaults: true }).compile(schema);
 
-export const controlUsage = `usage: sluice-control [serve] --manifests PATH [--listen HOST:PORT] [--admin-socket PATH] [--trust-domain DOMAIN]
-                      [--ca-dir DIR] [--node-secret-file FILE] [--log-level LEVEL] [--log-file FILE]
-                      [--service-cidr CIDR[,CIDR]] [--pod-cidr CIDR[,CIDR]] [--node-cidrs CIDR,...]
-       sluice-control render --manifests PATH [--trust-domain DOMAIN] [--service-cidr ...] [--pod-cidr ...] [--node-cidrs ...]
-  every flag --some-flag can also be given as SLUICE_CONTROL_SOME_FLAG`;
+const controlFlagSpec = { flags: controlFlags, envPrefix: 'SLUICE_CONTROL', what: 'control plane' };
 
-/**
- * The configuration from flags and SLUICE_CONTROL_* variables, frozen.
- * Throws ConfigError naming the flag: unknown flags, bad values, and
- * address ranges that do not parse or overlap (parseClusterRanges).
- */
+/** Reads flags (winning) and SLUICE_CONTROL_* variables; throws ConfigError naming the flag and value. */
 export function loadControlConfig(argv: string[], env: NodeJS.ProcessEnv): Readonly<ControlConfig> {
-  const config = readConfig<ControlConfig>(argv, env, { flags: flagNames, envPrefix: 'SLUICE_CONTROL', usage: controlUsage, what: 'control plane' }, validate);
+  return withRanges(readConfig<ControlConfig>(argv, env, controlFlagSpec, validate));
+}
+
+/** Parses the address ranges and checks them against each other; throws ConfigError (parseClusterRanges). */
+function withRanges(config: ControlConfig): Readonly<ControlConfig> {
   const ranges = parseClusterRanges(config);
   if (typeof ranges === 'string') throw new ConfigError(`invalid control plane configuration: ${ranges}`);
   return Object.freeze({ ...config, ranges });
+}
+
+/** Like loadControlConfig, from flag values already parsed (by the control plane's command line). */
+export function controlConfigFromValues(values: FlagValues, env: NodeJS.ProcessEnv): Readonly<ControlConfig> {
+  return withRanges(configFromValues<ControlConfig>(values, env, controlFlagSpec, validate));
 }

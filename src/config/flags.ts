@@ -1,39 +1,47 @@
 // Flags and environment into one validated object, shared by the binaries:
 // flags win over PREFIX_SOME_FLAG variables; errors name the flag and value.
 import type { ValidateFunction } from 'ajv';
+import { type FlagDecl, type FlagValues, UsageError, parseWords } from '../command-line';
 import { describeAjvErrors } from '../model/validate';
 
-export class ConfigError extends Error {}
+/** The configuration is invalid (a flag, a variable or their combination); binaries exit 2 on it. */
+export class ConfigError extends UsageError {}
+
+/** A flag that sets one field of a configuration object. Every one takes a value. */
+export interface ConfigFlag extends FlagDecl {
+  /** The configuration object's field the flag sets. */
+  field: string;
+  value: string;
+}
 
 export interface FlagSpec {
-  /** flag name without "--" -> field of the configuration object */
-  flags: Record<string, string>;
+  flags: readonly ConfigFlag[];
   /** Environment variable prefix: "SLUICE" reads SLUICE_PROXY_PORT for --proxy-port. */
   envPrefix: string;
-  usage: string;
   /** "agent", "control plane": used in error messages. */
   what: string;
 }
 
-export function readConfig<T>(argv: string[], env: NodeJS.ProcessEnv, spec: FlagSpec, validate: ValidateFunction): T {
+/** The environment variable that can give `flag`: ("SLUICE", "proxy-port") -> SLUICE_PROXY_PORT. */
+export function envName(envPrefix: string, flag: string): string {
+  return `${envPrefix}_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/**
+ * Builds the configuration from parsed flag values (winning) and the
+ * environment, then validates it. Throws ConfigError: "missing --a, --b" for
+ * required flags, or "--proxy-port: must be <= 65535 (got 70000)".
+ */
+export function configFromValues<T>(values: FlagValues, env: NodeJS.ProcessEnv, spec: FlagSpec, validate: ValidateFunction): T {
   const raw: Record<string, unknown> = {};
-  for (const [flag, field] of Object.entries(spec.flags)) {
-    const v = env[`${spec.envPrefix}_${flag.toUpperCase().replace(/-/g, '_')}`];
-    if (v !== undefined && v !== '') raw[field] = v;
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)}\n${spec.usage}`);
-    const eq = arg.indexOf('=');
-    const flag = arg.slice(2, eq < 0 ? undefined : eq);
-    const field = spec.flags[flag];
-    if (!field) throw new ConfigError(`unknown flag --${flag}\n${spec.usage}`);
-    const value = eq < 0 ? argv[++i] : arg.slice(eq + 1);
-    if (value === undefined) throw new ConfigError(`flag --${flag} needs a value`);
-    raw[field] = value;
+  for (const f of spec.flags) {
+    const v = env[envName(spec.envPrefix, f.name)];
+    if (v !== undefined && v !== '') raw[f.field] = v;
+    const given = values[f.name];
+    if (typeof given === 'string') raw[f.field] = given;
   }
   if (!validate(raw)) {
-    const toFlag = Object.fromEntries(Object.entries(spec.flags).map(([f, k]) => [k, `--${f}`]));
+    const toFlag = Object.fromEntries(spec.flags.map((f) => [f.field, `--${f.name}`]));
     const missing = (validate.errors ?? [])
       .filter((e) => e.keyword === 'required')
       .map((e) => toFlag[(e.params as { missingProperty: string }).missingProperty]);
@@ -41,4 +49,17 @@ export function readConfig<T>(argv: string[], env: NodeJS.ProcessEnv, spec: Flag
     throw new ConfigError(`invalid ${spec.what} configuration: ${detail}`);
   }
   return raw as T;
+}
+
+/**
+ * Parses argv (flags only: "--flag value" or "--flag=value") and builds the
+ * configuration as configFromValues does. Throws UsageError for an unknown
+ * flag or a flag without its value, ConfigError for a positional argument or
+ * an invalid configuration.
+ */
+export function readConfig<T>(argv: string[], env: NodeJS.ProcessEnv, spec: FlagSpec, validate: ValidateFunction): T {
+  const { values, args, rest } = parseWords(argv, spec.flags);
+  const unexpected = [...args, ...(rest ? ['--', ...rest] : [])];
+  if (unexpected.length) throw new ConfigError(`unexpected argument ${JSON.stringify(unexpected[0])}`);
+  return configFromValues<T>(values, env, spec, validate);
 }

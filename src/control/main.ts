@@ -1,7 +1,8 @@
 // sluice-control: serves workloads, services and policies to node agents over
 // Delta ADS, from Kubernetes manifests that it follows as they change.
+import { EXIT, SERVING, exitAfterFlush, runProgram, type CommandResult, type FlagValues } from '../command-line';
 import { ConfigError } from '../config/flags';
-import { controlUsage, loadControlConfig } from '../config/control-config';
+import { controlConfigFromValues } from '../config/control-config';
 import { createJsonServer, listenUnix } from '../observability/http-json';
 import { createLogger } from '../observability/logger';
 import type * as grpc from '@grpc/grpc-js';
@@ -16,18 +17,19 @@ import { ManifestSource } from './manifest-source';
 import { ManifestError } from './manifests';
 import { renderManifests } from './render';
 import { formatTranslationError } from './translate';
+import { controlProgram } from './command-line';
 
-function render(argv: string[]): number {
-  const config = loadControlConfig(argv, process.env);
+function render(values: FlagValues): CommandResult {
+  const config = controlConfigFromValues(values, process.env);
   const { rendering, fileErrors } = renderManifests(config.manifests, config);
   const errors = [...fileErrors, ...rendering.errors.map(formatTranslationError)];
   const out = { ...rendering, errors };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
-  return errors.length ? 1 : 0;
+  return errors.length ? EXIT.FAILURE : EXIT.OK;
 }
 
-async function serve(argv: string[]): Promise<void> {
-  const config = loadControlConfig(argv, process.env);
+async function serve(values: FlagValues): Promise<CommandResult> {
+  const config = controlConfigFromValues(values, process.env);
   const logger = createLogger('sluice-control', config.logLevel, config.logFile);
   const control = new ControlPlane(config, logger);
   const source = new ManifestSource(config.manifests, logger.child({ component: 'manifests' }), (objects) => control.publish(objects));
@@ -73,39 +75,30 @@ async function serve(argv: string[]): Promise<void> {
       },
     }),
     '/resources': () => ({ body: control.resources() }),
+    '/agents': () => ({ body: control.server.status() }),
   });
   await listenUnix(admin, config.adminSocket);
   logger.info({ listen: config.listen, port, manifests: config.manifests, version: control.version }, 'control plane serving');
   const stop = () => {
     source.stop();
     admin.close();
-    control.server.close().finally(() => {
-      logger.flush();
-      process.exit(0);
-    });
+    control.server.close().finally(() => logger.flush(() => exitAfterFlush(EXIT.OK)));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  return SERVING;
 }
 
-async function main(argv: string[]): Promise<number | undefined> {
-  const [verb, ...rest] = argv;
-  if (verb === 'render') return render(rest);
-  if (verb === '-h' || verb === '--help') {
-    process.stdout.write(`${controlUsage}\n`);
-    return 0;
-  }
-  await serve(verb === 'serve' ? rest : argv);
-  return undefined;
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (code !== undefined) process.exit(code);
-  },
-  (err: Error) => {
-    const known = err instanceof ConfigError || err instanceof ManifestError || /listen/.test(err.message);
-    process.stderr.write(`sluice-control: ${known ? err.message : err.stack}\n`);
-    process.exit(known ? 2 : 1);
+void runProgram(
+  controlProgram,
+  process.argv.slice(2),
+  { serve: (p) => serve(p.values), render: (p) => render(p.values) },
+  {
+    classify: (err) =>
+      err instanceof ManifestError
+        ? { code: EXIT.USAGE, message: err.message }
+        : /listen/.test(err.message)
+          ? { code: EXIT.FAILURE, message: err.message }
+          : undefined,
   },
 );

@@ -28,6 +28,9 @@ const SYNC_TIMEOUT_MS = 30000;
 
 export class SimError extends Error {}
 
+/** The manifests given to up, apply or delete were rejected; nothing was changed. */
+export class RejectedManifestsError extends SimError {}
+
 function prefix(name: string): string {
   return `sluice-${name}_`;
 }
@@ -331,7 +334,7 @@ export class Cluster {
     );
     problems.push(...t.errors.map(formatTranslationError));
     problems.push(...translatePolicies(objects).errors.map(formatTranslationError));
-    if (problems.length) throw new SimError(`rejected, nothing was changed:\n  ${problems.join('\n  ')}`);
+    if (problems.length) throw new RejectedManifestsError(`rejected, nothing was changed:\n  ${problems.join('\n  ')}`);
   }
 
   private async applyObjects(desired: StoredObject[]): Promise<void> {

@@ -1,122 +1,65 @@
-// sluice-sim command line. The forms below are a contract used by tests and
-// outside tools; keep them stable.
+// sluice-sim: runs the simulated cluster (its command line is declared in
+// command-line.ts).
 import { stringify } from 'yaml';
-import { Cluster, SimError, down } from './cluster';
+import { EXIT, type ParsedCommandLine, UsageError, runProgram } from '../command-line';
+import { Cluster, RejectedManifestsError, SimError, down } from './cluster';
+import { simProgram } from './command-line';
 import { requireRoot } from './host';
 import { ManifestError, readManifests } from '../control/manifests';
 
-const USAGE = `usage:
-  sluice-sim up -f FILE... [--nodes N] [--name NAME]
-  sluice-sim apply -f FILE... [--name NAME]
-  sluice-sim delete -f FILE... [--name NAME]
-  sluice-sim exec NAMESPACE/POD [--name NAME] -- CMD [ARGS...]
-  sluice-sim status [-o json|yaml] [--name NAME]
-  sluice-sim agent NODE stop|start|restart [--name NAME]
-  sluice-sim control stop|start|restart [--name NAME]
-  sluice-sim ctl NODE [--name NAME] -- SLUICECTL-ARGS...
-  sluice-sim down [--name NAME]
-NAME defaults to $SLUICE_SIM_NAME or "demo".`;
-
-interface Parsed {
-  positional: string[];
-  files: string[];
-  nodes: number;
-  name: string;
-  output: string;
-  rest: string[];
-}
-
-function parse(argv: string[]): Parsed {
-  const p: Parsed = { positional: [], files: [], nodes: 1, name: process.env.SLUICE_SIM_NAME || 'demo', output: 'table', rest: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new SimError(`${a} needs a value\n${USAGE}`);
-      return v;
-    };
-    if (a === '--') {
-      p.rest = argv.slice(i + 1);
-      break;
-    } else if (a === '-f' || a === '--filename') {
-      p.files.push(value());
-      // -f a.yaml b.yaml: take following non-flag words as files too
-      while (argv[i + 1] !== undefined && !argv[i + 1].startsWith('-')) p.files.push(argv[++i]);
-    } else if (a === '--nodes') p.nodes = Number(value());
-    else if (a === '--name') p.name = value();
-    else if (a === '-o' || a === '--output') p.output = value();
-    else if (a === '-h' || a === '--help') {
-      process.stdout.write(`${USAGE}\n`);
-      process.exit(0);
-    } else if (a.startsWith('-')) throw new SimError(`unknown flag ${a}\n${USAGE}`);
-    else p.positional.push(a);
-  }
-  return p;
-}
-
-function needFiles(p: Parsed, verb: string): void {
-  if (p.files.length === 0) throw new SimError(`${verb} needs -f FILE\n${USAGE}`);
-}
-
-async function main(argv: string[]): Promise<number> {
-  const p = parse(argv);
-  const [verb, ...args] = p.positional;
-  switch (verb) {
+async function main(p: ParsedCommandLine): Promise<number> {
+  const name = (p.values.name as string | undefined) ?? (process.env.SLUICE_SIM_NAME || 'demo');
+  const files = (p.values.filename as string[] | undefined) ?? [];
+  const args = p.args;
+  switch (p.command) {
     case 'up': {
-      needFiles(p, 'up');
-      const objects = readManifests(p.files);
-      const cluster = await Cluster.up(p.name, p.nodes, objects);
-      process.stdout.write(`cluster ${cluster.name} is up: ${p.nodes} node(s), agents ready. Try "sluice-sim status --name ${cluster.name}".\n`);
-      return 0;
+      const nodes = Number(p.values.nodes ?? '1');
+      if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16) throw new UsageError(`--nodes ${p.values.nodes}: must be 1-16`, 'up');
+      const objects = readManifests(files);
+      const cluster = await Cluster.up(name, nodes, objects);
+      process.stdout.write(`cluster ${cluster.name} is up: ${nodes} node(s), agents ready. Try "sluice-sim status --name ${cluster.name}".\n`);
+      return EXIT.OK;
     }
     case 'apply':
     case 'delete': {
-      needFiles(p, verb);
       requireRoot('sluice-sim');
-      const objects = readManifests(p.files);
-      const cluster = Cluster.open(p.name);
-      await (verb === 'apply' ? cluster.apply(objects) : cluster.delete(objects));
-      process.stdout.write(`${objects.length} object(s) ${verb === 'apply' ? 'applied' : 'deleted'}\n`);
-      return 0;
+      const objects = readManifests(files);
+      const cluster = Cluster.open(name);
+      await (p.command === 'apply' ? cluster.apply(objects) : cluster.delete(objects));
+      process.stdout.write(`${objects.length} object(s) ${p.command === 'apply' ? 'applied' : 'deleted'}\n`);
+      return EXIT.OK;
     }
-    case 'exec': {
-      if (args.length !== 1 || p.rest.length === 0) throw new SimError(`usage: sluice-sim exec NAMESPACE/POD -- CMD [ARGS...]`);
+    case 'exec':
       requireRoot('sluice-sim');
-      return Cluster.open(p.name).exec(args[0], p.rest);
-    }
+      return Cluster.open(name).exec(args[0], p.rest ?? []);
     case 'status': {
-      const status = await Cluster.open(p.name).status();
-      if (p.output === 'json') process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
-      else if (p.output === 'yaml') process.stdout.write(stringify(status));
+      const status = await Cluster.open(name).status();
+      const output = p.values.output ?? 'table';
+      if (output === 'json') process.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+      else if (output === 'yaml') process.stdout.write(stringify(status));
       else process.stdout.write(formatStatus(status as StatusView));
-      return 0;
+      return EXIT.OK;
     }
-    case 'agent': {
-      if (args.length !== 2) throw new SimError('usage: sluice-sim agent NODE stop|start|restart');
+    case 'agent':
       requireRoot('sluice-sim');
-      await Cluster.open(p.name).agent(args[0], args[1]);
+      await Cluster.open(name).agent(args[0], args[1]);
       process.stdout.write(`agent ${args[0]}: ${args[1]} done\n`);
-      return 0;
-    }
-    case 'control': {
-      if (args.length !== 1) throw new SimError('usage: sluice-sim control stop|start|restart');
+      return EXIT.OK;
+    case 'control':
       requireRoot('sluice-sim');
-      await Cluster.open(p.name).control(args[0]);
+      await Cluster.open(name).control(args[0]);
       process.stdout.write(`control plane: ${args[0]} done\n`);
-      return 0;
-    }
-    case 'ctl': {
-      if (args.length !== 1) throw new SimError('usage: sluice-sim ctl NODE -- SLUICECTL-ARGS...');
-      return Cluster.open(p.name).ctl(args[0], p.rest);
-    }
+      return EXIT.OK;
+    case 'ctl':
+      return Cluster.open(name).ctl(args[0], p.rest ?? []);
     case 'down': {
       requireRoot('sluice-sim');
-      const removed = await down(p.name);
-      process.stdout.write(removed.length ? `removed ${removed.length} item(s) of cluster ${p.name}\n` : `nothing of cluster ${p.name} was left\n`);
-      return 0;
+      const removed = await down(name);
+      process.stdout.write(removed.length ? `removed ${removed.length} item(s) of cluster ${name}\n` : `nothing of cluster ${name} was left\n`);
+      return EXIT.OK;
     }
     default:
-      throw new SimError(verb ? `unknown command ${JSON.stringify(verb)}\n${USAGE}` : USAGE);
+      throw new UsageError(`unknown command ${JSON.stringify(p.command)}`);
   }
 }
 
@@ -142,11 +85,13 @@ function formatStatus(s: StatusView): string {
   ].join('\n');
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: Error) => {
-    const known = err instanceof SimError || err instanceof ManifestError || /needs root/.test(err.message);
-    process.stderr.write(`sluice-sim: ${known ? err.message : err.stack}\n`);
-    process.exit(known ? 2 : 1);
-  },
-);
+const handlers = Object.fromEntries(simProgram.commands.map((c) => [c.name, main]));
+
+void runProgram(simProgram, process.argv.slice(2), handlers, {
+  classify: (err) =>
+    err instanceof ManifestError || err instanceof RejectedManifestsError
+      ? { code: EXIT.USAGE, message: err.message }
+      : err instanceof SimError || /needs root/.test(err.message)
+        ? { code: EXIT.FAILURE, message: err.message }
+        : undefined,
+});

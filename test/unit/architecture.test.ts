@@ -11,17 +11,18 @@ const srcRoot = path.resolve(__dirname, '..', '..', '..', 'src');
 /** folder -> folders it may import from */
 const allowed: Record<string, string[]> = {
   model: [],
-  config: ['model'],
-  control: ['config', 'identity', 'model', 'observability', 'xds'],
+  'command-line': [],
+  config: ['command-line', 'model'],
+  control: ['command-line', 'config', 'identity', 'model', 'observability', 'xds'],
   xds: ['model'],
   identity: ['model'],
   native: [],
   datapath: ['model', 'native'],
   proxy: ['model'],
   observability: [],
-  agent: ['config', 'datapath', 'identity', 'model', 'observability', 'proxy', 'xds'],
-  cli: ['observability'],
-  sim: ['control', 'identity', 'model'],
+  agent: ['command-line', 'config', 'datapath', 'identity', 'model', 'observability', 'proxy', 'xds'],
+  cli: ['command-line', 'observability'],
+  sim: ['command-line', 'control', 'identity', 'model'],
 };
 
 function sourceFiles(dir: string): string[] {

@@ -1,0 +1,264 @@
+// Tables of sluicectl for an agent's admin endpoint, with the shape each
+// answer must have before a table is drawn from it.
+import { type Shape, anyOf, fields, list } from './answer-shape';
+import { bytes, duration, table } from './output';
+
+interface XdsTypeStatus {
+  type: string;
+  received: number;
+  synced: boolean;
+  lastAck?: { version: string; nonce: string; at: string };
+  lastNack?: { version: string; nonce: string; at: string; reason: string };
+}
+
+interface ConfigStatus {
+  source: string;
+  version: string;
+  file?: { file: string; version: string; appliedAt: string; lastError: string; rejected: { name: string; reason: string }[] };
+  xds?: { target: string; node: string; state: string; connectedSince: string; lastError: string; types: XdsTypeStatus[] };
+}
+
+export interface Status {
+  node: string;
+  ready: boolean;
+  pending: string[];
+  uptimeSeconds: number;
+  proxy: string;
+  relay: string;
+  bpf: { pinRoot?: string; attached: { program: string; reused: boolean }[] };
+  config: ConfigStatus;
+  enrolled: { workload: string; ips: string[]; preexistingConnections?: number }[];
+  activeConnections: number;
+  proxyCounters?: Record<string, number>;
+}
+
+export function statusTable(s: Status): string {
+  const lines = [
+    `node:         ${s.node}`,
+    `ready:        ${s.ready ? 'yes' : `no, waiting for: ${s.pending.join(', ')}`}`,
+    `uptime:       ${duration(s.uptimeSeconds * 1000)}`,
+    `proxy:        ${s.proxy} (${s.activeConnections} active connections), relay: ${s.relay}`,
+    `bpf pins:     ${s.bpf.pinRoot ?? '-'}`,
+    `programs:     ${s.bpf.attached.map((a) => `${a.program}${a.reused ? ' (kept from previous run)' : ''}`).join(', ') || '-'}`,
+    `config:       version ${s.config.version || '-'} from ${s.config.source}`,
+  ];
+  if (s.config.xds) lines.push(`control plane: ${s.config.xds.state}${s.config.xds.lastError ? ` (last error: ${s.config.xds.lastError})` : ''}`);
+  if (s.config.file?.lastError) lines.push(`config error: ${s.config.file.lastError}`);
+  for (const r of s.config.file?.rejected ?? []) lines.push(`rejected:     ${r.name}: ${r.reason}`);
+  lines.push(`enrolled:     ${s.enrolled.map((e) => e.workload).join(', ') || '(none)'}`);
+  for (const e of s.enrolled.filter((x) => x.preexistingConnections)) {
+    lines.push(`              ${e.workload}: ${e.preexistingConnections} connection(s) opened before enrollment, left uncaptured`);
+  }
+  if (s.proxyCounters) lines.push(`proxy:        ${Object.entries(s.proxyCounters).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  return lines.join('\n') + '\n';
+}
+
+interface Maps {
+  pinRoot: string;
+  enrollment: { netnsCookie: string; workloadId: number; workload: string }[];
+  vips: { vip: string; serviceId: number; service: string }[];
+  originalDestinations: { tuple: string; originalDst: string; netnsCookie: string }[];
+  counters: Record<string, number>;
+}
+
+export function mapsTable(m: Maps): string {
+  return [
+    `pins: ${m.pinRoot}\n`,
+    'ENROLLMENT (sluice_enroll)',
+    table(['NETNS COOKIE', 'ID', 'WORKLOAD'], m.enrollment.map((e) => [String(e.netnsCookie), String(e.workloadId), e.workload || '?'])),
+    'SERVICE VIPS (sluice_vips)',
+    table(['VIP', 'ID', 'SERVICE'], m.vips.map((v) => [v.vip, String(v.serviceId), v.service || '?'])),
+    'ORIGINAL DESTINATIONS not yet taken by the proxy (sluice_tuples)',
+    table(['TUPLE', 'ORIGINAL DST', 'NETNS COOKIE'], m.originalDestinations.map((o) => [o.tuple, o.originalDst, String(o.netnsCookie)])),
+    'COUNTERS (sluice_counters, all CPUs)',
+    table(['COUNTER', 'VALUE'], Object.entries(m.counters).map(([k, v]) => [k, String(v)])),
+  ].join('\n');
+}
+
+interface Connection {
+  id: number;
+  source: string;
+  sourceAddress: string;
+  vip: string;
+  service: string;
+  endpoint: string;
+  state: string;
+  security: string;
+  ageMs: number;
+  bytesFromClient: number;
+  bytesFromEndpoint: number;
+}
+
+export function connectionsTable(cs: Connection[]): string {
+  return table(
+    ['ID', 'SOURCE', 'VIP', 'SERVICE', 'ENDPOINT', 'STATE', 'SECURITY', 'SENT', 'RECEIVED', 'AGE'],
+    cs.map((c) => [String(c.id), c.source, c.vip, c.service, c.endpoint || '-', c.state, c.security || '-', bytes(c.bytesFromClient), bytes(c.bytesFromEndpoint), duration(c.ageMs)]),
+  );
+}
+
+export function configTable(s: Status): string {
+  const c = s.config;
+  const lines = [`source:   ${c.source}`, `version:  ${c.version || '-'}`];
+  if (c.xds) {
+    lines.push(`target:   ${c.xds.target} as node ${c.xds.node}`, `state:    ${c.xds.state}${c.xds.connectedSince ? ` since ${c.xds.connectedSince}` : ''}`);
+    if (c.xds.lastError) lines.push(`last error: ${c.xds.lastError}`);
+    lines.push(
+      '',
+      table(
+        ['TYPE', 'SYNCED', 'RECEIVED', 'LAST ACK (version/nonce)', 'LAST NACK (version/nonce)', 'NACK REASON'],
+        c.xds.types.map((t) => [
+          t.type.replace('type.googleapis.com/', ''),
+          String(t.synced),
+          String(t.received),
+          t.lastAck ? `${t.lastAck.version}/${t.lastAck.nonce}` : '-',
+          t.lastNack ? `${t.lastNack.version}/${t.lastNack.nonce}` : '-',
+          t.lastNack?.reason ?? '',
+        ]),
+      ),
+    );
+  }
+  if (c.file) {
+    lines.push(`file:     ${c.file.file}, applied ${c.file.appliedAt || 'never'}`);
+    if (c.file.lastError) lines.push(`error:    ${c.file.lastError}`);
+    for (const r of c.file.rejected ?? []) lines.push(`rejected: ${r.name}: ${r.reason}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+interface WorkloadRow {
+  namespace: string;
+  name: string;
+  node: string;
+  ips: string[];
+  serviceAccount: string;
+  captured: boolean;
+  ready: boolean;
+  local: boolean;
+  enrolled: boolean;
+}
+
+export function workloadsTable(ws: WorkloadRow[]): string {
+  return table(
+    ['NAMESPACE', 'NAME', 'NODE', 'IP', 'SERVICE ACCOUNT', 'IN MESH', 'ENROLLED HERE', 'READY'],
+    ws.map((w) => [w.namespace, w.name, w.node, w.ips.join(','), w.serviceAccount, w.captured ? 'yes' : 'no', w.local ? (w.enrolled ? 'yes' : 'no') : '-', w.ready ? 'yes' : 'no']),
+  );
+}
+
+interface ServiceRow {
+  namespace: string;
+  name: string;
+  clusterIPs: string[];
+  ports: { port: number; targetPort: number }[];
+  endpoints: { address: string; node: string; ready: boolean }[];
+}
+
+export function servicesTable(ss: ServiceRow[]): string {
+  return table(
+    ['NAMESPACE', 'NAME', 'CLUSTER-IP', 'PORTS', 'ENDPOINTS'],
+    ss.map((s) => [
+      s.namespace,
+      s.name,
+      s.clusterIPs.join(','),
+      s.ports.map((p) => `${p.port}->${p.targetPort}`).join(','),
+      s.endpoints.length ? s.endpoints.map((e) => `${e.address}${e.ready ? '' : ' (not ready)'}@${e.node}`).join(', ') : '(none)',
+    ]),
+  );
+}
+
+interface PolicyRows {
+  authorizationPolicies: { namespace: string; name: string; action: string; selector?: Record<string, string>; rules: unknown[] }[];
+  peerAuthentications: { namespace: string; name: string; mode: string; selector?: Record<string, string> }[];
+}
+
+function selectorText(sel?: Record<string, string>): string {
+  return sel ? Object.entries(sel).map(([k, v]) => `${k}=${v}`).join(',') : '(namespace-wide)';
+}
+
+export function policiesTable(p: PolicyRows): string {
+  return [
+    'AUTHORIZATION POLICIES',
+    table(['NAMESPACE', 'NAME', 'ACTION', 'SELECTOR', 'RULES'], p.authorizationPolicies.map((a) => [a.namespace, a.name, a.action, selectorText(a.selector), JSON.stringify(a.rules)])),
+    'PEER AUTHENTICATION',
+    table(['NAMESPACE', 'NAME', 'MODE', 'SELECTOR'], p.peerAuthentications.map((a) => [a.namespace, a.name, a.mode, selectorText(a.selector)])),
+  ].join('\n');
+}
+
+export interface TraceView {
+  from: string;
+  to: string;
+  steps: { step: string; result: string }[];
+  candidates: { endpoint: string; workload: string; node: string; ready: boolean; ejectedForMs: number; activeConnections: number; allowed: boolean; policy?: string; reason: string }[];
+  verdict: string;
+}
+
+export function traceTable(t: TraceView): string {
+  const lines = [`trace ${t.from} -> ${t.to}`, ...t.steps.map((s) => `  ${s.step.padEnd(10)} ${s.result}`), ''];
+  if (t.candidates.length) {
+    lines.push(
+      table(
+        ['ENDPOINT', 'WORKLOAD', 'NODE', 'READY', 'EJECTED', 'ACTIVE', 'POLICY', 'WHY'],
+        t.candidates.map((c) => [c.endpoint, c.workload, c.node, c.ready ? 'yes' : 'no', c.ejectedForMs ? `${c.ejectedForMs}ms` : '-', String(c.activeConnections), c.allowed ? 'allow' : 'DENY', c.reason]),
+      ),
+    );
+  }
+  lines.push(`verdict: ${t.verdict}`);
+  return lines.join('\n') + '\n';
+}
+
+interface CertRow {
+  identity: string;
+  state: string;
+  serial?: string;
+  notBefore?: string;
+  notAfter?: string;
+  renewAt?: string;
+  lastError?: string;
+}
+
+export function certsTable(rows: CertRow[] | { error: string }): string {
+  if (!Array.isArray(rows)) return `${rows.error}\n`;
+  const now = Date.now();
+  return table(
+    ['IDENTITY', 'STATE', 'SERIAL', 'NOT BEFORE', 'NOT AFTER', 'EXPIRES IN', 'RENEW AT', 'LAST ERROR'],
+    rows.map((c) => [
+      c.identity,
+      c.state,
+      c.serial?.slice(0, 16) ?? '-',
+      c.notBefore ?? '-',
+      c.notAfter ?? '-',
+      c.notAfter ? duration(Math.max(0, Date.parse(c.notAfter) - now)) : '-',
+      c.renewAt ?? '-',
+      c.lastError ?? '',
+    ]),
+  );
+}
+
+const XDS: Shape = fields({ types: list(fields({ type: 'string', 'lastAck?': fields({}), 'lastNack?': fields({}) })) });
+const CONFIG: Shape = fields({ source: 'unknown', 'xds?': XDS, 'file?': fields({ 'rejected?': list(fields({})) }) });
+
+/** The shape each agent endpoint's answer must have (only what the tables read is checked). */
+export const AGENT_SHAPES: Record<string, Shape> = {
+  '/status': fields({
+    pending: list('unknown'),
+    bpf: fields({ attached: list(fields({})) }),
+    config: CONFIG,
+    enrolled: list(fields({})),
+    'proxyCounters?': fields({}),
+  }),
+  '/maps': fields({ enrollment: list(fields({})), vips: list(fields({})), originalDestinations: list(fields({})), counters: fields({}) }),
+  '/connections': list(fields({})),
+  '/workloads': list(fields({ ips: list('unknown') })),
+  '/services': list(fields({ clusterIPs: list('unknown'), ports: list(fields({})), endpoints: list(fields({})) })),
+  '/policies': fields({ authorizationPolicies: list(fields({ 'selector?': fields({}), 'rules?': 'unknown' })), peerAuthentications: list(fields({ 'selector?': fields({}) })) }),
+  '/trace': fields({ from: 'unknown', to: 'unknown', steps: list(fields({ step: 'string' })), candidates: list(fields({})), verdict: 'string' }),
+  '/certs': anyOf(list(fields({ 'serial?': 'string', 'notAfter?': 'string' })), fields({ error: 'string' })),
+};
+
+/**
+ * Whether a trace verdict means the connection would be captured and
+ * allowed (sluicectl trace exits 0), rather than refused, denied, reset or
+ * not captured (exit 1).
+ */
+export function traceAllows(verdict: string): boolean {
+  return verdict.startsWith('captured and allowed');
+}
