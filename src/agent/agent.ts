@@ -30,6 +30,7 @@ import { TunnelServer } from '../proxy/tunnel-server';
 import { ServiceIndex } from '../proxy/service-index';
 import { ResourceStore, emptyDelta, type StoreDelta } from './resource-store';
 import { SnapshotFileSource } from './snapshot-file-source';
+import { connectionLimits } from './connection-budget';
 import { trace } from './trace';
 import { XdsSource } from './xds-source';
 
@@ -70,13 +71,23 @@ export class Agent {
   private certificates?: CertificateManager;
   private tunnels?: TunnelPool;
   private tunnelServer?: TunnelServer;
+  /**
+   * Host-side interface name -> ifindex, resolved once: under descriptor
+   * pressure if_nametoindex fails, and a pod whose STRICT entry could not be
+   * re-resolved must keep it (security state never changes on an error path).
+   */
+  private readonly ifindexCache = new Map<string, number>();
   /** Pod IP -> workload, for this node's pods (tunnel targets). */
   private localByIp = new Map<string, Workload>();
+
+  private readonly limits;
 
   constructor(
     readonly config: Readonly<AgentConfig>,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.limits = connectionLimits(config.maxConnections, config.maxConnectionsPerWorkload);
+  }
 
   async start(): Promise<void> {
     const { config, logger } = this;
@@ -157,6 +168,7 @@ export class Agent {
       logger: logger.child({ component: 'proxy' }),
       keepalive,
       endedByReset,
+      limits: this.limits,
       ...(config.accessLog ? { accessLog: (entry) => access.info(entry, 'connection') } : {}),
     });
     await this.proxy.listen(config.proxyAddress, config.proxyPort);
@@ -355,10 +367,23 @@ export class Agent {
         continue;
       }
       try {
-        entries.set(interfaceIndex(hostInterface), { allowedAddress: this.config.proxyAddress, flags: mode === 'STRICT' ? 0 : STRICT_F_COUNT_ONLY });
+        let ifindex = this.ifindexCache.get(hostInterface);
+        if (ifindex === undefined) {
+          ifindex = interfaceIndex(hostInterface);
+          this.ifindexCache.set(hostInterface, ifindex);
+        }
+        entries.set(ifindex, { allowedAddress: this.config.proxyAddress, flags: mode === 'STRICT' ? 0 : STRICT_F_COUNT_ONLY });
       } catch (err) {
         errors.push(`${mode} for ${w.namespace}/${w.name}: ${(err as Error).message}`);
       }
+    }
+    // Forget interfaces of pods that are gone (a new pod may reuse the name).
+    const current = new Set([...this.workloadByCookie.values()].map((w) => this.registry?.get(w.uid)?.hostInterface));
+    for (const name of [...this.ifindexCache.keys()]) if (!current.has(name)) this.ifindexCache.delete(name);
+    if (errors.length) {
+      // Something could not be resolved: add and update, but remove nothing
+      // this pass, so an error never turns STRICT off for a pod.
+      return { updated: 0, deleted: 0, errors: [...errors, ...this.datapath!.addStrict(entries).errors] };
     }
     try {
       const r = this.datapath!.applyStrict(entries);
@@ -442,6 +467,7 @@ export class Agent {
       lastReconcile: this.lastReconcile,
       proxyCounters: this.proxy?.counters,
       activeConnections: this.proxy?.activeConnections ?? 0,
+      connectionBudget: { ...this.limits, inUse: this.proxy?.activeConnections ?? 0 },
       tunnels: this.tunnels ? { ...this.tunnels.counters, openSessions: this.tunnels.openSessions, server: this.tunnelServer?.counters } : null,
     };
   }

@@ -40,6 +40,10 @@ export interface AgentConfig {
   /** splice: established connections are relayed by kernel splice on relay threads; stream: in JS. */
   relay: 'splice' | 'stream';
   relayThreads: number;
+  /** Proxied connections held at once; 0: derived from the descriptor limit (RLIMIT_NOFILE). */
+  maxConnections: number;
+  /** Proxied connections from one pod at once; 0: a quarter of maxConnections. */
+  maxConnectionsPerWorkload: number;
   /** One info line per connection when it ends (component "access"). */
   accessLog: boolean;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
@@ -71,6 +75,8 @@ const schema = {
     statusAddress: { type: 'string', format: 'ip', default: '0.0.0.0' },
     relay: { enum: ['splice', 'stream'], default: 'splice' },
     relayThreads: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
+    maxConnections: { type: 'integer', minimum: 0, default: 0 },
+    maxConnectionsPerWorkload: { type: 'integer', minimum: 0, default: 0 },
     accessLog: { type: 'boolean', default: false },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error'], default: 'info' },
     logFile: { type: 'string', default: '' },
@@ -106,6 +112,8 @@ export const agentFlags: readonly ConfigFlag[] = [
   { name: 'status-address', field: 'statusAddress', value: 'IP', complete: 'none', default: '0.0.0.0', description: 'address the metrics and readiness ports bind to' },
   { name: 'relay', field: 'relay', value: 'MODE', suggestions: ['splice', 'stream'], default: 'splice', description: 'how established connections are relayed: kernel splice on relay threads, or in JS' },
   { name: 'relay-threads', field: 'relayThreads', value: 'N', complete: 'none', default: '1', description: 'splice relay threads' },
+  { name: 'max-connections', field: 'maxConnections', value: 'N', complete: 'none', default: '0', description: 'proxied connections held at once (0: from the descriptor limit, keeping headroom for the agent)' },
+  { name: 'max-connections-per-workload', field: 'maxConnectionsPerWorkload', value: 'N', complete: 'none', default: '0', description: 'proxied connections from one pod at once (0: a quarter of --max-connections)' },
   { name: 'access-log', field: 'accessLog', value: 'BOOL', suggestions: ['true', 'false'], default: 'false', description: 'one info line per connection when it ends (component "access")' },
   { name: 'log-level', field: 'logLevel', value: 'LEVEL', suggestions: LEVELS, default: 'info', description: 'log level' },
   { name: 'log-file', field: 'logFile', value: 'FILE', description: 'log to this file instead of stdout' },

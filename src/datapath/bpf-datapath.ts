@@ -212,15 +212,42 @@ export class BpfDatapath {
    */
   applyStrict(entries: Map<number, StrictEntry>): ReconcileResult {
     this.assertOpen();
-    for (const ifindex of entries.keys()) {
-      if (this.strictAttached.has(ifindex)) continue;
-      this.object.attachTc('sluice_strict_ingress', ifindex, true);
-      this.strictAttached.add(ifindex);
-    }
-    return reconcileMap(
+    const attachErrors = this.attachStrict(entries);
+    const r = reconcileMap(
       this.strict,
       [...entries].map(([ifindex, e]) => ({ key: ifindexCodec.encode(ifindex), value: strictCodec.encode(e) })),
     );
+    return { ...r, errors: [...attachErrors, ...r.errors] };
+  }
+
+  /** Like applyStrict, but removes nothing: for a pass in which some pods could not be resolved. */
+  addStrict(entries: Map<number, StrictEntry>): ReconcileResult {
+    this.assertOpen();
+    const result: ReconcileResult = { map: this.strict.name, updated: 0, deleted: 0, unchanged: 0, errors: this.attachStrict(entries) };
+    for (const [ifindex, e] of entries) {
+      try {
+        this.strict.updateRaw(ifindexCodec.encode(ifindex), strictCodec.encode(e));
+        result.updated++;
+      } catch (err) {
+        result.errors.push(`update ${this.strict.name} ifindex ${ifindex}: ${(err as Error).message}`);
+      }
+    }
+    return result;
+  }
+
+  /** Attaches the tc filter where missing; one interface failing does not stop the others. */
+  private attachStrict(entries: Map<number, StrictEntry>): string[] {
+    const errors: string[] = [];
+    for (const ifindex of entries.keys()) {
+      if (this.strictAttached.has(ifindex)) continue;
+      try {
+        this.object.attachTc('sluice_strict_ingress', ifindex, true);
+        this.strictAttached.add(ifindex);
+      } catch (err) {
+        errors.push(`attach tc to ifindex ${ifindex}: ${(err as Error).message}`);
+      }
+    }
+    return errors;
   }
 
   /** Original destination of an accepted proxy socket; the record is consumed. */

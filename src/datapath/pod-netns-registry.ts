@@ -69,8 +69,16 @@ export class PodNetnsRegistry {
     return Object.fromEntries(this.failures);
   }
 
+  /**
+   * Never throws: a scan that fails (EMFILE under descriptor pressure, the
+   * directory gone) keeps every pod known so far and is retried by the poll.
+   */
   private async rescan(): Promise<void> {
-    if (await this.scan()) this.onChange();
+    try {
+      if (await this.scan()) this.onChange();
+    } catch (err) {
+      this.failures.set('(scan)', `scan of ${this.dir} failed, the pods known so far are kept: ${(err as Error).message}`);
+    }
   }
 
   private scan(): Promise<boolean> {
@@ -78,7 +86,10 @@ export class PodNetnsRegistry {
     const run = async (): Promise<boolean> => {
       let changed = false;
       const seen = new Set<string>();
-      for (const file of fs.readdirSync(this.dir)) {
+      // Throws before anything is forgotten when the directory cannot be read.
+      const files = fs.readdirSync(this.dir);
+      this.failures.delete('(scan)');
+      for (const file of files) {
         if (!file.endsWith('.json')) continue;
         let entry: { uid?: unknown; namespace?: unknown; name?: unknown; netns?: unknown; hostInterface?: unknown };
         try {

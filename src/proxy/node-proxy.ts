@@ -64,6 +64,21 @@ export interface ProxyDeps {
    * reports a reset after a partial read as end-of-file). Absent: trusted.
    */
   endedByReset?: (socket: net.Socket) => boolean;
+  /** Connection budget; absent: unlimited. */
+  limits?: ConnectionLimits;
+}
+
+/**
+ * How many proxied connections the proxy holds at once. Past either limit a
+ * new connection is reset at accept (counted, logged once per interval), so
+ * that descriptors stay for the agent's own work and one pod cannot starve
+ * the others; nothing already open is touched.
+ */
+export interface ConnectionLimits {
+  /** In all. */
+  maxConnections: number;
+  /** From one source address (one pod). */
+  maxPerSource: number;
 }
 
 export type ConnectionOutcome = 'closed' | 'reset' | 'denied' | 'no endpoint' | 'connect failed' | 'revoked' | 'failed';
@@ -99,6 +114,10 @@ export interface ProxyCounters {
   revoked: number;
   /** Unexpected errors on a connection's path (each ended that connection only). */
   internalErrors: number;
+  /** Refused at accept: the proxy held its whole connection budget. */
+  refusedOverBudget: number;
+  /** Refused at accept: the source pod held its share of the budget. */
+  refusedSourceOverBudget: number;
   bytesFromClients: number;
   bytesFromEndpoints: number;
 }
@@ -150,12 +169,16 @@ export class NodeProxy {
     resets: 0,
     revoked: 0,
     internalErrors: 0,
+    refusedOverBudget: 0,
+    refusedSourceOverBudget: 0,
     bytesFromClients: 0,
     bytesFromEndpoints: 0,
   };
   readonly failures: FailureLog;
   readonly endpoints = new EndpointStats();
   private readonly live = new Map<number, LiveConnection>();
+  /** Live connections per source address, for the per-source limit. */
+  private readonly perSource = new Map<string, number>();
   private readonly server: net.Server;
   private nextId = 1;
 
@@ -222,14 +245,17 @@ export class NodeProxy {
 
   private acceptCaptured(client: net.Socket): void {
     let orig: OriginalDestination | undefined;
+    // No peer address: closed or reset while it waited in the accept queue.
+    let gone = !client.remoteAddress;
     try {
-      orig = client.remoteAddress ? this.deps.originalDst(client) : undefined;
+      if (!gone) orig = this.deps.originalDst(client);
     } catch (err) {
+      // The lookup reads the socket's peer: ENOTCONN means the same.
       if ((err as { code?: string }).code !== 'ENOTCONN') throw err;
+      gone = true;
     }
-    if (!client.remoteAddress || (!orig && client.destroyed)) {
-      // Closed or reset while it waited in the accept queue (an abortive
-      // close): there is no peer left and nothing to deliver.
+    if (gone || !client.remoteAddress) {
+      // An abortive close before accept: no peer left, nothing to deliver.
       this.counters.abortedBeforeAccept++;
       client.destroy();
       return;
@@ -250,6 +276,7 @@ export class NodeProxy {
       client.resetAndDestroy();
       return;
     }
+    if (!this.withinBudget(client)) return;
     const target = this.deps.index().vip(orig.address, orig.port);
     if (!target) {
       this.counters.noService++;
@@ -277,8 +304,34 @@ export class NodeProxy {
       },
     };
     this.live.set(conn.info.id, conn);
+    this.perSource.set(client.remoteAddress, (this.perSource.get(client.remoteAddress) ?? 0) + 1);
     client.once('close', () => this.finish(conn));
     this.connect(conn, target, new Set(), 1);
+  }
+
+  /** Resets the connection and returns false when it would exceed the budget. */
+  private withinBudget(client: net.Socket): boolean {
+    const limits = this.deps.limits;
+    if (!limits) return true;
+    const source = client.remoteAddress ?? '';
+    if (this.live.size >= limits.maxConnections) {
+      this.counters.refusedOverBudget++;
+      this.failures.report('over budget', { live: this.live.size, limit: limits.maxConnections }, 'connection refused: the proxy holds its whole connection budget');
+    } else if ((this.perSource.get(source) ?? 0) >= limits.maxPerSource) {
+      this.counters.refusedSourceOverBudget++;
+      this.failures.report('source over budget', { source, limit: limits.maxPerSource }, 'connection refused: this source holds its share of the connection budget');
+    } else return true;
+    client.resetAndDestroy();
+    return false;
+  }
+
+  /** Forgets a connection that ended. */
+  private release(conn: LiveConnection): void {
+    if (!this.live.delete(conn.info.id)) return;
+    const source = conn.peer.ip;
+    const n = (this.perSource.get(source) ?? 1) - 1;
+    if (n > 0) this.perSource.set(source, n);
+    else this.perSource.delete(source);
   }
 
   /** Ends one connection after an unexpected error; counted and logged once per interval. */
@@ -533,10 +586,18 @@ export class NodeProxy {
     conn.offloaded = true; // before handOver: it destroys the JS sockets, whose 'close' must not finish the connection
     if (this.deps.offload?.handOver(conn.info.id, client, upstream, (r) => this.offloadDone(conn, key, r))) return;
     conn.offloaded = false;
-    // pipe() gives back-pressure and forwards FIN (end) per direction; with
-    // allowHalfOpen on both sockets the other direction stays open.
-    client.pipe(upstream);
-    upstream.pipe(client);
+    // pipe() gives back-pressure; FIN is forwarded per direction by hand
+    // (allowHalfOpen keeps the other direction open), after checking that
+    // the end was not a reset that libuv reported as end-of-file.
+    client.pipe(upstream, { end: false });
+    upstream.pipe(client, { end: false });
+    const forwardEnd = (from: net.Socket, to: net.Socket) =>
+      from.once('end', () => {
+        if (this.deps.endedByReset?.(from)) this.reset(conn);
+        else if (!to.destroyed) to.end();
+      });
+    forwardEnd(client, upstream);
+    forwardEnd(upstream, client);
     // A reset on one side becomes a reset on the other, as with a direct connection.
     upstream.on('error', () => {
       if (!client.destroyed) this.reset(conn);
@@ -556,7 +617,7 @@ export class NodeProxy {
     this.counters.bytesFromClients += r.bytesFromClient;
     this.counters.bytesFromEndpoints += r.bytesFromEndpoint;
     if (r.error) this.counters.resets++;
-    this.live.delete(conn.info.id);
+    this.release(conn);
     this.logAccess(conn, conn.outcome ?? (r.error ? 'reset' : 'closed'), r.bytesFromClient, r.bytesFromEndpoint);
   }
 
@@ -577,7 +638,7 @@ export class NodeProxy {
   private finish(conn: LiveConnection): void {
     if (conn.offloaded) return; // offloadDone accounts for it
     this.counters.bytesFromClients += conn.client.bytesRead;
-    this.live.delete(conn.info.id);
+    this.release(conn);
     if (conn.upstream && !conn.upstream.destroyed && conn.info.state === 'connecting') conn.upstream.destroy();
     this.logAccess(conn, conn.outcome ?? 'closed', conn.client.bytesRead, conn.upstream?.bytesRead ?? 0);
   }

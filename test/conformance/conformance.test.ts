@@ -383,10 +383,18 @@ spec:
           assert.equal(r.view.end, 'FIN', r.vip);
         }
       }
-      // Reset soon after the change: its way through the control plane and
-      // xDS, then within a second of the agent applying it.
-      for (const r of results.filter((x) => x.who === 'other')) assert.ok(r.view.endedAt - appliedAt < 3000, `${r.vip}: reset ${r.view.endedAt - appliedAt} ms after the apply`);
-      assert.equal(runClient('conf/other', VIP_1, 7001, ['line:x', 'end']).end, 'ECONNRESET', 'new connections are denied too');
+      // Within a second of the agent applying the change (its last reconcile:
+      // node-1 for the same-node connection, node-2, the tunnel's destination,
+      // for the cross-node one); the way there through the control plane and
+      // xDS is bounded loosely.
+      for (const r of results.filter((x) => x.who === 'other')) {
+        const node = r.vip === VIP_1 ? 'node-1' : 'node-2';
+        const appliedByAgent = Date.parse(sim.ctlJson<{ lastReconcile: { at: string } }>(node, 'status').lastReconcile.at);
+        assert.ok(r.view.endedAt - appliedByAgent < 1000, `${r.vip}: reset ${r.view.endedAt - appliedByAgent} ms after ${node} applied the policy`);
+        assert.ok(r.view.endedAt - appliedAt < 10000, `${r.vip}: reset ${r.view.endedAt - appliedAt} ms after the apply`);
+      }
+      const fresh = runClient('conf/other', VIP_1, 7001, ['line:x', 'end']);
+      assert.ok(fresh.end === 'ECONNRESET' || fresh.connect === 'ECONNRESET', `new connections are denied too (${JSON.stringify(fresh)})`);
     } finally {
       sim.delete(denyOther);
     }
@@ -432,14 +440,21 @@ spec:
   it('a dead peer is noticed: the client is reset within the documented bound, with or without keepalive (fault 6)', async () => {
     const fabric = sim.status().netns.fabric;
     const srv1Netns = sim.status().pods.find((p) => p.name === 'srv-1')!.netns;
-    const hold = (ka: boolean) => [...(ka ? ['ka:2000'] : []), 'line:hold', 'await:hold', 'hold:40000'];
+    let marks = 0;
+    const markers: string[] = [];
+    const hold = (ka: boolean) => {
+      const marker = path.join(logDir, `dead-peer-${++marks}`);
+      markers.push(marker);
+      return [...(ka ? ['ka:2000'] : []), 'line:hold', 'await:hold', `mark:${marker}`, 'hold:40000'];
+    };
     const runs = {
       directCross: runClientAsync('plain/direct', podIp['conf/srv-2'], 7005, hold(true)),
       meshCross: runClientAsync('conf/client', VIP_2, 7005, hold(true)),
       meshCrossNoKeepalive: runClientAsync('conf/client', VIP_2, 7005, hold(false)),
       meshSame: runClientAsync('conf/client', VIP_1, 7005, hold(true)),
     };
-    await new Promise((r) => setTimeout(r, 1500));
+    // Every connection is established and has echoed once before the peers go silent.
+    assert.ok(await eventually(() => markers.every((m) => fs.existsSync(m)), 300, 100), 'all four connections up');
     const down = Date.now();
     const ip = (args: string[]) => spawnSync('ip', args, { encoding: 'utf8' });
     assert.equal(ip(['-n', fabric, 'link', 'set', 'f2', 'down']).status, 0);
