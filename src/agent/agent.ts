@@ -34,7 +34,7 @@ import { connectionLimits } from './connection-budget';
 import { trace } from './trace';
 import { XdsSource } from './xds-source';
 
-const BLOCKERS = ['bpf attached', 'config synced', 'pod netns scanned', 'maps reconciled', 'proxy listening'];
+const BLOCKERS = ['bpf attached', 'config synced', 'pod netns scanned', 'maps reconciled', 'proxy listening', 'workload certificates'];
 const PERSIST_DELAY_MS = 1000;
 
 /**
@@ -123,10 +123,13 @@ export class Agent {
     else this.startXdsSource(credentials, token);
     if (token) {
       this.certificates = new CertificateManager(
-        { target: config.controlPlane, node: config.nodeName, token, validitySeconds: config.certificateTtl, credentials },
+        { target: config.controlPlane, node: config.nodeName, token, validitySeconds: config.certificateTtl, credentials, keepDir: config.credentialsDir },
         logger.child({ component: 'certificates' }),
       );
       this.certificates.start();
+      this.awaitCertificates(this.certificates);
+    } else {
+      this.readiness.done('workload certificates');
     }
 
     const datapath = this.datapath;
@@ -175,6 +178,22 @@ export class Agent {
     this.readiness.done('proxy listening');
     await this.startStatusServers();
     logger.info({ node: config.nodeName, proxy: `${config.proxyAddress}:${config.proxyPort}` }, 'agent started');
+  }
+
+  /**
+   * Ready only once every identity on this node has a valid certificate
+   * (obtained, or kept from before a restart): without them nothing can
+   * cross to another node, and readiness must not claim otherwise.
+   */
+  private awaitCertificates(certificates: CertificateManager): void {
+    const timer = setInterval(() => {
+      const blockers = this.readiness.blockers();
+      if (!blockers.includes('workload certificates')) return clearInterval(timer);
+      if (blockers.includes('maps reconciled') || !certificates.allValid()) return;
+      this.readiness.done('workload certificates');
+      clearInterval(timer);
+    }, 200);
+    timer.unref();
   }
 
   /** Stops serving. Links and maps stay pinned: capture survives the agent. */

@@ -6,6 +6,9 @@ import { createLogger } from '../observability/logger';
 import { Agent } from './agent';
 import { agentProgram } from './command-line';
 
+/** How long a stop may take before the process exits anyway, ms. */
+const STOP_GRACE_MS = 8000;
+
 async function run(values: Parameters<typeof agentConfigFromValues>[0]): Promise<CommandResult> {
   const config = agentConfigFromValues(values, process.env);
   const logger = createLogger('sluice-agent', config.logLevel, config.logFile);
@@ -15,8 +18,20 @@ async function run(values: Parameters<typeof agentConfigFromValues>[0]): Promise
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'agent stopping; capture programs stay attached');
+    // Whatever still holds on (a peer that never answers), the process ends
+    // within the grace period: a DaemonSet's terminationGracePeriodSeconds
+    // must never run out on us.
+    const deadline = setTimeout(() => {
+      logger.warn({ graceMs: STOP_GRACE_MS }, 'agent stop did not finish in time; exiting');
+      logger.flush(() => exitAfterFlush(EXIT.FAILURE));
+    }, STOP_GRACE_MS);
+    deadline.unref();
     agent.stop().then(
-      () => logger.flush(() => exitAfterFlush(EXIT.OK)),
+      () => {
+        clearTimeout(deadline);
+        logger.info('agent stopped');
+        logger.flush(() => exitAfterFlush(EXIT.OK));
+      },
       (err) => {
         logger.error({ err }, 'error while stopping');
         logger.flush(() => exitAfterFlush(EXIT.FAILURE));

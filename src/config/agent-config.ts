@@ -15,6 +15,8 @@ export interface AgentConfig {
   snapshot: string;
   /** Where the last good state from the control plane is kept across restarts. */
   stateDir: string;
+  /** Root-only directory on tmpfs where workload keys and certificates outlive a restart of the agent. */
+  credentialsDir: string;
   /** This node's credential for certificate requests; workload certificates are obtained only when set. */
   nodeTokenFile: string;
   /** The mesh root: the control plane is reached over TLS and must present its SPIFFE ID. */
@@ -59,6 +61,7 @@ const schema = {
     controlPlane: { type: 'string', pattern: '^([^:/]+:[0-9]{1,5}|unix:/.+)?$', default: '' },
     snapshot: { type: 'string', default: '' },
     stateDir: { type: 'string', pattern: '^/', default: '/var/lib/sluice' },
+    credentialsDir: { type: 'string', pattern: '^/', default: '/run/sluice/credentials' },
     nodeTokenFile: { type: 'string', default: '' },
     certificateTtl: { type: 'integer', minimum: 0, maximum: 86400, default: 0 },
     controlPlaneCa: { type: 'string', default: '' },
@@ -95,6 +98,7 @@ export const agentFlags: readonly ConfigFlag[] = [
   { name: 'node-name', field: 'nodeName', value: 'NAME', complete: 'none', description: 'this node\'s name, as in the workloads\' spec.nodeName (required)' },
   { name: 'control-plane', field: 'controlPlane', value: 'HOST:PORT', complete: 'none', description: 'control plane to follow over xDS (host:port or unix:/path); or --snapshot' },
   { name: 'snapshot', field: 'snapshot', value: 'FILE', description: 'static snapshot file of workloads and services, instead of a control plane' },
+  { name: 'credentials-dir', field: 'credentialsDir', value: 'DIR', complete: 'directory', default: '/run/sluice/credentials', description: 'root-only tmpfs directory where workload keys and certificates outlive an agent restart (never the state directory)' },
   { name: 'state-dir', field: 'stateDir', value: 'DIR', complete: 'directory', default: '/var/lib/sluice', description: 'where the last good state from the control plane is kept across restarts' },
   { name: 'node-token-file', field: 'nodeTokenFile', value: 'FILE', description: 'this node\'s credential; workload certificates are obtained only when set' },
   { name: 'certificate-ttl', field: 'certificateTtl', value: 'SECONDS', complete: 'none', default: '0', description: 'lifetime asked for workload certificates (0: the CA\'s default, one hour)' },

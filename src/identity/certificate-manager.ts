@@ -1,6 +1,12 @@
 // The agent's workload certificates: one per identity of the workloads on
-// its node, keys in memory only, renewed at half-life. A renewal that fails
-// keeps the still-valid certificate and retries with jittered backoff.
+// its node, renewed at half-life. A renewal that fails keeps the still-valid
+// certificate and retries with jittered backoff. Keys are kept in memory
+// and, when a keep directory is given, in a root-only directory on tmpfs
+// (/run: gone at reboot, never on disk), so an agent that restarts while the
+// control plane is away still serves with the certificates it held.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { NODE_METADATA, certificateServiceClient, type CreateCertificateRequest, type CreateCertificateResponse } from './certificate-protocol';
@@ -35,6 +41,15 @@ export interface CertificateManagerOptions {
   validitySeconds?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Root-only directory (mode 0700, on tmpfs) where keys and chains outlive a restart; absent: memory only. */
+  keepDir?: string;
+}
+
+/** What is kept per identity in the keep directory (mode 0600). */
+interface KeptCredentials {
+  identity: string;
+  keyPem: string;
+  chainPem: string[];
 }
 
 type Client = grpc.Client & {
@@ -75,14 +90,20 @@ export class CertificateManager {
   /** The identities this node needs now; others are dropped with their keys. */
   setIdentities(identities: Iterable<string>): void {
     const want = new Set(identities);
-    for (const id of [...this.held.keys()]) if (!want.has(id)) this.held.delete(id);
     let added = false;
+    for (const id of [...this.held.keys()]) if (!want.has(id)) this.forget(id);
     for (const id of want) {
       if (this.held.has(id)) continue;
-      this.held.set(id, { identity: id, state: 'requesting', failures: 0, nextAttempt: 0, inFlight: false });
+      this.held.set(id, this.restore(id) ?? { identity: id, state: 'requesting', failures: 0, nextAttempt: 0, inFlight: false });
       added = true;
     }
     if (added) this.tick();
+  }
+
+  /** True when every identity this node needs has a valid certificate now. */
+  allValid(): boolean {
+    for (const id of this.held.keys()) if (!this.credentials(id)) return false;
+    return true;
   }
 
   list(): WorkloadCertificate[] {
@@ -113,6 +134,59 @@ export class CertificateManager {
   rootPem(): string | undefined {
     for (const h of this.held.values()) if (h.chainPem?.length) return h.chainPem[h.chainPem.length - 1];
     return undefined;
+  }
+
+  private keptFile(identity: string): string | undefined {
+    if (!this.opts.keepDir) return undefined;
+    return path.join(this.opts.keepDir, `${crypto.createHash('sha256').update(identity).digest('hex').slice(0, 32)}.json`);
+  }
+
+  /** Writes the credentials atomically, readable by root only; a failure only costs the restart case. */
+  private keep(c: KeptCredentials): void {
+    const file = this.keptFile(c.identity);
+    if (!file) return;
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      const tmp = `${file}.${process.pid}.tmp`;
+      fs.writeFileSync(tmp, JSON.stringify(c), { mode: 0o600 });
+      fs.renameSync(tmp, file);
+    } catch (err) {
+      this.logger.warn({ identity: c.identity, err: (err as Error).message }, 'could not keep the certificate for a restart');
+    }
+  }
+
+  private forget(identity: string): void {
+    this.held.delete(identity);
+    const file = this.keptFile(identity);
+    if (file) fs.rmSync(file, { force: true });
+  }
+
+  /** A kept certificate for this identity that is still valid, as held state; renewed at its half-life as usual. */
+  private restore(identity: string): Held | undefined {
+    const file = this.keptFile(identity);
+    if (!file || !fs.existsSync(file)) return undefined;
+    try {
+      const kept = JSON.parse(fs.readFileSync(file, 'utf8')) as KeptCredentials;
+      const info = certificateInfo(kept.chainPem[0] ?? '');
+      if (kept.identity !== identity || info.identity !== identity || info.notAfter.getTime() <= Date.now()) return undefined;
+      this.logger.info({ identity, serial: info.serial, notAfter: info.notAfter.toISOString() }, 'workload certificate restored from before the restart');
+      return {
+        identity,
+        keyPem: kept.keyPem,
+        chainPem: kept.chainPem,
+        serial: info.serial,
+        notBefore: info.notBefore.toISOString(),
+        notAfter: info.notAfter.toISOString(),
+        renewAt: renewAt(new Date(), info.notAfter).toISOString(),
+        state: 'valid',
+        failures: 0,
+        nextAttempt: 0,
+        inFlight: false,
+      };
+    } catch (err) {
+      this.logger.warn({ identity, err: (err as Error).message }, 'kept certificate not used');
+      return undefined;
+    }
   }
 
   private tick(): void {
@@ -156,6 +230,7 @@ export class CertificateManager {
         nextAttempt: 0,
       });
       this.counters.issued++;
+      this.keep({ identity: h.identity, keyPem, chainPem: res.cert_chain });
       this.logger.info({ identity: h.identity, serial: info.serial, notAfter: h.notAfter }, 'workload certificate obtained');
     } catch (err) {
       const e = err as grpc.ServiceError;

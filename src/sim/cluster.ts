@@ -516,6 +516,7 @@ export class Cluster {
       '--node-name', n.name,
       '--control-plane', this.state.control.address,
       '--state-dir', n.stateDir,
+      '--credentials-dir', path.join(path.dirname(n.stateDir), 'credentials'),
       '--node-token-file', n.nodeTokenFile,
       '--control-plane-ca', path.join(this.state.control.caDir, 'root-cert.pem'),
       '--pod-netns-dir', n.podNetnsDir,

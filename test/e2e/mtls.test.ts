@@ -165,4 +165,19 @@ spec:
     const log = fs.readFileSync(`/run/sluice-sim/e2e-mtls/logs/agent-node-2.log`, 'utf8');
     assert.match(log, /"peer":"spiffe:\/\/cluster\.local\/ns\/shop\/sa\/batch".*tunnel stream refused: denied/);
   });
+
+  it('SIGTERM stops an agent that holds incoming tunnel sessions, at once', async () => {
+    assert.equal(curl('shop/web').code, 0, 'a tunnel session from node-1 into node-2 is open');
+    const started = Date.now();
+    sim.must(['agent', 'node-2', 'stop']);
+    const took = Date.now() - started;
+    const log = fs.readFileSync('/run/sluice-sim/e2e-mtls/logs/agent-node-2.log', 'utf8');
+    try {
+      assert.match(log, /"msg":"agent stopped"/, 'it stopped by itself, not by SIGKILL');
+      assert.ok(took < 8000, `stopped in ${took} ms`);
+    } finally {
+      sim.must(['agent', 'node-2', 'start']);
+    }
+    assert.ok(await eventually(() => curl('shop/web').code === 0, 100, 200), 'node-2 serves again after its start');
+  });
 });

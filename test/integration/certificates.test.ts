@@ -102,10 +102,9 @@ describe('certificate service and manager (gRPC on loopback)', { timeout: 60000 
   });
 
   it('the agent-side manager obtains, rotates at half-life, and keeps a valid certificate when renewal fails', async () => {
-    const manager = new CertificateManager(
-      { target: `127.0.0.1:${port}`, node: 'node-1', token: nodeToken(secret, 'node-1'), validitySeconds: 6, initialBackoffMs: 200, maxBackoffMs: 400 },
-      quiet,
-    );
+    const keepDir = path.join(dir, 'credentials');
+    const options = { target: `127.0.0.1:${port}`, node: 'node-1', token: nodeToken(secret, 'node-1'), validitySeconds: 6, initialBackoffMs: 200, maxBackoffMs: 400, keepDir };
+    const manager = new CertificateManager(options, quiet);
     const until = async (check: () => boolean, what: string) => {
       for (let i = 0; i < 200; i++) {
         if (check()) return;
@@ -133,6 +132,23 @@ describe('certificate service and manager (gRPC on loopback)', { timeout: 60000 
       assert.match(after.lastError ?? '', /UNAVAILABLE|No connection|ECONNREFUSED/);
     } finally {
       manager.stop();
+    }
+    // The agent restarts while the CA is still away: the certificate it held
+    // is served at once from the root-only keep directory.
+    assert.equal(fs.statSync(keepDir).mode & 0o777, 0o700);
+    const [kept] = fs.readdirSync(keepDir);
+    assert.equal(fs.statSync(path.join(keepDir, kept)).mode & 0o777, 0o600);
+    const restarted = new CertificateManager(options, quiet);
+    try {
+      restarted.setIdentities(['spiffe://cluster.local/ns/shop/sa/web']);
+      assert.equal(restarted.list()[0].state, 'valid');
+      assert.ok(restarted.credentials('spiffe://cluster.local/ns/shop/sa/web'), 'credentials for TLS right after the restart');
+      assert.equal(restarted.allValid(), true);
+      // An identity no longer on the node is forgotten, its key removed.
+      restarted.setIdentities([]);
+      assert.deepEqual(fs.readdirSync(keepDir), []);
+    } finally {
+      restarted.stop();
     }
   });
 });
