@@ -32,6 +32,8 @@ import { ResourceStore, emptyDelta, type StoreDelta } from './resource-store';
 import { SnapshotFileSource } from './snapshot-file-source';
 import { trace } from './trace';
 import { XdsSource } from './xds-source';
+import { CniEndpoint, MESH_RECORD_FILE } from './cni-endpoint';
+import * as path from 'node:path';
 
 const BLOCKERS = ['bpf attached', 'config synced', 'pod netns scanned', 'maps reconciled', 'proxy listening'];
 const PERSIST_DELAY_MS = 1000;
@@ -65,6 +67,7 @@ export class Agent {
   private source?: SnapshotFileSource;
   private xds?: XdsSource;
   private registry?: PodNetnsRegistry;
+  private cni?: CniEndpoint;
   private proxy?: NodeProxy;
   private relay?: SpliceRelay;
   private certificates?: CertificateManager;
@@ -98,6 +101,15 @@ export class Agent {
     });
     await this.registry.start();
     this.readiness.done('pod netns scanned');
+    // sluice-cni reports new pods here; answers once each is enrolled (src/cni/).
+    const registry = this.registry;
+    this.cni = new CniEndpoint({
+      node: config.nodeName, socketPath: config.cniSocket, podNetnsDir: config.podNetnsDir, hostNetnsDir: config.hostNetnsDir,
+      meshRecordFile: path.join(config.stateDir, MESH_RECORD_FILE),
+      workload: (uid) => this.store.workloads.get(uid), enrolled: (uid) => this.enrolledSince.has(uid),
+      podError: (uid) => registry.errors()[uid], pending: () => this.readiness.blockers(), logger: logger.child({ component: 'cni' }),
+    });
+    await this.cni.listen();
 
     let token = '';
     if (config.nodeTokenFile) {
@@ -176,6 +188,7 @@ export class Agent {
     this.xds?.stop();
     this.certificates?.stop();
     this.registry?.stop();
+    await this.cni?.close();
     await this.proxy?.close(true);
     this.tunnels?.close();
     await this.tunnelServer?.close();
@@ -383,6 +396,7 @@ export class Agent {
     }
     this.workloadByCookie = byCookie;
     this.localByIp = byIp;
+    this.cni?.workloadsChanged(this.store.workloads.values());
     this.noteEnrollmentChanges(byCookie);
   }
 

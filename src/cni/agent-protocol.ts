@@ -8,6 +8,7 @@
 //                             -> 503 {ready: false, pending: [...]}
 //
 // Pure: the shapes and their validation, used on both sides.
+import type { PodRecord } from './pod-record';
 
 export const PODS_PATH = '/v1/pods';
 export const STATUS_PATH = '/v1/status';
@@ -57,4 +58,9 @@ export function validatePodReport(body: unknown): PodReport {
   if (typeof o.waitMs !== 'number' || !(o.waitMs >= 0 && o.waitMs <= 120000)) bad.push(`waitMs (got ${JSON.stringify(o.waitMs)})`);
   if (bad.length) throw new Error(`invalid ${bad.join(', ')}`);
   return o as unknown as PodReport;
+}
+
+/** The node-local record of a reported pod (without who wrote it and when). */
+export function recordOfReport(r: PodReport): PodRecord {
+  return { uid: r.uid, namespace: r.namespace, name: r.name, netns: r.netns, containerId: r.containerId, ifname: r.ifname, ips: r.ips, ...(r.hostInterface ? { hostInterface: r.hostInterface } : {}) };
 }

@@ -12,7 +12,7 @@
 // GC     removes records of sandboxes that are no longer valid attachments.
 import * as fs from 'node:fs';
 import { agentRequest } from './agent-client';
-import { PODS_PATH, STATUS_PATH, type PodAnswer, type PodReport } from './agent-protocol';
+import { PODS_PATH, STATUS_PATH, recordOfReport, type PodAnswer, type PodReport } from './agent-protocol';
 import {
   CNI_ERROR,
   CniError,
@@ -129,15 +129,12 @@ async function add(cni: CniEnv, conf: NetConf, own: PluginConf): Promise<PluginO
   }
   if (need.kind === 'optional') {
     // Leave the record for the agent to find when it is back (it may enroll the pod later).
-    writePodRecord(own.podNetnsDir, { ...recordOf(report), reportedBy: 'sluice-cni', reportedAt: new Date().toISOString() });
+    writePodRecord(own.podNetnsDir, { ...recordOfReport(report), reportedBy: 'sluice-cni', reportedAt: new Date().toISOString() });
     return ok(passThrough(conf), `sluice-cni: ${label}: ${failure}; passed through: ${need.reason}`);
   }
   throw new CniError(CNI_ERROR.tryAgainLater, failure, `${need.reason}; a meshed pod never runs outside the mesh, so the pod waits for the agent`);
 }
 
-function recordOf(r: PodReport) {
-  return { uid: r.uid, namespace: r.namespace, name: r.name, netns: r.netns, containerId: r.containerId, ifname: r.ifname, ips: r.ips, ...(r.hostInterface ? { hostInterface: r.hostInterface } : {}) };
-}
 
 function del(cni: CniEnv, conf: NetConf, own: PluginConf): PluginOutcome {
   // Lenient by design (SPEC.md "DEL"): a pod nobody knows, a gone netns or
