@@ -179,7 +179,9 @@ export function uninstall(binDir: string, confDir: string): string[] {
  * Returns a function that stops watching.
  */
 export function keepInstalled(opts: InstallOptions, report: (changed: string[], error?: Error) => void, intervalMs = 2000): () => void {
+  let stopped = false;
   const check = () => {
+    if (stopped) return;
     try {
       const changed = install(opts);
       if (changed.length) report(changed);
@@ -196,6 +198,7 @@ export function keepInstalled(opts: InstallOptions, report: (changed: string[], 
   }
   const timer = setInterval(check, intervalMs);
   return () => {
+    stopped = true; // a check the watcher already scheduled must not re-install after an uninstall
     watcher?.close();
     clearInterval(timer);
   };

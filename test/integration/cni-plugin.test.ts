@@ -257,7 +257,7 @@ describe('sluice-cni chained after bridge + host-local', { concurrency: false },
 });
 
 describe('installing on the node: the conflist', { concurrency: false }, () => {
-  const idir = fs.mkdtempSync(path.join(os.tmpdir(), `${PREFIX}install-`));
+  const idir = path.join(dir, 'install');
   const opts: InstallOptions = { binDir: path.join(idir, 'bin'), confDir: path.join(idir, 'net.d'), nodeBinary: process.execPath, conf: { ...DEFAULT_PLUGIN_CONF, agentTimeoutMs: 3000 } };
   const file = path.join(opts.confDir, '10-calico.conflist');
   const original = {
@@ -276,7 +276,7 @@ describe('installing on the node: the conflist', { concurrency: false }, () => {
     fs.writeFileSync(file, JSON.stringify(original));
     fs.writeFileSync(path.join(opts.confDir, '99-loopback.conf'), JSON.stringify({ cniVersion: '0.3.1', name: 'lo', type: 'loopback' }));
   });
-  after(() => fs.rmSync(idir, { recursive: true, force: true }));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('inserts itself once, last, keeping every other plugin, the order and every field', () => {
     const changed = install(opts);
