@@ -11,7 +11,7 @@ fi
 
 packages=(
   clang llvm libbpf-dev bpftool pkg-config cmake make g++ linux-libc-dev
-  iproute2 util-linux procps
+  iproute2 util-linux procps containernetworking-plugins
   curl iperf3 haproxy wrk nginx-light redis-server redis-tools tcpdump
 )
 missing=()

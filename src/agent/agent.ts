@@ -33,6 +33,8 @@ import { SnapshotFileSource } from './snapshot-file-source';
 import { connectionLimits } from './connection-budget';
 import { trace } from './trace';
 import { XdsSource } from './xds-source';
+import { CniEndpoint, MESH_RECORD_FILE } from './cni-endpoint';
+import * as path from 'node:path';
 
 const BLOCKERS = ['bpf attached', 'config synced', 'pod netns scanned', 'maps reconciled', 'proxy listening', 'workload certificates'];
 const PERSIST_DELAY_MS = 1000;
@@ -66,6 +68,7 @@ export class Agent {
   private source?: SnapshotFileSource;
   private xds?: XdsSource;
   private registry?: PodNetnsRegistry;
+  private cni?: CniEndpoint;
   private proxy?: NodeProxy;
   private relay?: SpliceRelay;
   private certificates?: CertificateManager;
@@ -109,6 +112,15 @@ export class Agent {
     });
     await this.registry.start();
     this.readiness.done('pod netns scanned');
+    // sluice-cni reports new pods here; answers once each is enrolled (src/cni/).
+    const registry = this.registry;
+    this.cni = new CniEndpoint({
+      node: config.nodeName, socketPath: config.cniSocket, podNetnsDir: config.podNetnsDir, hostNetnsDir: config.hostNetnsDir,
+      meshRecordFile: path.join(config.stateDir, MESH_RECORD_FILE),
+      workload: (uid) => this.store.workloads.get(uid), enrolled: (uid) => this.enrolledSince.has(uid),
+      podError: (uid) => registry.errors()[uid], pending: () => this.readiness.blockers(), logger: logger.child({ component: 'cni' }),
+    });
+    await this.cni.listen();
 
     let token = '';
     if (config.nodeTokenFile) {
@@ -207,6 +219,7 @@ export class Agent {
     this.xds?.stop();
     this.certificates?.stop();
     this.registry?.stop();
+    await this.cni?.close();
     await this.proxy?.close(true);
     this.tunnels?.close();
     await this.tunnelServer?.close();
@@ -427,6 +440,7 @@ export class Agent {
     }
     this.workloadByCookie = byCookie;
     this.localByIp = byIp;
+    this.cni?.workloadsChanged(this.store.workloads.values());
     this.noteEnrollmentChanges(byCookie);
   }
 

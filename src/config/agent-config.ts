@@ -26,6 +26,10 @@ export interface AgentConfig {
   certificateTtl: number;
   /** Directory where the CNI step reports each pod's netns. */
   podNetnsDir: string;
+  /** Unix socket where sluice-cni reports new pods ('' = none). */
+  cniSocket: string;
+  /** The node's named network namespaces, searched at start for pods running before the agent ('' = no search). */
+  hostNetnsDir: string;
   /** bpffs directory of this agent; pins live in <bpffs>/v<schema>/. */
   bpffs: string;
   /** cgroup v2 directory whose subtree is captured. */
@@ -67,6 +71,8 @@ const schema = {
     controlPlaneCa: { type: 'string', default: '' },
     trustDomain: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'cluster.local' },
     podNetnsDir: { type: 'string', minLength: 1, default: '/run/sluice/pods' },
+    cniSocket: { type: 'string', pattern: '^(/.*)?$', default: '' },
+    hostNetnsDir: { type: 'string', pattern: '^(/.*)?$', default: '' },
     bpffs: { type: 'string', pattern: '^/' },
     cgroup: { type: 'string', pattern: '^/' },
     proxyAddress: { type: 'string', format: 'ipv4' },
@@ -105,6 +111,8 @@ export const agentFlags: readonly ConfigFlag[] = [
   { name: 'control-plane-ca', field: 'controlPlaneCa', value: 'FILE', description: 'mesh root: reach the control plane over TLS and check its SPIFFE ID' },
   { name: 'trust-domain', field: 'trustDomain', value: 'DOMAIN', complete: 'none', default: 'cluster.local', description: 'trust domain of workload identities' },
   { name: 'pod-netns-dir', field: 'podNetnsDir', value: 'DIR', complete: 'directory', default: '/run/sluice/pods', description: 'directory where the CNI step reports each pod\'s netns' },
+  { name: 'cni-socket', field: 'cniSocket', value: 'PATH', description: 'unix socket where sluice-cni reports new pods (the DaemonSet: /run/sluice/cni.sock; default: none)' },
+  { name: 'host-netns-dir', field: 'hostNetnsDir', value: 'DIR', complete: 'directory', description: 'the node\'s named network namespaces, searched at start for pods running before the agent (default: no search)' },
   { name: 'bpffs', field: 'bpffs', value: 'DIR', complete: 'directory', description: 'bpffs directory of this agent; pins live in DIR/v<schema>/ (required)' },
   { name: 'cgroup', field: 'cgroup', value: 'DIR', complete: 'directory', description: 'cgroup v2 directory whose subtree is captured (required)' },
   { name: 'proxy-address', field: 'proxyAddress', value: 'IPV4', complete: 'none', description: 'address of the node proxy that captured connections are sent to (required)' },

@@ -11,6 +11,8 @@ const srcRoot = path.resolve(__dirname, '..', '..', '..', 'src');
 /** folder -> folders it may import from */
 const allowed: Record<string, string[]> = {
   model: [],
+  // The CNI plugin runs for every pod: node built-ins only, nothing of the agent.
+  cni: [],
   'command-line': [],
   config: ['command-line', 'model'],
   control: ['command-line', 'config', 'identity', 'model', 'observability', 'xds'],
@@ -20,7 +22,7 @@ const allowed: Record<string, string[]> = {
   datapath: ['model', 'native'],
   proxy: ['model'],
   observability: [],
-  agent: ['command-line', 'config', 'datapath', 'identity', 'model', 'observability', 'proxy', 'xds'],
+  agent: ['cni', 'command-line', 'config', 'datapath', 'identity', 'model', 'observability', 'proxy', 'xds'],
   cli: ['command-line', 'observability'],
   sim: ['command-line', 'control', 'identity', 'model'],
 };
