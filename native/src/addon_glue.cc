@@ -528,6 +528,17 @@ Napi::Value SocketErrorJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, err);
 }
 
+// resetOnClose(fd, on): SO_LINGER {1, 0} when on (a close, or the process
+// dying, resets the connection), {0, 0} when off (a normal close).
+Napi::Value ResetOnCloseJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckNumber(info, 0, "fd")) return env.Undefined();
+  linger l{info.Length() > 1 && info[1].ToBoolean() ? 1 : 0, 0};
+  if (setsockopt(info[0].As<Napi::Number>().Int32Value(), SOL_SOCKET, SO_LINGER, &l, sizeof(l)) < 0)
+    MakeError(env, -errno, "linger on fd", std::to_string(info[0].As<Napi::Number>().Int32Value())).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 Napi::Value RelayStopJs(const Napi::CallbackInfo& info) {
   if (g_relay) {
     g_relay->Stop();
@@ -562,6 +573,7 @@ Napi::Object InitGlue(Napi::Env env, Napi::Object exports) {
   exports.Set("relayReset", Napi::Function::New(env, RelayResetJs));
   exports.Set("tcpKeepalive", Napi::Function::New(env, TcpKeepaliveJs));
   exports.Set("socketError", Napi::Function::New(env, SocketErrorJs));
+  exports.Set("resetOnClose", Napi::Function::New(env, ResetOnCloseJs));
   exports.Set("schemaVersion", Napi::Number::New(env, SLUICE_SCHEMA_VERSION));
   return exports;
 }

@@ -32,6 +32,21 @@ void ResetClose(int fd) {
   close(fd);
 }
 
+// A relayed socket carries SO_LINGER 0 from the hand-over on: if the process
+// dies (kill -9, a crash), the kernel's close resets both ends instead of
+// sending a FIN that would look like a clean end of the transfer. A pair
+// that ends cleanly turns it off again before its own close.
+void ArmResetOnCrash(int fd) {
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
+void GracefulClose(int fd) {
+  linger l{0, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  close(fd);
+}
+
 }  // namespace
 
 // Pipes are taken from a per-worker pool while bytes are in flight and given
@@ -228,8 +243,8 @@ void SpliceRelay::Run(Worker* wp) {
       ResetClose(p->fd_a);
       ResetClose(p->fd_b);
     } else {
-      close(p->fd_a);
-      close(p->fd_b);
+      GracefulClose(p->fd_a);
+      GracefulClose(p->fd_b);
     }
     CloseDirection(p->ab);
     CloseDirection(p->ba);
@@ -352,6 +367,8 @@ int SpliceRelay::Add(uint64_t id, int fd_a, int fd_b, const std::string& initial
   int err = SetNonBlocking(fd_a);
   if (!err) err = SetNonBlocking(fd_b);
   if (err) return err;
+  ArmResetOnCrash(fd_a);
+  ArmResetOnCrash(fd_b);
   auto* p = new Pair();
   p->id = id;
   p->fd_a = fd_a;

@@ -8,9 +8,12 @@ import { BpfDatapath, interfaceIndex } from '../datapath/bpf-datapath';
 import { STRICT_F_COUNT_ONLY, type StrictEntry } from '../datapath/map-codecs';
 import { effectiveMtlsMode } from '../model/policy';
 import { IdAllocator, desiredEnrollments, desiredState, vipEntries } from '../datapath/desired-state';
+import { MapCapacity } from '../datapath/map-capacity';
+import { serviceCodec } from '../xds/resource-types';
+import type { Service } from '../model/resources';
 import { PodNetnsRegistry } from '../datapath/pod-netns-registry';
 import { SpliceRelay } from '../datapath/splice-relay';
-import { endedByReset, setTcpKeepalive, socketFd, type KeepaliveSettings } from '../datapath/socket-options';
+import { endedByReset, resetOnClose, setTcpKeepalive, socketFd, type KeepaliveSettings } from '../datapath/socket-options';
 import { authorizeConnection } from '../proxy/connection-decision';
 import * as fs from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
@@ -84,6 +87,7 @@ export class Agent {
   private localByIp = new Map<string, Workload>();
 
   private readonly limits;
+  private vipCapacity?: MapCapacity;
 
   constructor(
     readonly config: Readonly<AgentConfig>,
@@ -162,6 +166,7 @@ export class Agent {
         workloadsWithIp: (ip) => this.index.workloadsWithIp(ip),
         keepalive,
         endedByReset,
+        resetOnClose,
         authorize: (destination, source, port) => {
           const decision = authorizeConnection(this.policies, destination, destination.namespace, source, port);
           if (decision.allowed) this.proxy!.counters.policyAllowed++;
@@ -183,6 +188,7 @@ export class Agent {
       logger: logger.child({ component: 'proxy' }),
       keepalive,
       endedByReset,
+      resetOnClose,
       limits: this.limits,
       ...(config.accessLog ? { accessLog: (entry) => access.info(entry, 'connection') } : {}),
     });
@@ -254,6 +260,15 @@ export class Agent {
         }
       : undefined;
     this.xds = new XdsSource(this.config.controlPlane, node, this.store, (delta) => this.onDelta(delta), log, credentials, metadata);
+    // A service whose VIP entries do not fit in the kernel map is refused
+    // whole (NACK naming it and the map), never half installed.
+    const mapCapacity = this.datapath!.vipFill().capacity;
+    const capacity = new MapCapacity('sluice_vips', this.config.maxVipEntries > 0 ? Math.min(this.config.maxVipEntries, mapCapacity) : mapCapacity);
+    this.vipCapacity = capacity;
+    this.xds.admit = (typeUrl, name, resource) => (typeUrl === serviceCodec.typeUrl ? capacity.admit(name, vipEntries(resource as Service, 0).length) : undefined);
+    this.xds.release = (typeUrl, name) => {
+      if (typeUrl === serviceCodec.typeUrl) capacity.release(name);
+    };
     // Serve the last good state at once if there is one: the control plane
     // may be away right now, and the pods on this node should not wait for it.
     try {
@@ -501,6 +516,13 @@ export class Agent {
       proxyCounters: this.proxy?.counters,
       activeConnections: this.proxy?.activeConnections ?? 0,
       connectionBudget: { ...this.limits, inUse: this.proxy?.activeConnections ?? 0 },
+      mapFill: {
+        sluice_vips: {
+          ...(this.datapath?.vipFill() ?? { entries: 0, capacity: 0 }),
+          admitted: this.vipCapacity ? { entries: this.vipCapacity.entries, limit: this.vipCapacity.capacity } : undefined,
+          rejectedResources: this.vipCapacity?.rejected ?? 0,
+        },
+      },
       tunnels: this.tunnels ? { ...this.tunnels.counters, openSessions: this.tunnels.openSessions, server: this.tunnelServer?.counters } : null,
     };
   }

@@ -26,6 +26,11 @@ export class XdsSource {
   private saving?: Promise<void>;
   private saveAgain = false;
 
+  /** Checked for every resource before it is accepted: a reason refuses it (named in the NACK). */
+  admit?: (typeUrl: string, name: string, resource: unknown) => string | undefined;
+  /** Told of every resource removed. */
+  release?: (typeUrl: string, name: string) => void;
+
   constructor(
     target: string,
     nodeId: string,
@@ -94,6 +99,8 @@ export class XdsSource {
     const r = codec.decode(resource);
     if (typeof r === 'string') return { name, reason: r };
     if (codec.nameOf(r) !== name) return { name, reason: `resource is named ${JSON.stringify(codec.nameOf(r))} inside` };
+    const refused = this.admit?.(codec.typeUrl, name, r);
+    if (refused) return { name, reason: refused };
     binding.upsert(r, delta);
     let versions = this.versions.get(codec.typeUrl);
     if (!versions) this.versions.set(codec.typeUrl, (versions = new Map()));
@@ -110,14 +117,16 @@ export class XdsSource {
       apply: (upserts, removals, systemVersion) => {
         const delta = emptyDelta();
         const rejected: Rejected[] = [];
+        // Removals first: what they free may be what an upsert needs.
+        for (const name of removals) {
+          binding.remove(name, delta);
+          this.release?.(typeUrl, name);
+          this.versions.get(typeUrl)?.delete(name);
+          this.lines.delete(`${typeUrl} ${name}`);
+        }
         for (const u of upserts) {
           const r = this.accept(binding, u.name, u.version, u.resource, delta);
           if (r) rejected.push(r);
-        }
-        for (const name of removals) {
-          binding.remove(name, delta);
-          this.versions.get(typeUrl)?.delete(name);
-          this.lines.delete(`${typeUrl} ${name}`);
         }
         this.store.version = systemVersion;
         this.onDelta(delta);

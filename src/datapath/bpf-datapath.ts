@@ -182,17 +182,49 @@ export class BpfDatapath {
     );
   }
 
-  /** Writes one service's VIP entries (undefined: the service is gone), touching nothing else. */
+  /** Entries the agent holds in the VIP map now, and the map's capacity. */
+  vipFill(): { entries: number; capacity: number } {
+    let entries = 0;
+    for (const m of this.vipsByService.values()) entries += m.size;
+    return { entries, capacity: this.vips.info.maxEntries };
+  }
+
+  /**
+   * Writes one service's VIP entries (undefined: the service is gone),
+   * touching nothing else. All or nothing: when the map cannot take them
+   * (full) or a write fails, what was written is undone, the service keeps
+   * its previous entries, and the error names the map and the service.
+   */
   updateServiceVips(service: string, entries: VipEntry[] | undefined): { updated: number; deleted: number } {
     this.assertOpen();
     const before = this.vipsByService.get(service) ?? new Map<string, Buffer>();
     const after = entries ? this.encodeVips(entries) : new Map<string, Buffer>();
+    const { entries: used, capacity } = this.vipFill();
+    const adding = [...after.keys()].filter((hex) => !before.has(hex)).length;
+    if (used + adding > capacity) {
+      throw new Error(`map ${this.vips.name} is full: service ${service} needs ${adding} more entries, ${capacity - used} of ${capacity} free`);
+    }
     let updated = 0;
     let deleted = 0;
-    for (const [hex, value] of after) {
-      if (before.get(hex)?.equals(value)) continue;
-      this.vips.updateRaw(Buffer.from(hex, 'hex'), value);
-      updated++;
+    const written: string[] = [];
+    try {
+      for (const [hex, value] of after) {
+        if (before.get(hex)?.equals(value)) continue;
+        this.vips.updateRaw(Buffer.from(hex, 'hex'), value);
+        written.push(hex);
+        updated++;
+      }
+    } catch (err) {
+      for (const hex of written) {
+        const old = before.get(hex);
+        try {
+          if (old) this.vips.updateRaw(Buffer.from(hex, 'hex'), old);
+          else this.vips.deleteRaw(Buffer.from(hex, 'hex'));
+        } catch {
+          // the periodic full apply repairs what cannot be undone now
+        }
+      }
+      throw new Error(`map ${this.vips.name}: service ${service} not installed, its previous entries kept: ${(err as Error).message}`);
     }
     for (const hex of before.keys()) {
       if (!after.has(hex) && this.vips.deleteRaw(Buffer.from(hex, 'hex'))) deleted++;

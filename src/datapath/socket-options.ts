@@ -47,3 +47,14 @@ export function endedByReset(socket: net.Socket): boolean {
   const fd = socketFd(socket);
   return fd >= 0 && addon().socketError(fd) === 104; // ECONNRESET
 }
+
+/**
+ * Whether the kernel resets the peer when this socket is closed, including
+ * by the process dying: on for a proxied socket while bytes may still flow
+ * (a crash must end a transfer with a reset, never a clean end), off again
+ * once this side has sent its FIN. No-op when the descriptor is gone.
+ */
+export function resetOnClose(socket: net.Socket, on: boolean): void {
+  const fd = socketFd(socket);
+  if (fd >= 0) addon().resetOnClose(fd, on);
+}

@@ -72,7 +72,11 @@ export class CertificateManager {
     private readonly logger: Logger,
   ) {
     const Ctor = certificateServiceClient();
-    this.client = new Ctor(opts.target, opts.credentials ?? grpc.credentials.createInsecure()) as unknown as Client;
+    // The channel's own reconnect backoff stays within ours (grpc-js's default grows to 120 s).
+    this.client = new Ctor(opts.target, opts.credentials ?? grpc.credentials.createInsecure(), {
+      'grpc.initial_reconnect_backoff_ms': opts.initialBackoffMs ?? 1000,
+      'grpc.max_reconnect_backoff_ms': Math.min(opts.maxBackoffMs ?? 60000, 30000),
+    }) as unknown as Client;
   }
 
   start(): void {

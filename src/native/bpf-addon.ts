@@ -60,6 +60,8 @@ interface Addon {
   /** SO_KEEPALIVE with idle/interval (seconds), probe count, and TCP_USER_TIMEOUT (ms). */
   /** The errno pending on a socket (SO_ERROR, cleared by reading it); 0 when none. */
   socketError(fd: number): number;
+  /** SO_LINGER {1,0} (on: a close or a crash resets the peer) or {0,0} (off: a normal close). */
+  resetOnClose(fd: number, on: boolean): void;
   tcpKeepalive(fd: number, idleSeconds: number, intervalSeconds: number, probes: number, userTimeoutMs: number): void;
   schemaVersion: number;
 }

@@ -66,6 +66,12 @@ export interface ProxyDeps {
   endedByReset?: (socket: net.Socket) => boolean;
   /** Connection budget; absent: unlimited. */
   limits?: ConnectionLimits;
+  /**
+   * Arms (true) or disarms (false) a reset of the peer when the socket is
+   * closed, by us or by the process dying: a JS-relayed connection cut by a
+   * crash must end with a reset, never a clean end. May throw.
+   */
+  resetOnClose?: (socket: net.Socket, on: boolean) => void;
 }
 
 /**
@@ -342,6 +348,14 @@ export class NodeProxy {
     if (!client.destroyed) client.resetAndDestroy();
   }
 
+  private setResetOnClose(socket: net.Socket, on: boolean): void {
+    try {
+      this.deps.resetOnClose?.(socket, on);
+    } catch {
+      // the socket is gone already
+    }
+  }
+
   private applyKeepalive(socket: net.Socket): void {
     if (!this.deps.keepalive) return;
     try {
@@ -492,7 +506,13 @@ export class NodeProxy {
     // The client's end is forwarded by hand: a reset that libuv reported as
     // end-of-file must travel as a reset (RST_STREAM), not as END_STREAM.
     client.pipe(stream, { end: false });
-    stream.pipe(client);
+    stream.pipe(client, { end: false });
+    this.setResetOnClose(client, true);
+    stream.once('end', () => {
+      // Our FIN to the client: from here a close is a normal one.
+      this.setResetOnClose(client, false);
+      if (!client.destroyed) client.end();
+    });
     client.once('end', () => {
       if (this.deps.endedByReset?.(client)) stream.destroy(new Error('client connection reset'));
       else stream.end();

@@ -27,6 +27,8 @@ export interface TunnelServerDeps {
   logger: Logger;
   /** Applied to the sockets to local pods and to each session's socket (may throw). */
   keepalive?: (socket: net.Socket) => void;
+  /** Arms or disarms a reset of the pod when the socket closes, crash included (see NodeProxy). */
+  resetOnClose?: (socket: net.Socket, on: boolean) => void;
   /** Whether a socket that reported a clean end was in fact reset (see NodeProxy). */
   endedByReset?: (socket: net.Socket) => boolean;
   liveness?: LivenessSettings;
@@ -196,7 +198,20 @@ export class TunnelServer {
       const entry: InboundStream = { stream, upstream, destination, peer, port };
       this.open.add(entry);
       stream.respond({ ':status': 200 });
-      stream.pipe(upstream);
+      stream.pipe(upstream, { end: false });
+      const linger = (on: boolean) => {
+        try {
+          this.deps.resetOnClose?.(upstream, on);
+        } catch {
+          // gone already
+        }
+      };
+      // If this agent dies mid-transfer the pod sees a reset, not a clean end.
+      linger(true);
+      stream.once('end', () => {
+        linger(false);
+        if (!upstream.destroyed) upstream.end();
+      });
       // The pod's end is forwarded by hand: a reset libuv reported as
       // end-of-file travels as RST_STREAM, not END_STREAM.
       upstream.pipe(stream, { end: false });

@@ -51,7 +51,7 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
 }
 
 export class DeltaAdsClient {
-  private readonly client: grpc.Client & { DeltaAggregatedResources(md?: grpc.Metadata): grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse> };
+  private client: grpc.Client & { DeltaAggregatedResources(md?: grpc.Metadata): grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse> };
   private readonly handlers = new Map<string, TypeHandler>();
   private readonly typeStatus = new Map<string, TypeStatus>();
   private call?: grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
@@ -69,11 +69,7 @@ export class DeltaAdsClient {
     handlers: TypeHandler[],
     private readonly logger: Logger,
   ) {
-    const Ctor = adsClientConstructor();
-    this.client = new Ctor(opts.target, opts.credentials ?? grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': 256 << 20,
-      'grpc.keepalive_time_ms': 30000,
-    }) as unknown as typeof this.client;
+    this.client = this.newClient();
     for (const h of handlers) {
       this.handlers.set(h.typeUrl, h);
       this.typeStatus.set(h.typeUrl, { type: h.typeUrl, received: 0, acks: 0, nacks: 0, synced: false });
@@ -83,6 +79,21 @@ export class DeltaAdsClient {
   start(): void {
     this.stopped = false;
     this.open();
+  }
+
+  /**
+   * A fresh channel. Its own reconnect backoff is capped at ours: grpc-js's
+   * default grows to 120 s, which after a long outage kept a retry failing
+   * with a stale UNAVAILABLE well past our 30 s cap.
+   */
+  private newClient(): typeof this.client {
+    const Ctor = adsClientConstructor();
+    return new Ctor(this.opts.target, this.opts.credentials ?? grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 256 << 20,
+      'grpc.keepalive_time_ms': 30000,
+      'grpc.initial_reconnect_backoff_ms': this.opts.initialBackoffMs ?? 500,
+      'grpc.max_reconnect_backoff_ms': this.opts.maxBackoffMs ?? 30000,
+    }) as unknown as typeof this.client;
   }
 
   stop(): void {
@@ -121,6 +132,12 @@ export class DeltaAdsClient {
   private open(): void {
     if (this.stopped) return;
     this.state = 'connecting';
+    // A channel still in its own backoff would fail this attempt at once
+    // with the error of an earlier one: start from a fresh channel.
+    if (this.client.getChannel().getConnectivityState(false) === grpc.connectivityState.TRANSIENT_FAILURE) {
+      this.client.close();
+      this.client = this.newClient();
+    }
     const call = this.client.DeltaAggregatedResources(this.opts.metadata?.() ?? new grpc.Metadata());
     this.call = call;
     let first = true;

@@ -475,4 +475,27 @@ spec:
     const ok = await eventually(() => runClient('conf/client', VIP_2, 7001, ['line:x', 'end'], 15000).end === 'FIN', 40, 500);
     assert.ok(ok, 'cross-node connections work again after the link is back');
   });
+
+  it('the agent is killed (kill -9) mid-transfer: both ends see a reset, never a clean end', async () => {
+    const t1 = tag('crash');
+    const t2 = tag('crash');
+    const runs = [
+      { vip: VIP_1, server: 'srv-1', t: t1, run: runClientAsync('conf/client', VIP_1, 7005, [`line:${t1}`, 'ping:100:100', 'end']) },
+      { vip: VIP_2, server: 'srv-2', t: t2, run: runClientAsync('conf/client', VIP_2, 7005, [`line:${t2}`, 'ping:100:100', 'end']) },
+    ];
+    await new Promise((r) => setTimeout(r, 2000));
+    const pid = sim.ctlJson<{ pid: number }>('node-1', 'status').pid;
+    process.kill(pid, 'SIGKILL');
+    try {
+      for (const r of runs) {
+        const view = await r.run;
+        assert.equal(view.end, 'ECONNRESET', `${r.vip}: the client saw a reset (${JSON.stringify(view)})`);
+        const seen = await serverSaw(r.server, r.t);
+        assert.ok(seen.end === 'ECONNRESET' || seen.end === 'EPIPE', `${r.vip}: the server saw a reset (${JSON.stringify(seen)})`);
+      }
+    } finally {
+      sim.must(['agent', 'node-1', 'start']);
+    }
+    assert.ok(await eventually(() => runClient('conf/client', VIP_1, 7001, ['line:x', 'end'], 10000).end === 'FIN', 100, 300), 'serving again after the restart');
+  });
 });

@@ -136,6 +136,7 @@ class AgentUnderTest {
     private readonly dir: string,
     readonly label: string,
     private readonly controlPlane: () => string,
+    private readonly extraArgs: string[] = [],
   ) {
     this.cgroup = path.join(cgroupRoot, `captured-${label}`);
     this.bpffs = path.join(bpffsRoot, `${NAME}-${label}`);
@@ -164,6 +165,7 @@ class AgentUnderTest {
         '--metrics-port', '0',
         '--readiness-port', '0',
         '--log-file', this.log,
+        ...this.extraArgs,
       ],
       `${this.log}.stderr`,
     );
@@ -224,6 +226,8 @@ describe('sluice-agent against sluice-control over gRPC (privileged)', { timeout
   let agent: AgentUnderTest;
   let fake: DeltaAdsServer | undefined;
   let nackAgent: AgentUnderTest | undefined;
+  let fullAgent: AgentUnderTest | undefined;
+  let fakeFull: DeltaAdsServer | undefined;
 
   const writeServices = (text: string) => {
     const tmp = path.join(dir, 'services.yaml.tmp');
@@ -257,6 +261,8 @@ describe('sluice-agent against sluice-control over gRPC (privileged)', { timeout
   after(async () => {
     await stopProcess(agent?.child, 'SIGKILL');
     await stopProcess(nackAgent?.child, 'SIGKILL');
+    await stopProcess(fullAgent?.child, 'SIGKILL');
+    await fakeFull?.close();
     await stopProcess(control, 'SIGKILL');
     await fake?.close().catch(() => undefined);
     await clearLeftovers();
@@ -477,5 +483,37 @@ describe('sluice-agent against sluice-control over gRPC (privileged)', { timeout
     const s2 = await nackAgent.status();
     assert.equal(nackAgent.serviceType(s2).lastAck?.version, 'fake-2');
     assert.deepEqual(await nackAgent.vipList(), ['10.96.6.1:80', '10.96.6.2:80']);
+  });
+
+  it('a service that does not fit in the VIP map is NACKed whole, naming the map; nothing half installed, nothing stale', async () => {
+    fakeFull = new DeltaAdsServer(pino({ level: 'silent' }));
+    const port = await fakeFull.listen('127.0.0.1:0');
+    const service = (name: string, ip: string): Service => ({
+      name,
+      namespace: 't',
+      clusterIPs: [ip],
+      ports: [{ name: 'a', port: 80, targetPort: 8080 }, { name: 'b', port: 81, targetPort: 8081 }],
+      endpoints: [],
+      loadBalancing: { ...defaultLoadBalancing },
+    });
+    const push = (services: Service[], version: string) =>
+      fakeFull!.setResources(SERVICE_TYPE, new Map(services.map((s) => [`t/${s.name}`, { version, resource: serviceCodec.encode(s) }])), version);
+    // Room for three entries: a needs two, b two more.
+    push([service('a', '10.96.7.1'), service('b', '10.96.7.2')], 'v1');
+    fullAgent = new AgentUnderTest(dir, 'full', () => `127.0.0.1:${port}`, ['--max-vip-entries', '3']);
+    await fullAgent.start();
+    const s = await fullAgent.waitFor('a NACK for the service that does not fit', async () => {
+      const st = await fullAgent!.status();
+      return fullAgent!.serviceType(st).lastNack ? st : undefined;
+    });
+    assert.match(fullAgent.serviceType(s).lastNack!.reason, /^t\/b: does not fit in map sluice_vips: needs 2 entries, 1 of 3 free/);
+    await fullAgent.waitFor('a in the maps', async () => (await fullAgent!.vipList()).length === 2);
+    assert.deepEqual(await fullAgent.vipList(), ['10.96.7.1:80', '10.96.7.1:81'], 'a whole, nothing of b');
+    const fill = (await getJson(fullAgent.adminSocket, '/status', 2000)).body as { mapFill: { sluice_vips: { admitted: { entries: number; limit: number }; rejectedResources: number } } };
+    assert.deepEqual(fill.mapFill.sluice_vips.admitted, { entries: 2, limit: 3 });
+    assert.ok(fill.mapFill.sluice_vips.rejectedResources >= 1);
+    // a goes away: b fits now, and nothing of a is left behind.
+    push([service('b', '10.96.7.2')], 'v2');
+    await fullAgent.waitFor('b in place of a', async () => (await fullAgent!.vipList()).join() === '10.96.7.2:80,10.96.7.2:81');
   });
 });

@@ -161,3 +161,45 @@ describe('delta ADS over loopback', () => {
     await again.close();
   });
 });
+
+describe('reconnect after a long outage', () => {
+  it('connects within the backoff cap once the server is back, however long it was away', { timeout: 90000 }, async () => {
+    const first = new DeltaAdsServer(quiet);
+    const port = await first.listen('127.0.0.1:0');
+    first.setResources(SERVICE_TYPE, new Map([['shop/a', { resource: serviceCodec.encode(svc('a')), version: 'v1' }]]), '1');
+    const versions = new Map<string, string>();
+    const handler: TypeHandler = {
+      typeUrl: SERVICE_TYPE,
+      versions: () => Object.fromEntries(versions),
+      apply(upserts) {
+        for (const u of upserts) versions.set(u.name, u.version);
+        return [];
+      },
+    };
+    const maxBackoffMs = 2000;
+    const client = new DeltaAdsClient({ target: `127.0.0.1:${port}`, nodeId: 'node-1', initialBackoffMs: 100, maxBackoffMs }, [handler], quiet);
+    client.start();
+    try {
+      await until(() => client.state === 'connected', 'first connect');
+      await first.close();
+      // Long enough for grpc-js's own channel backoff (1 s growing 1.6x) to pass 10 s.
+      await new Promise((r) => setTimeout(r, 25000));
+      const back = new DeltaAdsServer(quiet);
+      await back.listen(`127.0.0.1:${port}`);
+      back.setResources(SERVICE_TYPE, new Map([['shop/a', { resource: serviceCodec.encode(svc('a')), version: 'v1' }]]), '2');
+      const listeningAt = Date.now();
+      try {
+        for (let i = 0; i < 400 && client.state !== 'connected'; i++) await new Promise((r) => setTimeout(r, 25));
+        assert.equal(client.state, 'connected', 'reconnected');
+        const took = Date.now() - listeningAt;
+        assert.ok(took <= maxBackoffMs + 1500, `reconnected ${took} ms after the server was back (cap ${maxBackoffMs} ms)`);
+      } finally {
+        client.stop();
+        await back.close();
+      }
+    } finally {
+      client.stop();
+    }
+  });
+});
+
