@@ -23,7 +23,7 @@ function render(values: FlagValues): CommandResult {
   const config = controlConfigFromValues(values, process.env);
   const { rendering, fileErrors } = renderManifests(config.manifests, config);
   const errors = [...fileErrors, ...rendering.errors.map(formatTranslationError)];
-  const out = { ...rendering, errors };
+  const out = { ...rendering, errors, warnings: rendering.warnings.map(formatTranslationError) };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   return errors.length ? EXIT.FAILURE : EXIT.OK;
 }
@@ -69,6 +69,7 @@ async function serve(values: FlagValues): Promise<CommandResult> {
         publishedAt: control.lastPublishedAt,
         fileProblems: source.problems,
         objectErrors: control.lastErrors.map(formatTranslationError),
+        objectWarnings: control.lastWarnings.map(formatTranslationError),
         counters: control.server.counters,
         certificates: certificates?.counters ?? null,
         streams: control.server.status(),
