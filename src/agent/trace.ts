@@ -1,7 +1,7 @@
 // "Would this connection be captured, where would it go, and who decides?"
 // Walks the same decisions as the capture programs and the node proxy, from
 // the agent's current state, without opening anything.
-import type { Workload } from '../model/resources';
+import { endpointTargetPort, type Workload } from '../model/resources';
 import type { PolicySet } from '../proxy/authorization';
 import { authorizeConnection, peerOf } from '../proxy/connection-decision';
 import type { EndpointStats } from '../proxy/endpoint-picker';
@@ -92,9 +92,12 @@ export function trace(from: string, to: string, inputs: TraceInputs): Trace {
   const peer = peerOf(source, source.ips[0] ?? '');
   const now = Date.now();
   for (const e of target.service.endpoints) {
+    // As the proxy: each endpoint's own target port; an endpoint without this port is no candidate.
+    const targetPort = endpointTargetPort(e, target.port);
+    if (targetPort === undefined) continue;
     const dest = inputs.index.workload(e.workloadUid);
-    const decision = authorizeConnection(inputs.policies, dest, target.service.namespace, peer, target.port.targetPort);
-    const key = endpointKey(e.address, target.port.targetPort);
+    const decision = authorizeConnection(inputs.policies, dest, target.service.namespace, peer, targetPort);
+    const key = endpointKey(e.address, targetPort);
     result.candidates.push({
       endpoint: key,
       workload: dest ? `${dest.namespace}/${dest.name}` : e.workloadUid,

@@ -21,6 +21,10 @@ export interface ControlStatusView {
   publishedAt: string;
   fileProblems: { file: string; reason: string }[];
   objectErrors: string[];
+  /** What valid objects ask for that is not served (older control planes do not send it). */
+  objectWarnings?: string[];
+  /** With the Kubernetes API as source: each watched resource's state. */
+  kubernetes?: { server: string; resources: { resource: string; synced: boolean; resourceVersion: string; objects: number; lastError: string }[] } | null;
   counters: { pushes: number; acks: number; nacks: number };
   certificates: Record<string, number> | null;
   streams: StreamView[];
@@ -32,6 +36,7 @@ export const CONTROL_STATUS_SHAPE: Shape = fields({
   manifests: 'unknown',
   fileProblems: list(fields({})),
   objectErrors: list('unknown'),
+  'objectWarnings?': list('unknown'),
   counters: fields({}),
   'certificates?': fields({}),
   streams: list(STREAM),
@@ -60,12 +65,16 @@ export function controlStatusTable(s: ControlStatusView): string {
   const lines = [
     `version:       ${s.version || '-'}${s.publishedAt ? `, published ${since(s.publishedAt)}` : ''}`,
     `listen:        ${s.listen}`,
-    `manifests:     ${s.manifests}${s.manifestDigest ? ` (digest ${String(s.manifestDigest).slice(0, 12)})` : ''}`,
+    s.kubernetes
+      ? `kubernetes:    ${s.kubernetes.server} (${s.kubernetes.resources.map((r) => `${r.resource}=${r.synced ? r.objects : 'not synced'}`).join(' ')})`
+      : `manifests:     ${s.manifests}${s.manifestDigest ? ` (digest ${String(s.manifestDigest).slice(0, 12)})` : ''}`,
     `xDS:           ${Object.entries(s.counters).map(([k, v]) => `${k}=${v}`).join(' ')}`,
     `certificates:  ${s.certificates ? Object.entries(s.certificates).map(([k, v]) => `${k}=${v}`).join(' ') : 'not issued (no --node-secret-file)'}`,
   ];
   for (const p of s.fileProblems) lines.push(`file problem:  ${p.file}: ${p.reason}`);
   for (const e of s.objectErrors) lines.push(`rejected:      ${e}`);
+  for (const w of s.objectWarnings ?? []) lines.push(`not served:    ${w}`);
+  for (const r of s.kubernetes?.resources ?? []) if (r.lastError) lines.push(`api problem:   ${r.resource}: ${r.lastError}`);
   lines.push(`agents:        ${s.streams.length} connected`, '', agentsTable(s.streams).trimEnd());
   return `${lines.join('\n')}\n`;
 }

@@ -5,7 +5,12 @@ import { DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, parseClusterRanges, type Cluste
 import { ConfigError, type ConfigFlag, configFromValues, readConfig } from './flags';
 
 export interface ControlConfig {
+  /** Manifest file or directory to follow; '' when the Kubernetes API is the source. */
   manifests: string;
+  /** Kubeconfig file of the Kubernetes API to follow (development); '' for none. */
+  kubeconfig: string;
+  /** Follow the Kubernetes API of the cluster this runs in (service account token and CA mounted into the pod). */
+  inCluster: boolean;
   listen: string;
   adminSocket: string;
   trustDomain: string;
@@ -28,9 +33,10 @@ export interface ControlConfig {
 const schema = {
   type: 'object',
   additionalProperties: false,
-  required: ['manifests'],
   properties: {
-    manifests: { type: 'string', minLength: 1 },
+    manifests: { type: 'string', default: '' },
+    kubeconfig: { type: 'string', default: '' },
+    inCluster: { type: 'boolean', default: false },
     listen: { type: 'string', pattern: '^[^:]*:[0-9]{1,5}$', default: '0.0.0.0:15010' },
     adminSocket: { type: 'string', default: '/run/sluice/control.sock' },
     trustDomain: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'cluster.local' },
@@ -48,7 +54,9 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 
 /** The control plane's flags; each can also be given as SLUICE_CONTROL_<FLAG>. */
 export const controlFlags: readonly ConfigFlag[] = [
-  { name: 'manifests', field: 'manifests', value: 'PATH', description: 'Kubernetes manifests: a YAML file or a directory of them, followed as they change (required)' },
+  { name: 'manifests', field: 'manifests', value: 'PATH', description: 'source: Kubernetes manifests, a YAML file or a directory of them, followed as they change' },
+  { name: 'kubeconfig', field: 'kubeconfig', value: 'PATH', description: 'source: the Kubernetes API of this kubeconfig\'s current context, watched (development)' },
+  { name: 'in-cluster', field: 'inCluster', description: 'source: the Kubernetes API of the cluster sluice-control runs in, watched with its service account' },
   { name: 'listen', field: 'listen', value: 'HOST:PORT', complete: 'none', default: '0.0.0.0:15010', description: 'where agents connect for xDS (port 0: any free port)' },
   { name: 'admin-socket', field: 'adminSocket', value: 'PATH', default: '/run/sluice/control.sock', description: 'unix socket of the admin endpoint (what sluicectl --control reads)' },
   { name: 'trust-domain', field: 'trustDomain', value: 'DOMAIN', complete: 'none', default: 'cluster.local', description: 'trust domain of workload identities' },
@@ -68,9 +76,29 @@ const validate = new Ajv({ allErrors: true, useDefaults: true }).compile(schema)
 
 const controlFlagSpec = { flags: controlFlags, envPrefix: 'SLUICE_CONTROL', what: 'control plane' };
 
-/** Reads flags (winning) and SLUICE_CONTROL_* variables; throws ConfigError naming the flag and value. */
+/**
+ * Reads flags (winning) and SLUICE_CONTROL_* variables; throws ConfigError
+ * naming the flag and value, or when not exactly one source is given.
+ */
 export function loadControlConfig(argv: string[], env: NodeJS.ProcessEnv): Readonly<ControlConfig> {
-  return withRanges(readConfig<ControlConfig>(argv, env, controlFlagSpec, validate));
+  return withSource(withRanges(readConfig<ControlConfig>(argv, env, controlFlagSpec, validate)));
+}
+
+/** Where the objects come from: exactly one of --manifests, --kubeconfig, --in-cluster. */
+export type ControlSource = { kind: 'manifests'; path: string } | { kind: 'kubernetes'; kubeconfig?: string };
+
+/** The configuration's source; throws ConfigError unless exactly one is given. */
+export function controlSource(config: ControlConfig): ControlSource {
+  const given = [config.manifests && '--manifests', config.kubeconfig && '--kubeconfig', config.inCluster && '--in-cluster'].filter((x): x is string => Boolean(x));
+  if (given.length === 0) throw new ConfigError('invalid control plane configuration: missing a source: --manifests PATH, --kubeconfig PATH or --in-cluster');
+  if (given.length > 1) throw new ConfigError(`invalid control plane configuration: ${given.join(' and ')} given together; exactly one source is followed`);
+  if (config.manifests) return { kind: 'manifests', path: config.manifests };
+  return config.kubeconfig ? { kind: 'kubernetes', kubeconfig: config.kubeconfig } : { kind: 'kubernetes' };
+}
+
+function withSource(config: Readonly<ControlConfig>): Readonly<ControlConfig> {
+  controlSource(config);
+  return config;
 }
 
 /** Parses the address ranges and checks them against each other; throws ConfigError (parseClusterRanges). */
@@ -81,6 +109,9 @@ function withRanges(config: ControlConfig): Readonly<ControlConfig> {
 }
 
 /** Like loadControlConfig, from flag values already parsed (by the control plane's command line). */
-export function controlConfigFromValues(values: FlagValues, env: NodeJS.ProcessEnv): Readonly<ControlConfig> {
-  return withRanges(configFromValues<ControlConfig>(values, env, controlFlagSpec, validate));
+export function controlConfigFromValues(values: FlagValues, env: NodeJS.ProcessEnv, command: 'serve' | 'render' = 'serve'): Readonly<ControlConfig> {
+  const config = withRanges(configFromValues<ControlConfig>(values, env, controlFlagSpec, validate));
+  // render reads manifest files only.
+  if (command === 'render' && !config.manifests) throw new ConfigError('invalid control plane configuration: missing --manifests');
+  return command === 'render' ? config : withSource(config);
 }

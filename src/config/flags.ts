@@ -7,11 +7,19 @@ import { describeAjvErrors } from '../model/validate';
 /** The configuration is invalid (a flag, a variable or their combination); binaries exit 2 on it. */
 export class ConfigError extends UsageError {}
 
-/** A flag that sets one field of a configuration object. Every one takes a value. */
+/**
+ * A flag that sets one field of a configuration object. One with a `value`
+ * placeholder takes a value; one without is a switch that sets its field to
+ * true (its variable takes "true"/"1" or "false"/"0").
+ */
 export interface ConfigFlag extends FlagDecl {
   /** The configuration object's field the flag sets. */
   field: string;
-  value: string;
+}
+
+/** A switch's variable: "true"/"1" and "false"/"0"; anything else stays a string, which the schema refuses. */
+function switchValue(v: string): boolean | string {
+  return v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v;
 }
 
 export interface FlagSpec {
@@ -36,9 +44,10 @@ export function configFromValues<T>(values: FlagValues, env: NodeJS.ProcessEnv, 
   const raw: Record<string, unknown> = {};
   for (const f of spec.flags) {
     const v = env[envName(spec.envPrefix, f.name)];
-    if (v !== undefined && v !== '') raw[f.field] = v;
+    if (v !== undefined && v !== '') raw[f.field] = f.value ? v : switchValue(v);
     const given = values[f.name];
     if (typeof given === 'string') raw[f.field] = given;
+    if (given === true && !f.value) raw[f.field] = true;
   }
   if (!validate(raw)) {
     const toFlag = Object.fromEntries(spec.flags.map((f) => [f.field, `--${f.name}`]));

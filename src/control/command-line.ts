@@ -10,8 +10,9 @@ export const controlProgram: ProgramDecl = {
   commands: [
     {
       name: 'serve',
-      summary: 'serve the manifests to agents over xDS, following them as they change',
+      summary: 'serve the cluster\'s objects to agents over xDS, following them as they change',
       description:
+        'Exactly one source: --manifests PATH (files), --kubeconfig PATH or --in-cluster (the Kubernetes API, watched).\n' +
         'The admin endpoint on --admin-socket serves /status, /resources and /agents (read them with "sluicectl --control PATH").\n' +
         'Every flag --some-flag can also be given as the variable SLUICE_CONTROL_SOME_FLAG; flags win.',
       flags: controlFlags,

@@ -16,6 +16,7 @@ export interface Published {
   version: string;
   changed: boolean;
   errors: TranslationError[];
+  warnings: TranslationError[];
 }
 
 interface TypeState<T> {
@@ -23,6 +24,10 @@ interface TypeState<T> {
   /** Kind as named in translation errors ("Service shop/api"). */
   kind: string;
   current: Map<string, { version: string; resource: Any; value: T }>;
+}
+
+function formatKey(e: TranslationError): string {
+  return `${e.source}\0${e.object}\0${e.field}\0${e.reason}`;
 }
 
 function versionOf(any: Any): string {
@@ -37,6 +42,8 @@ export class ControlPlane {
   private readonly peerAuthentications: TypeState<PeerAuthentication> = { codec: peerAuthenticationCodec, kind: 'PeerAuthentication', current: new Map() };
   private generation = 0;
   lastErrors: TranslationError[] = [];
+  /** What the objects ask for and is not served (sluice-control's status lists it). */
+  lastWarnings: TranslationError[] = [];
   lastPublishedAt = '';
 
   /** `options`: trust domain and cluster ranges objects are translated with (sluice-control's flags). */
@@ -65,7 +72,7 @@ export class ControlPlane {
       r = renderObjects(objects, '', this.options);
     } catch (err) {
       this.logger.error({ err: (err as Error).stack }, 'translation failed, the current configuration keeps being served');
-      return { version: this.version, changed: false, errors: this.lastErrors };
+      return { version: this.version, changed: false, errors: this.lastErrors, warnings: this.lastWarnings };
     }
     const errors = r.errors;
     const updates = [
@@ -81,8 +88,12 @@ export class ControlPlane {
       this.generation++;
       for (const u of updates) if (u.changed || first) u.push();
     }
+    const newWarnings = r.warnings.filter((w) => !this.lastWarnings.some((l) => formatKey(l) === formatKey(w)));
     this.lastErrors = errors;
+    this.lastWarnings = r.warnings;
     this.lastPublishedAt = new Date().toISOString();
+    // Warnings repeat on every publish while the object is unchanged: logged once, listed in the status.
+    for (const w of newWarnings) this.logger.warn({ source: w.source, object: w.object, field: w.field }, `not served: ${w.reason}`);
     for (const e of errors) this.logger.error({ source: e.source, object: e.object, field: e.field }, `object rejected, its last good version (if any) keeps being served: ${e.reason}`);
     if (changed) {
       this.logger.info(
@@ -90,7 +101,7 @@ export class ControlPlane {
         'configuration published',
       );
     }
-    return { version: this.version, changed, errors };
+    return { version: this.version, changed, errors, warnings: r.warnings };
   }
 
   /**

@@ -9,6 +9,9 @@ export interface ObjectMeta {
   uid?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  resourceVersion?: string;
+  /** Set when deletion began: a pod with it is terminating. */
+  deletionTimestamp?: string;
 }
 
 export interface ContainerPort {
@@ -31,6 +34,8 @@ export interface PodSpec {
   serviceAccountName?: string;
   /** Deprecated alias of serviceAccountName, still honoured by Kubernetes when that is empty. */
   serviceAccount?: string;
+  /** The pod shares its node's network namespace (and address): it can never be enrolled. */
+  hostNetwork?: boolean;
   containers?: Container[];
 }
 
@@ -38,9 +43,13 @@ export interface PodStatus {
   podIP?: string;
   hostIP?: string;
   phase?: string;
+  /** The kubelet's conditions; sluice reads type "Ready" (status "True", "False" or "Unknown"). */
+  conditions?: { type: string; status: string }[];
 }
 
 export interface ServiceSpec {
+  /** ClusterIP (default), NodePort, LoadBalancer or ExternalName. */
+  type?: string;
   clusterIP?: string;
   clusterIPs?: string[];
   selector?: Record<string, string>;
@@ -65,6 +74,25 @@ export interface KubeService extends KubeObject {
   kind: 'Service';
   spec: ServiceSpec;
 }
+
+/** discovery.k8s.io/v1 EndpointSlice: the endpoints of one Service (label kubernetes.io/service-name), as the API says. */
+export interface EndpointSlice extends KubeObject {
+  kind: 'EndpointSlice';
+  addressType: string;
+  endpoints?: {
+    addresses: string[];
+    /** nil ready means unknown, to be taken as ready; nil serving is ready; nil terminating is false. */
+    conditions?: { ready?: boolean | null; serving?: boolean | null; terminating?: boolean | null };
+    nodeName?: string;
+    targetRef?: { kind?: string; name?: string; namespace?: string; uid?: string };
+  }[];
+  /** Target ports of this slice's endpoints, by service port name ('' or absent: the unnamed port). */
+  ports?: { name?: string; port?: number | null; protocol?: string }[];
+}
+
+export const ENDPOINT_SLICE_API_VERSION = 'discovery.k8s.io/v1';
+/** The label that ties an EndpointSlice to its Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
 /** Where an object came from, for error messages: "apps.yaml (document 3)". */
 export interface SourcedObject {

@@ -1,8 +1,9 @@
 // sluice-control: serves workloads, services and policies to node agents over
-// Delta ADS, from Kubernetes manifests that it follows as they change.
+// Delta ADS, from the Kubernetes API (--kubeconfig, --in-cluster) or from
+// manifest files (--manifests), followed as they change.
 import { EXIT, SERVING, exitAfterFlush, runProgram, type CommandResult, type FlagValues } from '../command-line';
 import { ConfigError } from '../config/flags';
-import { controlConfigFromValues } from '../config/control-config';
+import { controlConfigFromValues, controlSource } from '../config/control-config';
 import { createJsonServer, listenUnix } from '../observability/http-json';
 import { createLogger } from '../observability/logger';
 import type * as grpc from '@grpc/grpc-js';
@@ -13,6 +14,7 @@ import { verifyNodeToken } from '../identity/node-credential';
 import { CertificateAuthority } from '../identity/ca';
 import { CertificateService } from './certificate-service';
 import { ControlPlane } from './control-plane';
+import type { KubernetesSource } from './kubernetes-source';
 import { ManifestSource } from './manifest-source';
 import { ManifestError } from './manifests';
 import { renderManifests } from './render';
@@ -20,10 +22,10 @@ import { formatTranslationError } from './translate';
 import { controlProgram } from './command-line';
 
 function render(values: FlagValues): CommandResult {
-  const config = controlConfigFromValues(values, process.env);
+  const config = controlConfigFromValues(values, process.env, 'render');
   const { rendering, fileErrors } = renderManifests(config.manifests, config);
   const errors = [...fileErrors, ...rendering.errors.map(formatTranslationError)];
-  const out = { ...rendering, errors };
+  const out = { ...rendering, errors, warnings: rendering.warnings.map(formatTranslationError) };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   return errors.length ? EXIT.FAILURE : EXIT.OK;
 }
@@ -31,8 +33,25 @@ function render(values: FlagValues): CommandResult {
 async function serve(values: FlagValues): Promise<CommandResult> {
   const config = controlConfigFromValues(values, process.env);
   const logger = createLogger('sluice-control', config.logLevel, config.logFile);
-  const control = new ControlPlane(config, logger);
-  const source = new ManifestSource(config.manifests, logger.child({ component: 'manifests' }), (objects) => control.publish(objects));
+  const from = controlSource(config);
+  // The same translation for both sources; only the Kubernetes API has EndpointSlices to take endpoints from.
+  const control = new ControlPlane({ ...config, endpointSource: from.kind === 'kubernetes' ? 'endpoint-slices' : 'pod-selectors' }, logger);
+  let source: { start(): void; stop(): void; problems: { file: string; reason: string }[]; digest?: string };
+  let kubernetes: KubernetesSource | undefined;
+  if (from.kind === 'kubernetes') {
+    // Loaded only for this source: the manifest source (and the sim) never load the Kubernetes client.
+    const { KubernetesSource, loadKubeConfig } = await import('./kubernetes-source');
+    let kubeConfig: ReturnType<typeof loadKubeConfig>;
+    try {
+      kubeConfig = loadKubeConfig(from.kubeconfig);
+    } catch (err) {
+      throw new ConfigError(`${from.kubeconfig ? '--kubeconfig' : '--in-cluster'}: ${(err as Error).message}`);
+    }
+    kubernetes = new KubernetesSource(kubeConfig, logger.child({ component: 'kubernetes' }), (objects) => control.publish(objects));
+    source = kubernetes;
+  } else {
+    source = new ManifestSource(config.manifests, logger.child({ component: 'manifests' }), (objects) => control.publish(objects));
+  }
   source.start();
   let certificates: CertificateService | undefined;
   let serverCredentials: grpc.ServerCredentials | undefined;
@@ -65,10 +84,12 @@ async function serve(values: FlagValues): Promise<CommandResult> {
         version: control.version,
         listen: config.listen.replace(/:\d+$/, `:${port}`),
         manifests: config.manifests,
-        manifestDigest: source.digest,
+        manifestDigest: source.digest ?? '',
+        kubernetes: kubernetes ? { server: kubernetes.server, synced: kubernetes.synced, resources: kubernetes.status() } : null,
         publishedAt: control.lastPublishedAt,
         fileProblems: source.problems,
         objectErrors: control.lastErrors.map(formatTranslationError),
+        objectWarnings: control.lastWarnings.map(formatTranslationError),
         counters: control.server.counters,
         certificates: certificates?.counters ?? null,
         streams: control.server.status(),
@@ -78,7 +99,7 @@ async function serve(values: FlagValues): Promise<CommandResult> {
     '/agents': () => ({ body: control.server.status() }),
   });
   await listenUnix(admin, config.adminSocket);
-  logger.info({ listen: config.listen, port, manifests: config.manifests, version: control.version }, 'control plane serving');
+  logger.info({ listen: config.listen, port, source: kubernetes ? kubernetes.server : config.manifests, version: control.version }, 'control plane serving');
   const stop = () => {
     source.stop();
     admin.close();

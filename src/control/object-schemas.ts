@@ -7,6 +7,10 @@
 export const portNumber = { type: 'integer', minimum: 1, maximum: 65535 };
 /** Protocol enum of core/v1 (SupportedPortProtocols in pkg/apis/core/validation). */
 export const PROTOCOLS = ['TCP', 'UDP', 'SCTP'];
+/** ServiceType enum of core/v1. */
+export const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'];
+/** AddressType enum of discovery/v1 (FQDN is deprecated but still accepted). */
+export const ADDRESS_TYPES = ['IPv4', 'IPv6', 'FQDN'];
 /** PodPhase enum of core/v1. */
 export const POD_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'];
 
@@ -24,6 +28,8 @@ const metadata = {
     uid: string,
     labels: stringMap,
     annotations: stringMap,
+    resourceVersion: string,
+    deletionTimestamp: string,
   },
 };
 
@@ -61,13 +67,19 @@ export const podSchema = base(
       serviceAccountName: string,
       // Deprecated alias Kubernetes still reads when serviceAccountName is empty.
       serviceAccount: string,
+      hostNetwork: { type: 'boolean' },
       containers: { type: 'array', items: container },
     },
   },
   {
     status: {
       type: 'object',
-      properties: { podIP: string, hostIP: string, phase: { type: 'string', enum: POD_PHASES } },
+      properties: {
+        podIP: string,
+        hostIP: string,
+        phase: { type: 'string', enum: POD_PHASES },
+        conditions: { type: 'array', items: { type: 'object', required: ['type', 'status'], properties: { type: string, status: string } } },
+      },
     },
   },
 );
@@ -87,6 +99,7 @@ const servicePort = {
 export const serviceSchema = base({
   type: 'object',
   properties: {
+    type: { type: 'string', enum: SERVICE_TYPES },
     clusterIP: string,
     // Dual-stack: at most one address per family (ValidateService).
     clusterIPs: { type: 'array', maxItems: 2, items: string },
@@ -94,6 +107,42 @@ export const serviceSchema = base({
     ports: { type: 'array', items: servicePort },
   },
 });
+
+const nullableBoolean = { type: ['boolean', 'null'] };
+
+/** discovery.k8s.io/v1 EndpointSlice: addresses, conditions, node and pod of each endpoint, and the slice's ports. */
+export const endpointSliceSchema = {
+  type: 'object',
+  required: ['apiVersion', 'kind', 'metadata', 'addressType'],
+  properties: {
+    apiVersion: string,
+    kind: string,
+    metadata,
+    addressType: { type: 'string', enum: ADDRESS_TYPES },
+    endpoints: {
+      type: ['array', 'null'],
+      items: {
+        type: 'object',
+        required: ['addresses'],
+        properties: {
+          // ValidateEndpointSlice: at least one address, at most 100; consumers use the first.
+          addresses: { type: 'array', minItems: 1, maxItems: 100, items: string },
+          conditions: { type: 'object', properties: { ready: nullableBoolean, serving: nullableBoolean, terminating: nullableBoolean } },
+          nodeName: string,
+          targetRef: { type: 'object', properties: { kind: string, name: string, namespace: string, uid: string } },
+        },
+      },
+    },
+    ports: {
+      type: ['array', 'null'],
+      items: {
+        type: 'object',
+        // A nil port means "all ports" (only meaningful for headless Services without ports).
+        properties: { name: string, port: { type: ['integer', 'null'], minimum: 1, maximum: 65535 }, protocol },
+      },
+    },
+  },
+};
 
 /** The security kinds' specs are checked field by field in translate-policy.ts; here only what every object has. */
 export const policySchema = base(undefined);

@@ -16,8 +16,8 @@ import {
   portNameProblem,
   qualifiedNameProblem,
 } from '../model/kubernetes-names';
-import { objectName, type KubeObject, type SourcedObject } from './kubernetes-objects';
-import { namespaceSchema, podSchema, policySchema, serviceSchema } from './object-schemas';
+import { ENDPOINT_SLICE_API_VERSION, objectName, type EndpointSlice, type KubeObject, type SourcedObject } from './kubernetes-objects';
+import { endpointSliceSchema, namespaceSchema, podSchema, policySchema, serviceSchema } from './object-schemas';
 import type { TranslationError } from './translate';
 
 /** The core/v1 kinds translate.ts reads. Objects of these kinds with another apiVersion are not ours. */
@@ -31,6 +31,7 @@ const schemas: Record<string, ValidateFunction> = {
   Service: ajv.compile(serviceSchema),
   AuthorizationPolicy: ajv.compile(policySchema),
   PeerAuthentication: ajv.compile(policySchema),
+  EndpointSlice: ajv.compile(endpointSliceSchema),
 };
 
 /** A field path and why its value is refused: "spec.ports[0]", "must be an object (got null)". */
@@ -153,7 +154,7 @@ function servicePortProblems(ports: ServicePortShape[], problems: FieldProblem[]
 
 /**
  * spec.clusterIP and spec.clusterIPs as ValidateService checks them in
- * pkg/apis/core/validation: "None" (headless, refused later by translation),
+ * pkg/apis/core/validation: "None" (headless: no VIP, which translation reports),
  * or valid IPs, at most one per family, clusterIPs[0] equal to clusterIP
  * when both are set; and, as the service IP allocator does, every address
  * inside the service range (see clusterIPProblem).
@@ -214,6 +215,34 @@ function serviceProblems(o: KubeObject, ranges: ClusterRanges, problems: FieldPr
 }
 
 /**
+ * ValidateEndpointSlice (pkg/apis/discovery/validation) for what sluice
+ * reads: addresses of the slice's addressType (IPv4 slices hold IPv4
+ * addresses, IPv6 slices IPv6 ones), nodeName a DNS-1123 subdomain, port
+ * names DNS-1123 labels (or empty) and unique.
+ */
+function endpointSliceProblems(o: EndpointSlice, problems: FieldProblem[]): void {
+  if (o.apiVersion !== ENDPOINT_SLICE_API_VERSION) {
+    problems.push({ field: 'apiVersion', reason: `must be ${JSON.stringify(ENDPOINT_SLICE_API_VERSION)} for EndpointSlice (got ${describeValue(o.apiVersion)})` });
+  }
+  const family = o.addressType === 'IPv4' ? 4 : o.addressType === 'IPv6' ? 6 : 0;
+  for (const [i, e] of (o.endpoints ?? []).entries()) {
+    if (family) {
+      for (const [j, a] of e.addresses.entries()) {
+        if (net.isIP(a) !== family) problems.push({ field: `endpoints[${i}].addresses[${j}]`, reason: `must be an ${o.addressType} address (got ${describeValue(a)})` });
+      }
+    }
+    nameCheck(problems, `endpoints[${i}].nodeName`, e.nodeName || undefined, dns1123SubdomainProblem);
+  }
+  const names = new Set<string>();
+  for (const [i, p] of (o.ports ?? []).entries()) {
+    const name = p.name ?? '';
+    if (name !== '') nameCheck(problems, `ports[${i}].name`, name, dns1123LabelProblem);
+    if (names.has(name)) problems.push({ field: `ports[${i}].name`, reason: `duplicate value ${describeValue(name)}` });
+    names.add(name);
+  }
+}
+
+/**
  * Checks one object of a kind the control plane reads (Namespace, Pod,
  * Service of apiVersion v1; AuthorizationPolicy, PeerAuthentication) and
  * returns its problems, [] when it is valid. Never throws, whatever the
@@ -227,7 +256,8 @@ function serviceProblems(o: KubeObject, ranges: ClusterRanges, problems: FieldPr
  *     names IsDNS1123Label, port names IsValidPortName, IPs valid;
  *   - Service: ports 1-65535, protocol TCP/UDP/SCTP, port names and
  *     targetPorts as ValidateService has them, clusterIP(s) in the service
- *     range and outside pod and node ranges (clusterIPProblem).
+ *     range and outside pod and node ranges (clusterIPProblem);
+ *   - EndpointSlice (discovery.k8s.io/v1): see endpointSliceProblems.
  */
 export function objectProblems(o: KubeObject, ranges: ClusterRanges): FieldProblem[] {
   try {
@@ -240,6 +270,7 @@ export function objectProblems(o: KubeObject, ranges: ClusterRanges): FieldProbl
     metadataProblems(o, nameRule, problems);
     if (o.kind === 'Pod') podProblems(o, ranges, problems);
     if (o.kind === 'Service') serviceProblems(o, ranges, problems);
+    if (o.kind === 'EndpointSlice') endpointSliceProblems(o as EndpointSlice, problems);
     return problems;
   } catch (err) {
     // A check that throws is a bug here, not a reason to stop serving everything else.

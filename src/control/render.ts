@@ -6,12 +6,14 @@ import type { AuthorizationPolicy, PeerAuthentication } from '../model/policy';
 import { DEFAULT_TRUST_DOMAIN, type Service, type Workload } from '../model/resources';
 import type { SourcedObject } from './kubernetes-objects';
 import { ManifestError, manifestFiles, readManifestFile } from './manifests';
-import { translate, type TranslationError } from './translate';
+import { translate, type EndpointSource, type TranslationError } from './translate';
 import { translatePolicies } from './translate-policy';
 
 export interface RenderOptions {
   trustDomain: string;
   ranges: ClusterRanges;
+  /** Where Service endpoints come from (translate's EndpointSource); default: pod selectors, as manifest files have no EndpointSlices. */
+  endpointSource?: EndpointSource;
 }
 
 export interface Rendering {
@@ -21,6 +23,8 @@ export interface Rendering {
   peerAuthentications: PeerAuthentication[];
   /** One per refused object field, naming file, object and field (formatTranslationError). */
   errors: TranslationError[];
+  /** What valid objects ask for and sluice does not serve (a UDP port, an IPv6 cluster IP, a headless Service, ...). */
+  warnings: TranslationError[];
 }
 
 export const defaultRenderOptions: RenderOptions = Object.freeze({ trustDomain: DEFAULT_TRUST_DOMAIN, ranges: defaultClusterRanges() });
@@ -28,10 +32,11 @@ export const defaultRenderOptions: RenderOptions = Object.freeze({ trustDomain: 
 /**
  * Validates and translates `objects` (translate + translatePolicies). Does
  * not throw on anything the objects hold: every refused object is in
- * `errors`, every other one is rendered.
+ * `errors`, every other one is rendered, and what it asks for that sluice
+ * does not serve is in `warnings`.
  */
 export function renderObjects(objects: SourcedObject[], version: string, options: RenderOptions = defaultRenderOptions): Rendering {
-  const t = translate(objects, version, options.trustDomain, options.ranges);
+  const t = translate(objects, version, options.trustDomain, options.ranges, options.endpointSource);
   const p = translatePolicies(objects);
   return {
     workloads: t.snapshot.workloads,
@@ -39,6 +44,7 @@ export function renderObjects(objects: SourcedObject[], version: string, options
     authorizationPolicies: p.authorizationPolicies,
     peerAuthentications: p.peerAuthentications,
     errors: [...t.errors, ...p.errors],
+    warnings: t.warnings,
   };
 }
 

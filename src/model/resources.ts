@@ -29,7 +29,25 @@ export interface Endpoint {
   workloadUid: string;
   address: string;
   node: string;
+  /** New connections may go here. A terminating endpoint stays listed, not ready: open connections are kept. */
   ready: boolean;
+  /**
+   * This endpoint's own target port per service port (key: the service port
+   * number as a string). A Service's named targetPort resolves per pod, so
+   * pods of two versions may listen on different numbers. When present the
+   * endpoint serves only the service ports listed; absent, every port at its
+   * ServicePort.targetPort.
+   */
+  targetPorts?: Record<string, number>;
+}
+
+/**
+ * The port to connect to on `endpoint` for service port `port`, or
+ * undefined when the endpoint does not serve that port (see
+ * Endpoint.targetPorts).
+ */
+export function endpointTargetPort(endpoint: Endpoint, port: ServicePort): number | undefined {
+  return endpoint.targetPorts ? endpoint.targetPorts[String(port.port)] : port.targetPort;
 }
 
 export interface LoadBalancing {

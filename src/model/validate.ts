@@ -59,6 +59,7 @@ const serviceSchema = {
           address: { type: 'string', format: 'ip' },
           node: name,
           ready: { type: 'boolean', default: true },
+          targetPorts: { type: 'object', propertyNames: { pattern: '^[1-9][0-9]{0,4}$' }, additionalProperties: port },
         },
       },
     },

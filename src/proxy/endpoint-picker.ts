@@ -1,7 +1,7 @@
 // Endpoint choice: power of two random choices by active connections
 // ("least request"), skipping endpoints already tried for this connection and
 // endpoints that failed to connect a moment ago (passive ejection).
-import type { Endpoint } from '../model/resources';
+import { endpointTargetPort, type Endpoint, type ServicePort } from '../model/resources';
 
 export interface EndpointHealth {
   /** Active proxied connections per endpoint address:port. */
@@ -14,13 +14,21 @@ export function endpointKey(address: string, port: number): string {
   return `${address}:${port}`;
 }
 
+/** The target port of `e` for `port`: a ServicePort resolves per endpoint, a number is every endpoint's. */
+function portOn(e: Endpoint, port: ServicePort | number): number | undefined {
+  return typeof port === 'number' ? port : endpointTargetPort(e, port);
+}
+
 /**
- * Picks an endpoint among the ready ones not in `exclude`. Ejected endpoints
- * are used only when nothing else is left (better a likely failure than none).
+ * Picks an endpoint among the ready ones not in `exclude` that serve `port`
+ * (a ServicePort, whose target port may differ per endpoint, or one target
+ * port for all). Health keys are endpointKey(address, that endpoint's
+ * target port). Ejected endpoints are used only when nothing else is left
+ * (better a likely failure than none).
  */
 export function pickEndpoint(
   endpoints: readonly Endpoint[],
-  targetPort: number,
+  port: ServicePort | number,
   exclude: ReadonlySet<string>,
   health: EndpointHealth,
   now: number,
@@ -29,7 +37,8 @@ export function pickEndpoint(
   const candidates: Endpoint[] = [];
   const ejected: Endpoint[] = [];
   for (const e of endpoints) {
-    if (!e.ready) continue;
+    const targetPort = portOn(e, port);
+    if (!e.ready || targetPort === undefined) continue;
     const key = endpointKey(e.address, targetPort);
     if (exclude.has(key)) continue;
     (health.ejected(key, now) ? ejected : candidates).push(e);
@@ -42,7 +51,7 @@ export function pickEndpoint(
   if (j >= i) j++;
   const a = pool[i];
   const b = pool[j];
-  return health.active(endpointKey(a.address, targetPort)) <= health.active(endpointKey(b.address, targetPort)) ? a : b;
+  return health.active(endpointKey(a.address, portOn(a, port)!)) <= health.active(endpointKey(b.address, portOn(b, port)!)) ? a : b;
 }
 
 /** Tracks active connections and connect failures per endpoint. */

@@ -6,7 +6,7 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Workload } from '../model/resources';
+import { endpointTargetPort, type Workload } from '../model/resources';
 import { PolicySet, type Peer } from './authorization';
 import { authorizeConnection, peerOf } from './connection-decision';
 import { EndpointStats, endpointKey, pickEndpoint } from './endpoint-picker';
@@ -376,7 +376,7 @@ export class NodeProxy {
   private connectEndpoint(conn: LiveConnection, target: VipTarget, tried: Set<string>, attempt: number): void {
     const { service, port } = target;
     const now = Date.now();
-    const endpoint = pickEndpoint(service.endpoints, port.targetPort, tried, this.endpoints, now);
+    const endpoint = pickEndpoint(service.endpoints, port, tried, this.endpoints, now);
     if (!endpoint) {
       if (tried.size === 0) this.counters.noEndpoint++;
       this.deps.logger.debug({ service: conn.info.service, tried: [...tried] }, 'no endpoint left to try');
@@ -385,7 +385,9 @@ export class NodeProxy {
       conn.client.resetAndDestroy();
       return;
     }
-    const key = endpointKey(endpoint.address, port.targetPort);
+    // This endpoint's own number for the port (a named targetPort resolves per pod).
+    const targetPort = endpointTargetPort(endpoint, port) ?? port.targetPort;
+    const key = endpointKey(endpoint.address, targetPort);
     tried.add(key);
     conn.info.endpoint = key;
     const remote = this.deps.node !== undefined && endpoint.node !== this.deps.node;
@@ -394,10 +396,10 @@ export class NodeProxy {
       this.connectTunnel(conn, target, tried, attempt, endpoint.workloadUid, key);
       return;
     }
-    if (!this.authorized(conn, service, endpoint.workloadUid, port.targetPort)) return;
-    conn.authorized = { workloadUid: endpoint.workloadUid, serviceNamespace: service.namespace, port: port.targetPort };
+    if (!this.authorized(conn, service, endpoint.workloadUid, targetPort)) return;
+    conn.authorized = { workloadUid: endpoint.workloadUid, serviceNamespace: service.namespace, port: targetPort };
     conn.info.security = remote ? 'plaintext' : 'plaintext (same node)';
-    const upstream = net.connect({ host: endpoint.address, port: port.targetPort, allowHalfOpen: true, noDelay: true });
+    const upstream = net.connect({ host: endpoint.address, port: targetPort, allowHalfOpen: true, noDelay: true });
     upstream.pause(); // read nothing into JS until the relay is chosen
     conn.upstream = upstream;
     const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), service.loadBalancing.connectTimeoutMs);

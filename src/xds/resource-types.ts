@@ -57,7 +57,7 @@ interface ServiceMessage {
   namespace: string;
   clusterIps: string[];
   ports: { name: string; port: number; targetPort: number }[];
-  endpoints: { workloadUid: string; address: string; node: string; ready: boolean }[];
+  endpoints: { workloadUid: string; address: string; node: string; ready: boolean; targetPorts?: Record<string, number> }[];
   loadBalancing?: { mode: string; connectTimeoutMs: number; maxConnectAttempts: number } | null;
 }
 
@@ -86,7 +86,15 @@ export const serviceCodec: ResourceCodec<Service> = {
     if (lb?.connectTimeoutMs) loadBalancing.connectTimeoutMs = lb.connectTimeoutMs;
     if (lb?.maxConnectAttempts) loadBalancing.maxConnectAttempts = lb.maxConnectAttempts;
     return validateService(
-      { name: msg.name, namespace: msg.namespace, clusterIPs: msg.clusterIps, ports: msg.ports, endpoints: msg.endpoints, loadBalancing },
+      {
+        name: msg.name,
+        namespace: msg.namespace,
+        clusterIPs: msg.clusterIps,
+        ports: msg.ports,
+        // An empty map is "unset" on the wire: the endpoint serves every port at the service's target port.
+        endpoints: msg.endpoints.map(({ targetPorts, ...e }) => (targetPorts && Object.keys(targetPorts).length ? { ...e, targetPorts } : e)),
+        loadBalancing,
+      },
       false,
     );
   },

@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { loadAgentConfig } from '../../src/config/agent-config';
 import { loadControlConfig } from '../../src/config/control-config';
 
@@ -17,10 +17,10 @@ interface Doc {
   spec?: Record<string, unknown>;
 }
 
+/** Every object of deploy/ and deploy/crds/ (kustomization.yaml is kustomize's, not an object). */
 function docs(): Doc[] {
-  return fs
-    .readdirSync(deployDir)
-    .filter((f) => f.endsWith('.yaml'))
+  return ['', 'crds']
+    .flatMap((sub) => fs.readdirSync(path.join(deployDir, sub)).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').map((f) => path.join(sub, f)))
     .flatMap((f) =>
       parseAllDocuments(fs.readFileSync(path.join(deployDir, f), 'utf8')).map((d) => {
         assert.equal(d.errors.length, 0, `${f}: ${d.errors[0]?.message}`);
@@ -30,11 +30,31 @@ function docs(): Doc[] {
 }
 
 describe('deploy manifests', () => {
+  it('the kustomization lists every object file', () => {
+    const k = parse(fs.readFileSync(path.join(deployDir, 'kustomization.yaml'), 'utf8')) as { resources: string[] };
+    const files = ['', 'crds'].flatMap((sub) => fs.readdirSync(path.join(deployDir, sub)).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').map((f) => path.posix.join(sub, f)));
+    assert.deepEqual([...k.resources].sort(), files.sort());
+  });
+
+  it('sluice-control may read what it watches, and write only policy status, Events and TokenReviews', () => {
+    const role = docs().find((d) => d.kind === 'ClusterRole' && d.metadata.name === 'sluice-control') as unknown as { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
+    const reads = new Set(['get', 'list', 'watch']);
+    const allowed = (group: string, resource: string, verb: string) => role.rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb));
+    for (const [group, resource] of [['', 'namespaces'], ['', 'pods'], ['', 'services'], ['discovery.k8s.io', 'endpointslices'], ['security.sluice.dev', 'authorizationpolicies'], ['security.sluice.dev', 'peerauthentications']]) {
+      for (const verb of reads) assert.ok(allowed(group, resource, verb), `${verb} ${group}/${resource}`);
+    }
+    const writes = role.rules.filter((r) => r.verbs.some((v) => !reads.has(v)));
+    const written = writes.flatMap((r) => r.resources.map((res) => `${res}:${r.verbs.filter((v) => !reads.has(v)).join(',')}`)).sort();
+    assert.deepEqual(written, ['authorizationpolicies/status:update,patch', 'events:create,patch', 'peerauthentications/status:update,patch', 'tokenreviews:create']);
+    assert.ok(role.rules.every((r) => !r.verbs.includes('*') && !r.resources.includes('*') && !r.apiGroups.includes('*')), 'no wildcards');
+    assert.ok(!allowed('', 'secrets', 'get'), 'no secrets');
+  });
+
   it('every document has apiVersion, kind and a DNS-1123 name', () => {
     for (const d of docs()) {
-      assert.match(d.apiVersion, /^(v1|apps\/v1|rbac\.authorization\.k8s\.io\/v1)$/, `${d.kind} apiVersion`);
+      assert.match(d.apiVersion, /^(v1|apps\/v1|rbac\.authorization\.k8s\.io\/v1|apiextensions\.k8s\.io\/v1)$/, `${d.kind} apiVersion`);
       assert.ok(d.kind);
-      assert.match(d.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+      assert.match(d.metadata.name, /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
     }
   });
 

@@ -63,7 +63,7 @@ describe('translation of Kubernetes objects to resources', () => {
   });
 
   it('reports each unusable object with file, object, field and reason, and keeps the rest', () => {
-    const { snapshot, errors } = translate(
+    const { snapshot, errors, warnings } = translate(
       [
         svc('good', 'a', { clusterIP: '10.96.0.10', ports: [{ port: 80 }] }),
         svc('no-ip', 'a', { ports: [{ port: 80 }] }),
@@ -76,11 +76,15 @@ describe('translation of Kubernetes objects to resources', () => {
     );
     assert.deepEqual(snapshot.services.map((s) => s.name), ['good']);
     assert.deepEqual(errors.map(formatTranslationError), [
-      'apps.yaml: Service a/no-ip: spec.clusterIP: required (headless services are not supported)',
       'apps.yaml: Service a/bad-ip: spec.clusterIP: not an IP address (got "10.96.0.999")',
       'apps.yaml: Service a/dup: spec.clusterIP: 10.96.0.10 is already used by a/good',
-      'apps.yaml: Service a/udp: spec.ports[0].protocol: only TCP is supported (got "UDP")',
       'apps.yaml: Service a/port: spec.ports[0].port: must be an integer 1-65535 (got 70000)',
+    ]);
+    // Valid objects sluice cannot serve are reported as such, not as invalid.
+    assert.deepEqual(warnings.map(formatTranslationError), [
+      'apps.yaml: Service a/no-ip: spec.clusterIP: no cluster IP allocated: no virtual IP to capture',
+      'apps.yaml: Service a/udp: spec.ports[0].protocol: UDP port 53 is not served (sluice relays TCP only): its traffic is not captured',
+      'apps.yaml: Service a/udp: spec.ports: no TCP port: the Service is not served',
     ]);
   });
 });

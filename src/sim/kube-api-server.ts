@@ -1,0 +1,368 @@
+// A TEST STAND-IN for the Kubernetes API, not an API server. No
+// kube-apiserver can be installed on the machines sluice is developed and
+// tested on, so this serves objects held in memory over the subset of the
+// Kubernetes API that sluice-control's informers use, following the API
+// conventions for that subset:
+//   - HTTPS (a self-signed certificate for 127.0.0.1) and a bearer token;
+//     anything else is 401 with a Status;
+//   - GET of a collection (cluster-wide, /api/v1/pods, or one namespace's,
+//     /api/v1/namespaces/NS/pods), as a <Kind>List with
+//     metadata.resourceVersion; `limit` and `continue` paginate; built-in
+//     kinds' list items carry no kind/apiVersion, custom resources' do;
+//   - GET with watch=true: resourceVersion "" or "0" starts with an ADDED
+//     event per object, a resourceVersion N replays every change after N,
+//     then changes stream as newline-delimited JSON watch events;
+//     allowWatchBookmarks=true adds BOOKMARK events; timeoutSeconds ends the
+//     stream; a resourceVersion older than the last compaction is answered
+//     with an ERROR event holding a Status of code 410 (reason Expired), as
+//     kube-apiserver does, or with HTTP 410 when asked to.
+// It validates nothing (no admission, no schemas, no defaulting) and knows
+// only the kinds in WATCHED_RESOURCES. For tests it can inject failures:
+// watch streams closed, 410 Gone, HTTP 500, slow responses.
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { randomBytes, randomUUID, webcrypto } from 'node:crypto';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { WATCHED_RESOURCES, type WatchedResource } from '../control/kubernetes-resources';
+
+x509.cryptoProvider.set(webcrypto);
+
+/** An object as the stand-in holds it: any Kubernetes-shaped JSON with metadata.name. */
+export interface StoredObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+/** What the next watch request of a resource gets instead of a normal stream. */
+export type WatchFault =
+  /** 200, then the stream ends before any event: a dropped connection. */
+  | 'close'
+  /** 200, an ERROR event with a Status of code 410 (Expired), then the end. */
+  | 'gone-event'
+  /** HTTP 410 with a Status. */
+  | 'gone-http'
+  /** HTTP 500 with a Status. */
+  | 'error';
+
+export interface ResourceRequests {
+  lists: number;
+  watches: number;
+  /** resourceVersion asked for by each watch, in order ("" for none). */
+  watchedFrom: string[];
+}
+
+interface OpenWatch {
+  resource: WatchedResource;
+  namespace?: string;
+  res: http.ServerResponse;
+  timers: NodeJS.Timeout[];
+}
+
+interface Change {
+  rv: number;
+  plural: string;
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  object: StoredObject;
+}
+
+export interface KubeApiStandInOptions {
+  /** Bearer token clients must present (default: random). */
+  token?: string;
+  /** How often open watches that asked for bookmarks get one (default 1000 ms). */
+  bookmarkIntervalMs?: number;
+}
+
+function status(code: number, reason: string, message: string): object {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+}
+
+async function selfSignedCertificate(): Promise<{ cert: string; key: string }> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomBytes(8).toString('hex').replace(/^[89a-f]/, '1'),
+    name: 'CN=sluice kube-api stand-in',
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + 24 * 3600_000),
+    keys,
+    signingAlgorithm: alg,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.digitalSignature, true),
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'ip', value: '127.0.0.1' },
+        { type: 'dns', value: 'localhost' },
+      ]),
+    ],
+  });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const key = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END PRIVATE KEY-----\n`;
+  return { cert: cert.toString('pem'), key };
+}
+
+export class KubeApiStandIn {
+  /** The certificate clients must trust (PEM). */
+  readonly caPem: string;
+  readonly token: string;
+  /** Delay before every response is started (a slow API server). */
+  delayMs = 0;
+  private readonly server: https.Server;
+  private readonly bookmarkIntervalMs: number;
+  private readonly store = new Map<string, Map<string, StoredObject>>(WATCHED_RESOURCES.map((r) => [r.plural, new Map()]));
+  private readonly changes: Change[] = [];
+  private readonly watches = new Set<OpenWatch>();
+  private readonly faults = new Map<string, WatchFault[]>();
+  private readonly counts = new Map<string, ResourceRequests>(WATCHED_RESOURCES.map((r) => [r.plural, { lists: 0, watches: 0, watchedFrom: [] }]));
+  private revision = 1;
+  /** Changes at or before this revision are forgotten: watching from there is 410 Gone. */
+  private compactedAt = 0;
+
+  private constructor(cert: { cert: string; key: string }, options: KubeApiStandInOptions) {
+    this.caPem = cert.cert;
+    this.token = options.token ?? randomBytes(16).toString('hex');
+    this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 1000;
+    this.server = https.createServer({ cert: cert.cert, key: cert.key }, (req, res) => void this.handle(req, res));
+  }
+
+  /** Starts serving on 127.0.0.1 at a port the OS chooses. */
+  static async start(options: KubeApiStandInOptions = {}): Promise<KubeApiStandIn> {
+    const api = new KubeApiStandIn(await selfSignedCertificate(), options);
+    await new Promise<void>((resolve, reject) => {
+      api.server.once('error', reject);
+      api.server.listen(0, '127.0.0.1', () => resolve());
+    });
+    return api;
+  }
+
+  /** https://127.0.0.1:PORT */
+  get url(): string {
+    return `https://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** The current resourceVersion (etcd's revision): every change increments it. */
+  get resourceVersion(): string {
+    return String(this.revision);
+  }
+
+  /** Requests seen for a resource ("pods"), for tests. */
+  requests(plural: string): ResourceRequests {
+    return this.counts.get(plural)!;
+  }
+
+  /**
+   * Creates or replaces an object (by kind, namespace and name) and tells
+   * the watches: ADDED or MODIFIED, with a new resourceVersion. Returns the
+   * stored copy. Throws on a kind the stand-in does not serve.
+   */
+  apply(object: StoredObject): StoredObject {
+    const resource = this.resourceOfKind(object.kind);
+    const key = this.keyOf(resource, object.metadata.namespace, object.metadata.name);
+    const before = this.store.get(resource.plural)!.get(key);
+    const stored: StoredObject = structuredClone(object);
+    stored.apiVersion = resource.apiVersion;
+    stored.metadata.uid = before?.metadata.uid ?? object.metadata.uid ?? randomUUID();
+    if (resource.namespaced) stored.metadata.namespace ||= 'default';
+    stored.metadata.resourceVersion = String(++this.revision);
+    this.store.get(resource.plural)!.set(key, stored);
+    this.emit({ rv: this.revision, plural: resource.plural, type: before ? 'MODIFIED' : 'ADDED', object: stored });
+    return stored;
+  }
+
+  /** Deletes an object; false when there was none. Watches get DELETED with the deletion's resourceVersion. */
+  delete(kind: string, namespace: string | undefined, name: string): boolean {
+    const resource = this.resourceOfKind(kind);
+    const key = this.keyOf(resource, namespace, name);
+    const objects = this.store.get(resource.plural)!;
+    const before = objects.get(key);
+    if (!before) return false;
+    objects.delete(key);
+    const gone = { ...before, metadata: { ...before.metadata, resourceVersion: String(++this.revision) } };
+    this.emit({ rv: this.revision, plural: resource.plural, type: 'DELETED', object: gone });
+    return true;
+  }
+
+  /** Forgets the change history (as etcd compaction does): watching from an older resourceVersion is 410 Gone. */
+  compact(): void {
+    this.compactedAt = this.revision;
+    this.changes.length = 0;
+  }
+
+  /** Ends every open watch stream (of one resource, or all): clients see the connection close. */
+  closeWatches(plural?: string): number {
+    let n = 0;
+    for (const w of [...this.watches]) {
+      if (plural && w.resource.plural !== plural) continue;
+      this.endWatch(w);
+      n++;
+    }
+    return n;
+  }
+
+  /** The next watch request of `plural` gets `fault` instead of a stream (queued, one per request). */
+  failNextWatch(plural: string, fault: WatchFault): void {
+    this.faults.set(plural, [...(this.faults.get(plural) ?? []), fault]);
+  }
+
+  /** The objects of a kind, as stored (sorted by namespace and name). */
+  objectsOf(kind: string): StoredObject[] {
+    return this.current(this.resourceOfKind(kind));
+  }
+
+  /** Number of watch streams open now. */
+  get openWatches(): number {
+    return this.watches.size;
+  }
+
+  async stop(): Promise<void> {
+    for (const w of [...this.watches]) this.endWatch(w);
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private resourceOfKind(kind: string | undefined): WatchedResource {
+    const resource = WATCHED_RESOURCES.find((r) => r.kind === kind);
+    if (!resource) throw new Error(`the stand-in does not serve kind ${JSON.stringify(kind)}`);
+    return resource;
+  }
+
+  private keyOf(resource: WatchedResource, namespace: string | undefined, name: string): string {
+    return resource.namespaced ? `${namespace || 'default'}/${name}` : name;
+  }
+
+  private emit(change: Change): void {
+    this.changes.push(change);
+    for (const w of this.watches) {
+      if (w.resource.plural === change.plural && (!w.namespace || w.namespace === change.object.metadata.namespace)) this.send(w, change.type, change.object);
+    }
+  }
+
+  private send(w: OpenWatch, type: string, object: object): void {
+    w.res.write(`${JSON.stringify({ type, object })}\n`);
+  }
+
+  private endWatch(w: OpenWatch): void {
+    for (const t of w.timers) clearTimeout(t);
+    this.watches.delete(w);
+    w.res.end();
+  }
+
+  /** "/api/v1/pods" or "/api/v1/namespaces/shop/pods" -> the resource and namespace. */
+  private route(pathname: string): { resource: WatchedResource; namespace?: string } | undefined {
+    for (const resource of WATCHED_RESOURCES) {
+      if (pathname === resource.path) return { resource };
+      const prefix = resource.path.slice(0, resource.path.length - resource.plural.length);
+      const m = resource.namespaced ? new RegExp(`^${prefix}namespaces/([^/]+)/${resource.plural}$`).exec(pathname) : null;
+      if (m) return { resource, namespace: decodeURIComponent(m[1]) };
+    }
+    return undefined;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const reply = (code: number, body: object) => {
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    try {
+      if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+      if (req.headers.authorization !== `Bearer ${this.token}`) return reply(401, status(401, 'Unauthorized', 'Unauthorized'));
+      const url = new URL(req.url ?? '/', 'https://stand-in');
+      const route = this.route(url.pathname);
+      if (!route) return reply(404, status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
+      if (req.method !== 'GET') return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported by the stand-in`));
+      const watch = url.searchParams.get('watch');
+      if (watch === 'true' || watch === '1') return this.watch(route.resource, route.namespace, url.searchParams, res, reply);
+      return this.list(route.resource, route.namespace, url.searchParams, reply);
+    } catch (err) {
+      if (!res.headersSent) reply(500, status(500, 'InternalError', (err as Error).message));
+      else res.destroy();
+    }
+  }
+
+  private current(resource: WatchedResource, namespace?: string): StoredObject[] {
+    return [...this.store.get(resource.plural)!.entries()]
+      .filter(([, o]) => !namespace || o.metadata.namespace === namespace)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([, o]) => o);
+  }
+
+  private list(resource: WatchedResource, namespace: string | undefined, params: URLSearchParams, reply: (code: number, body: object) => void): void {
+    this.counts.get(resource.plural)!.lists++;
+    let start = 0;
+    let rv = this.revision;
+    const token = params.get('continue');
+    if (token) {
+      try {
+        ({ start, rv } = JSON.parse(Buffer.from(token, 'base64').toString('utf8')) as { start: number; rv: number });
+      } catch {
+        return reply(400, status(400, 'BadRequest', 'invalid continue token'));
+      }
+      // A continue token lives as long as its snapshot; the stand-in keeps none once anything changed.
+      if (rv !== this.revision) return reply(410, status(410, 'Expired', 'the provided continue parameter is too old'));
+    }
+    const all = this.current(resource, namespace);
+    const limit = Number(params.get('limit') ?? 0);
+    const page = limit > 0 ? all.slice(start, start + limit) : all.slice(start);
+    const more = limit > 0 && start + limit < all.length;
+    // Built-in kinds' list items carry no type; custom resources' do.
+    const builtin = !resource.apiVersion.includes('.sluice.dev/');
+    reply(200, {
+      kind: `${resource.kind}List`,
+      apiVersion: resource.apiVersion,
+      metadata: { resourceVersion: String(rv), ...(more ? { continue: Buffer.from(JSON.stringify({ start: start + limit, rv })).toString('base64') } : {}) },
+      items: page.map((o) => (builtin ? (({ apiVersion: _a, kind: _k, ...rest }) => rest)(o) : { ...o, kind: resource.kind })),
+    });
+  }
+
+  private watch(
+    resource: WatchedResource,
+    namespace: string | undefined,
+    params: URLSearchParams,
+    res: http.ServerResponse,
+    reply: (code: number, body: object) => void,
+  ): void {
+    const from = params.get('resourceVersion') ?? '';
+    const counts = this.counts.get(resource.plural)!;
+    counts.watches++;
+    counts.watchedFrom.push(from);
+    const fault = this.faults.get(resource.plural)?.shift();
+    if (fault === 'gone-http') return reply(410, status(410, 'Expired', `too old resource version: ${from} (${this.compactedAt})`));
+    if (fault === 'error') return reply(500, status(500, 'InternalError', 'injected failure'));
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    const w: OpenWatch = { resource, namespace, res, timers: [] };
+    const gone = () => {
+      this.send(w, 'ERROR', status(410, 'Expired', `too old resource version: ${from} (${this.compactedAt})`));
+      res.end();
+    };
+    if (fault === 'close') return void res.end();
+    if (fault === 'gone-event') return gone();
+    const since = from === '' || from === '0' ? undefined : Number(from);
+    if (since !== undefined && (!Number.isInteger(since) || since < this.compactedAt)) return gone();
+    this.watches.add(w);
+    res.on('close', () => {
+      for (const t of w.timers) clearTimeout(t);
+      this.watches.delete(w);
+    });
+    const mine = (o: StoredObject) => !namespace || o.metadata.namespace === namespace;
+    if (since === undefined) {
+      for (const o of this.current(resource, namespace)) this.send(w, 'ADDED', o);
+    } else {
+      for (const c of this.changes) if (c.plural === resource.plural && c.rv > since && mine(c.object)) this.send(w, c.type, c.object);
+    }
+    if (params.get('allowWatchBookmarks') === 'true') {
+      const bookmark = () => {
+        this.send(w, 'BOOKMARK', { kind: resource.kind, apiVersion: resource.apiVersion, metadata: { resourceVersion: String(this.revision) } });
+        w.timers[0] = setTimeout(bookmark, this.bookmarkIntervalMs);
+      };
+      w.timers[0] = setTimeout(bookmark, this.bookmarkIntervalMs);
+    }
+    const timeout = Number(params.get('timeoutSeconds') ?? 0);
+    if (timeout > 0) w.timers[1] = setTimeout(() => this.endWatch(w), timeout * 1000);
+  }
+}
