@@ -130,8 +130,13 @@ capture(struct bpf_sock_addr *ctx, const __u8 *addr16, __u16 port_be, int *refus
 	key.proto = IPPROTO_TCP;
 	struct sluice_vip_value *vip = bpf_map_lookup_elem(&sluice_vips, &key);
 	if (!vip) {
-		count(SLUICE_CTR_CONNECT_NO_VIP);
-		return NULL;
+		/* Not a service port: perhaps a meshed pod's own address. */
+		key.port = 0;
+		vip = bpf_map_lookup_elem(&sluice_vips, &key);
+		if (!vip || !(vip->flags & SLUICE_VIP_F_WORKLOAD)) {
+			count(SLUICE_CTR_CONNECT_NO_VIP);
+			return NULL;
+		}
 	}
 	if (vip->flags & SLUICE_VIP_F_NO_ENDPOINTS) {
 		/* Refuse at connect, as a Service without endpoints does without a

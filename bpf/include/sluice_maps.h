@@ -37,6 +37,10 @@ struct sluice_vip_value {
 /* The service has no ready endpoint: connect() fails with ECONNREFUSED, as
  * kube-proxy's REJECT rule and Cilium's socket LB make it fail. */
 #define SLUICE_VIP_F_NO_ENDPOINTS 1
+/* A meshed pod's own address (key port 0: any port): a connect from an
+ * enrolled pod straight to a pod IP goes through the node proxy too, so
+ * authorization applies whatever address was dialled. */
+#define SLUICE_VIP_F_WORKLOAD 2
 
 /* Original destination, kept in socket-local storage from connect to close. */
 struct sluice_orig_dst {

@@ -7,7 +7,7 @@ import type { AgentConfig } from '../config/agent-config';
 import { BpfDatapath, interfaceIndex } from '../datapath/bpf-datapath';
 import { STRICT_F_COUNT_ONLY, type StrictEntry } from '../datapath/map-codecs';
 import { effectiveMtlsMode } from '../model/policy';
-import { IdAllocator, desiredEnrollments, desiredState, vipEntries } from '../datapath/desired-state';
+import { IdAllocator, desiredEnrollments, desiredState, vipEntries, workloadVipEntries, workloadVipKey } from '../datapath/desired-state';
 import { MapCapacity } from '../datapath/map-capacity';
 import { serviceCodec } from '../xds/resource-types';
 import type { Service } from '../model/resources';
@@ -361,6 +361,14 @@ export class Agent {
         if (w) this.index.upsertWorkload(w);
         else this.index.removeWorkload(uid);
         if (w?.node === this.config.nodeName || !w) this.enrollmentDirty = true;
+        try {
+          const entries = w ? workloadVipEntries(w) : [];
+          const r = this.datapath.updateServiceVips(workloadVipKey(uid), entries.length ? entries : undefined);
+          updated += r.updated;
+          deleted += r.deleted;
+        } catch (err) {
+          errors.push(`workload ${uid}: ${(err as Error).message}`);
+        }
       }
     }
     if (delta.policies) {

@@ -78,7 +78,7 @@ export function trace(from: string, to: string, inputs: TraceInputs): Trace {
     result.verdict = 'not captured yet';
     return result;
   }
-  const target = inputs.index.vip(address, port);
+  const target = inputs.index.target(address, port);
   if (!target) {
     steps.push({ step: 'capture', result: `enrolled, but ${to} is not a known service VIP:port: connect4 leaves it alone` });
     result.verdict = 'not captured: the connection goes directly to its destination';

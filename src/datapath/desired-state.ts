@@ -1,6 +1,6 @@
 // Pure: which map entries should exist for a snapshot on this node.
 import { serviceKey, type Service, type Snapshot, type Workload } from '../model/resources';
-import { IPPROTO_TCP, VIP_F_NO_ENDPOINTS, type Enrollment, type VipKey, type VipValue } from './map-codecs';
+import { IPPROTO_TCP, VIP_F_NO_ENDPOINTS, VIP_F_WORKLOAD, type Enrollment, type VipKey, type VipValue } from './map-codecs';
 
 /** Small stable ids for workloads and services, local to one agent run. */
 export class IdAllocator {
@@ -41,6 +41,26 @@ export function vipEntries(service: Service, serviceId: number): VipEntry[] {
   return out;
 }
 
+/** The key under which a workload's own entries are kept beside the services'. */
+export function workloadVipKey(uid: string): string {
+  return `workload/${uid}`;
+}
+
+/**
+ * A meshed workload's own addresses (any port): an enrolled pod that dials
+ * a pod IP instead of a VIP is captured too, so the destination's
+ * AuthorizationPolicy applies whatever address was dialled (as in Istio
+ * ambient, where every inbound connection passes the node's proxy).
+ * IPv4 only; none for a workload outside the mesh, or one on its node's
+ * address (host network).
+ */
+export function workloadVipEntries(w: Workload): VipEntry[] {
+  if (!w.captured) return [];
+  return w.ips
+    .filter((ip) => /^\d+\.\d+\.\d+\.\d+$/.test(ip) && ip !== w.nodeAddress)
+    .map((ip) => ({ key: { address: ip, port: 0, proto: IPPROTO_TCP }, value: { serviceId: 0, flags: VIP_F_WORKLOAD } }));
+}
+
 export function desiredEnrollments(
   workloads: Iterable<Workload>,
   node: string,
@@ -76,6 +96,10 @@ export function desiredState(
   for (const s of snapshot.services) {
     const key = serviceKey(s);
     vips.set(key, vipEntries(s, serviceIds.idOf(key)));
+  }
+  for (const w of snapshot.workloads) {
+    const entries = workloadVipEntries(w);
+    if (entries.length) vips.set(workloadVipKey(w.uid), entries);
   }
   return { enrollments, vips };
 }

@@ -281,6 +281,8 @@ export const counterNames = [
 
 /** sluice_vip_value.flags: no ready endpoint, connect() is refused (ECONNREFUSED). */
 export const VIP_F_NO_ENDPOINTS = 1;
+/** sluice_vip_value.flags: a meshed pod's own address (key port 0: any port), captured so policy applies to it. */
+export const VIP_F_WORKLOAD = 2;
 
 /** sluice_strict.flags: let plaintext in but count it (PERMISSIVE). */
 export const STRICT_F_COUNT_ONLY = 1;

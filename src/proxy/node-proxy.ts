@@ -283,7 +283,7 @@ export class NodeProxy {
       return;
     }
     if (!this.withinBudget(client)) return;
-    const target = this.deps.index().vip(orig.address, orig.port);
+    const target = this.deps.index().target(orig.address, orig.port);
     if (!target) {
       this.counters.noService++;
       this.deps.logger.debug({ vip: `${orig.address}:${orig.port}` }, 'no service for captured destination');

@@ -1,7 +1,7 @@
 // Lookup tables the proxy reads on every connection: VIP:port -> service
 // port, and workloads by uid. Updated in place, one service at a time, so a
 // change to one of 10k services costs that service only.
-import { serviceKey, type Service, type ServicePort, type Workload } from '../model/resources';
+import { defaultLoadBalancing, serviceKey, type Service, type ServicePort, type Workload } from '../model/resources';
 
 export interface VipTarget {
   service: Service;
@@ -69,6 +69,30 @@ export class ServiceIndex {
 
   vip(address: string, port: number): VipTarget | undefined {
     return this.byVip.get(`${address}:${port}`);
+  }
+
+  /**
+   * What a captured connection to address:port goes to: the service behind
+   * a VIP, or, for a meshed pod's own address (captured so that policy
+   * applies to it), that pod alone as a one-endpoint target named after it.
+   */
+  target(address: string, port: number): VipTarget | undefined {
+    const vip = this.vip(address, port);
+    if (vip) return vip;
+    const w = this.workloadsWithIp(address).find((x) => x.captured);
+    if (!w) return undefined;
+    const servicePort: ServicePort = { name: '', port, targetPort: port };
+    return {
+      port: servicePort,
+      service: {
+        name: w.name,
+        namespace: w.namespace,
+        clusterIPs: [],
+        ports: [servicePort],
+        endpoints: [{ workloadUid: w.uid, address, node: w.node, ready: true }],
+        loadBalancing: defaultLoadBalancing,
+      },
+    };
   }
 
   workload(uid: string): Workload | undefined {

@@ -400,6 +400,33 @@ spec:
     }
   });
 
+  it('a meshed client cannot bypass policy by dialling the pod IP, same node or cross node', async () => {
+    const denyOther = `
+apiVersion: ${API}
+kind: AuthorizationPolicy
+metadata: { name: deny-other-direct, namespace: conf }
+spec:
+  action: DENY
+  rules:
+    - from: [{ source: { principals: ["cluster.local/ns/conf/sa/other"] } }]
+`;
+    sim.apply(denyOther);
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      for (const pod of ['conf/srv-1', 'conf/srv-2']) {
+        const allowed = runClient('conf/client', podIp[pod], 7001, ['line:x', 'end']);
+        assert.equal(allowed.end, 'FIN', `${pod}: an allowed client still reaches the pod IP (${JSON.stringify(allowed)})`);
+        assert.equal(allowed.peer.split(':')[0], podIp[pod], 'and sees the address it dialled');
+        const denied = runClient('conf/other', podIp[pod], 7001, ['line:x', 'end']);
+        assert.ok(denied.end === 'ECONNRESET' || denied.connect === 'ECONNRESET', `${pod}: the denied client is refused on the pod IP too (${JSON.stringify(denied)})`);
+        const trace = sim.run(['ctl', 'node-1', '--', 'trace', '--from', 'conf/other', '--to', `${podIp[pod]}:7001`]);
+        assert.match(trace.stdout + trace.stderr, /denied/, `${pod}: trace says so`);
+      }
+    } finally {
+      sim.delete(denyOther);
+    }
+  });
+
   it('an ipBlocks policy sees the source pod on every path, and trace agrees (fault 7)', async () => {
     const allowClientIp = `
 apiVersion: ${API}

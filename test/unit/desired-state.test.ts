@@ -1,7 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { IdAllocator, desiredState } from '../../src/datapath/desired-state';
-import { IPPROTO_TCP } from '../../src/datapath/map-codecs';
+import { IdAllocator, desiredState, workloadVipEntries } from '../../src/datapath/desired-state';
+import { IPPROTO_TCP, VIP_F_WORKLOAD } from '../../src/datapath/map-codecs';
+import { ServiceIndex } from '../../src/proxy/service-index';
 import { defaultLoadBalancing, type Snapshot, type Workload } from '../../src/model/resources';
 
 const w = (uid: string, node: string, captured: boolean): Workload => ({
@@ -57,3 +58,29 @@ describe('desired map contents from a snapshot', () => {
     assert.deepEqual(ids(a), ids(b));
   });
 });
+
+describe('meshed pods\' own addresses', () => {
+  const pod = (over: Partial<Workload>): Workload => ({
+    uid: 'u', name: 'api', namespace: 'shop', node: 'node-2', ips: ['10.244.2.5'], serviceAccount: 'api', labels: {},
+    identity: 'spiffe://cluster.local/ns/shop/sa/api', captured: true, ready: true, nodeAddress: '10.250.0.2', ...over,
+  });
+
+  it('are captured on any port, flagged as a workload, so policy applies to direct pod-IP connections', () => {
+    assert.deepEqual(workloadVipEntries(pod({})), [{ key: { address: '10.244.2.5', port: 0, proto: IPPROTO_TCP }, value: { serviceId: 0, flags: VIP_F_WORKLOAD } }]);
+  });
+
+  it('never for a pod outside the mesh, an IPv6 address, or a host-network pod on its node address', () => {
+    assert.deepEqual(workloadVipEntries(pod({ captured: false })), []);
+    assert.deepEqual(workloadVipEntries(pod({ ips: ['fd00::5'] })), []);
+    assert.deepEqual(workloadVipEntries(pod({ ips: ['10.250.0.2'] })), []);
+  });
+
+  it('the proxy resolves such an address to that pod alone, at the dialled port', () => {
+    const index = ServiceIndex.of([], [pod({})]);
+    const t = index.target('10.244.2.5', 9090);
+    assert.equal(t?.service.endpoints.length, 1);
+    assert.deepEqual({ port: t?.port.port, targetPort: t?.port.targetPort, endpoint: t?.service.endpoints[0].address }, { port: 9090, targetPort: 9090, endpoint: '10.244.2.5' });
+    assert.equal(ServiceIndex.of([], [pod({ captured: false })]).target('10.244.2.5', 9090), undefined);
+  });
+});
+
