@@ -1,5 +1,5 @@
 // The node-local record of one pod: `<pod netns dir>/<pod uid>.json`, read by
-// the agent's pod netns registry (src/datapath/pod-netns-registry.ts). Written
+// the agent's pod netns registry (src/kernel/pod-netns-registry.ts). Written
 // by the agent when the plugin reports a pod, or by the plugin itself when the
 // agent is away, so that an agent (re)starting finds every running pod.
 import * as fs from 'node:fs';

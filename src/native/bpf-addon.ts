@@ -1,5 +1,5 @@
 // The only importer of the compiled addon. Everything else goes through the
-// typed surface below (datapath/ is its only user).
+// typed surface below (kernel/ is its only user).
 import * as path from 'node:path';
 
 export interface MapInfo {

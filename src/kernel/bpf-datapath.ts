@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { addon, bpfObjectPath, type LoadedBpfObject, type MapInfo } from '../native/bpf-addon';
 import { BpfMap } from './bpf-map';
-import type { DesiredState, VipEntry } from './desired-state';
+import type { DesiredState, VipEntry } from '../datapath/desired-state';
 import {
   configCodec,
   counterNames,
@@ -25,8 +25,8 @@ import {
   type TupleKey,
   type VipKey,
   type VipValue,
-} from './map-codecs';
-import { reconcileMap, type ReconcileResult } from './reconciler';
+} from '../datapath/map-codecs';
+import { reconcileMap, type ReconcileResult } from '../datapath/reconciler';
 
 export { isNativeError } from '../native/bpf-addon';
 
