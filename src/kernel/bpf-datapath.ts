@@ -12,7 +12,7 @@ import {
   counterNames,
   enrollmentCodec,
   netnsCookieCodec,
-  origDstCodec,
+  originalDestinationCodec,
   strictCodec,
   tupleKeyCodec,
   u32KeyCodec,
@@ -20,7 +20,7 @@ import {
   vipValueCodec,
   type CounterName,
   type Enrollment,
-  type OrigDst,
+  type OriginalDestination,
   type StrictEntry,
   type TupleKey,
   type VipKey,
@@ -97,7 +97,7 @@ const codecFor = { size: 8, encode: (v: bigint) => netnsCookieCodec.encode(v), d
 export class BpfDatapath {
   readonly enroll: BpfMap<bigint, Enrollment>;
   readonly vips: BpfMap<VipKey, VipValue>;
-  readonly tuples: BpfMap<TupleKey, OrigDst>;
+  readonly tuples: BpfMap<TupleKey, OriginalDestination>;
   readonly strict: BpfMap<number, StrictEntry>;
   /** Interfaces whose tc filter this agent run has (re)attached. */
   private readonly strictAttached = new Set<number>();
@@ -120,7 +120,7 @@ export class BpfDatapath {
     };
     this.enroll = new BpfMap(need('sluice_enroll'), codecFor, enrollmentCodec);
     this.vips = new BpfMap(need('sluice_vips'), vipKeyCodec, vipValueCodec);
-    this.tuples = new BpfMap(need('sluice_tuples'), tupleKeyCodec, origDstCodec);
+    this.tuples = new BpfMap(need('sluice_tuples'), tupleKeyCodec, originalDestinationCodec);
     this.strict = new BpfMap(need('sluice_strict'), ifindexCodec, strictCodec);
     this.counterMap = need('sluice_counters');
     this.ncpus = addon().possibleCpus();
@@ -251,9 +251,9 @@ export class BpfDatapath {
   }
 
   /** Original destination of an accepted proxy socket; the record is consumed. */
-  originalDst(socketFd: number): OrigDst | undefined {
+  originalDst(socketFd: number): OriginalDestination | undefined {
     const raw = addon().originalDstByFd(this.tuples.info.fd, socketFd, true);
-    return raw ? origDstCodec.decode(raw) : undefined;
+    return raw ? originalDestinationCodec.decode(raw) : undefined;
   }
 
   counters(): Record<CounterName, number> {
