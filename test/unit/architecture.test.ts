@@ -24,8 +24,12 @@ const edges: Record<string, Record<string, string>> = {
     'src/model': 'desired map contents are computed from model resources',
   },
   'src/command-line': {},
+  // Node built-ins only: every binary, sluice-cni included, may use it.
+  'src/files': {},
   // The CNI plugin runs for every pod: node built-ins only, nothing of the agent.
-  'src/cni': {},
+  'src/cni': {
+    'src/files': 'pod records, the mesh record and the conflist are replaced atomically',
+  },
   'src/config': {
     'src/command-line': 'flag declarations are shared with the binaries that parse them',
     'src/model': 'addresses and names are validated with the model validators',
@@ -35,6 +39,7 @@ const edges: Record<string, Record<string, string>> = {
   },
   'src/identity': {
     'src/model': 'issuance checks a requested identity against the model workloads of a node',
+    'src/files': 'keys and certificates are written atomically and durably',
   },
   'src/native': {},
   'src/kernel': {
@@ -50,6 +55,7 @@ const edges: Record<string, Record<string, string>> = {
     'src/command-line': 'sluice-agent command line',
     'src/config': 'agent configuration',
     'src/datapath': 'desired map contents and codec constants (strict flags)',
+    'src/files': 'the last good state and the mesh record are written atomically and durably',
     'src/kernel': 'the agent owns the kernel side: programs, maps, pod netns, relay, socket options',
     'src/identity': 'the agent requests and renews workload certificates',
     'src/model': 'resources and snapshots',
@@ -74,6 +80,7 @@ const edges: Record<string, Record<string, string>> = {
     'src/control': 'the sim serves its objects to the control plane it starts',
     'src/identity': 'the sim issues node tokens and the control plane CA',
     'src/model': 'resources and cluster ranges',
+    'src/files': 'sim state and pod records are written atomically',
   },
   bench: {
     'src/kernel': 'the scale bench inspects pins under the schema directory',
@@ -91,6 +98,7 @@ const edges: Record<string, Record<string, string>> = {
     'src/config': 'unit tests of configuration',
     'src/control': 'unit tests of translation and validation',
     'src/datapath': 'unit tests of desired state, codecs and the reconciler',
+    'src/files': 'unit tests of the atomic write',
     'src/identity': 'unit tests of identity',
     'src/kernel': 'the node proxy test hands pairs to the splice relay (no root needed)',
     'src/model': 'unit tests of the model',
