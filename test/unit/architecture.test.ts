@@ -277,6 +277,14 @@ describe('architecture', () => {
     assert.deepEqual(found, Object.keys(dynamicLoads).sort());
   });
 
+  it("README's layout table lists exactly the folders of src/", () => {
+    const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const layout = readme.slice(readme.indexOf('## Layout'), readme.indexOf('\n## ', readme.indexOf('## Layout') + 1));
+    const listed = [...layout.matchAll(/^\| `src\/([\w-]+)\/`/gm)].map((m) => `src/${m[1]}`).sort();
+    const folders = fs.readdirSync(path.join(repoRoot, 'src'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => `src/${e.name}`).sort();
+    assert.deepEqual(listed, folders);
+  });
+
   it('only native/ loads the compiled addon', () => {
     // A .node file by name, or any computed require() in src/ (the addon is loaded by path).
     const loaders = refs.filter((r) => r.specifier?.endsWith('.node') || (r.specifier === null && r.from.startsWith('src/'))).map((r) => r.file);
