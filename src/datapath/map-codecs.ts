@@ -29,60 +29,39 @@ export interface StructCodec<T> {
  */
 type FieldKind = 'u8' | 'u16be' | 'u32le' | 'u64le' | 'addr16' | 'ipv4' | 'pad';
 
-const kindSize: Record<Exclude<FieldKind, 'pad'>, number> = { u8: 1, u16be: 2, u32le: 4, u64le: 8, addr16: 16, ipv4: 4 };
+interface KindCodec {
+  size: number;
+  write(b: Buffer, at: number, value: unknown, what: string): void;
+  read(b: Buffer, at: number): unknown;
+}
+
+const kinds: Record<Exclude<FieldKind, 'pad'>, KindCodec> = {
+  u8: { size: 1, write: (b, at, v) => b.writeUInt8(v as number, at), read: (b, at) => b.readUInt8(at) },
+  u16be: { size: 2, write: (b, at, v) => b.writeUInt16BE(v as number, at), read: (b, at) => b.readUInt16BE(at) },
+  u32le: { size: 4, write: (b, at, v) => b.writeUInt32LE(v as number, at), read: (b, at) => b.readUInt32LE(at) },
+  u64le: { size: 8, write: (b, at, v) => b.writeBigUInt64LE(v as bigint, at), read: (b, at) => b.readBigUInt64LE(at) },
+  addr16: { size: 16, write: (b, at, v) => encodeAddr16(v as string, b, at), read: (b, at) => decodeAddr16(b, at) },
+  ipv4: {
+    size: 4,
+    write(b, at, v, what) {
+      if (typeof v !== 'string' || !net.isIPv4(v)) throw new Error(`${what} must be IPv4 (got ${JSON.stringify(v)})`);
+      v.split('.').forEach((p, i) => (b[at + i] = Number(p)));
+    },
+    read: (b, at) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`,
+  },
+};
 
 /** A row of a struct's field table. `prop` is the TypeScript property; pad rows have none. */
 type FieldSpec<T> =
   | { name: string; offset: number; kind: Exclude<FieldKind, 'pad'>; prop: keyof T & string }
   | { name: string; offset: number; kind: 'pad'; size: number };
 
-function writeField(kind: Exclude<FieldKind, 'pad'>, value: unknown, b: Buffer, at: number, what: string): void {
-  switch (kind) {
-    case 'u8':
-      b.writeUInt8(value as number, at);
-      return;
-    case 'u16be':
-      b.writeUInt16BE(value as number, at);
-      return;
-    case 'u32le':
-      b.writeUInt32LE(value as number, at);
-      return;
-    case 'u64le':
-      b.writeBigUInt64LE(value as bigint, at);
-      return;
-    case 'addr16':
-      encodeAddr16(value as string, b, at);
-      return;
-    case 'ipv4':
-      if (!net.isIPv4(value as string)) throw new Error(`${what} must be IPv4 (got ${JSON.stringify(value)})`);
-      (value as string).split('.').forEach((p, i) => (b[at + i] = Number(p)));
-      return;
-  }
-}
-
-function readField(kind: Exclude<FieldKind, 'pad'>, b: Buffer, at: number): unknown {
-  switch (kind) {
-    case 'u8':
-      return b.readUInt8(at);
-    case 'u16be':
-      return b.readUInt16BE(at);
-    case 'u32le':
-      return b.readUInt32LE(at);
-    case 'u64le':
-      return b.readBigUInt64LE(at);
-    case 'addr16':
-      return decodeAddr16(b, at);
-    case 'ipv4':
-      return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-  }
-}
-
 /**
  * Builds the codec of one struct from its field table. The table is the only
  * place offsets are written: encode, decode and the BTF check all read it.
  */
 export function structCodec<T>(struct: string, size: number, table: FieldSpec<T>[]): StructCodec<T> {
-  const fields = table.map((f) => ({ name: f.name, offset: f.offset, size: f.kind === 'pad' ? f.size : kindSize[f.kind] }));
+  const fields = table.map((f) => ({ name: f.name, offset: f.offset, size: f.kind === 'pad' ? f.size : kinds[f.kind].size }));
   for (const f of fields) {
     if (f.offset + f.size > size) throw new Error(`${struct}.${f.name}: ends at byte ${f.offset + f.size}, past the struct's ${size} bytes`);
   }
@@ -93,12 +72,12 @@ export function structCodec<T>(struct: string, size: number, table: FieldSpec<T>
     fields,
     encode(v: T): Buffer {
       const b = Buffer.alloc(size);
-      for (const f of data) writeField(f.kind, v[f.prop], b, f.offset, `${struct}.${f.name}`);
+      for (const f of data) kinds[f.kind].write(b, f.offset, v[f.prop], `${struct}.${f.name}`);
       return b;
     },
     decode(b: Buffer, o = 0): T {
       const out = {} as Record<string, unknown>;
-      for (const f of data) out[f.prop] = readField(f.kind, b, o + f.offset);
+      for (const f of data) out[f.prop] = kinds[f.kind].read(b, o + f.offset);
       return out as T;
     },
   };
