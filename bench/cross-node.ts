@@ -22,7 +22,9 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parseCommonOptions, runBench, UsageError, type CommonOptions } from './options';
 import { fmt, paired, spread, type Spread } from './stats';
+import { alignedTable, judgeTarget, signedCell, spreadCell, targetCells, type TargetResult } from './summary-table';
 import type { Percentiles } from './histogram';
 import { firstLine, killPid, live, runCmd, sleep, type CmdResult } from './processes';
 import { Haproxy } from './haproxy';
@@ -53,55 +55,10 @@ const USAGE = `usage: npm run bench:cross-node -- [--quick] [--rounds N] [--dura
   --name NAME    sluice-sim cluster name (default xbench; taken down at the end)
   --out DIR      where the JSON goes (default bench-results/)`;
 
-interface Options {
-  quick: boolean;
-  rounds: number;
-  duration: number;
-  iperfTime: number;
-  warmup: number;
-  name: string;
-  out: string;
-}
-
-class UsageError extends Error {}
+type Options = CommonOptions;
 
 function parseOptions(argv: string[]): Options {
-  const set: Partial<Options> = {};
-  let quick = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
-    const num = (lo: number, hi: number) => {
-      const v = Number(value());
-      if (!Number.isFinite(v) || v < lo || v > hi) throw new UsageError(`${a}: a number from ${lo} to ${hi}`);
-      return v;
-    };
-    if (a === '--quick') quick = true;
-    else if (a === '--rounds') set.rounds = Math.round(num(1, 20));
-    else if (a === '--duration') set.duration = num(0.5, 60);
-    else if (a === '--iperf-time') set.iperfTime = Math.round(num(1, 60));
-    else if (a === '--warmup') set.warmup = num(0, 10);
-    else if (a === '--name') set.name = value();
-    else if (a === '--out') set.out = path.resolve(value());
-    else if (a === '-h' || a === '--help') {
-      process.stdout.write(`${USAGE}\n`);
-      process.exit(0);
-    } else throw new UsageError(`unknown flag ${a}`);
-  }
-  const base = quick ? { rounds: 1, duration: 1, iperfTime: 2, warmup: 0.5 } : { rounds: 3, duration: 5, iperfTime: 10, warmup: 1 };
-  return {
-    quick,
-    rounds: set.rounds ?? base.rounds,
-    duration: set.duration ?? base.duration,
-    iperfTime: set.iperfTime ?? base.iperfTime,
-    warmup: set.warmup ?? base.warmup,
-    name: set.name ?? 'xbench',
-    out: set.out ?? path.join(ROOT, 'bench-results'),
-  };
+  return parseCommonOptions(argv, { name: 'xbench', root: ROOT, usage: USAGE });
 }
 
 // ---------------------------------------------------------------- processes
@@ -319,7 +276,7 @@ interface MetricSummary {
   s1OverS0: Spread;
   s1MinusS0: Spread;
   s3MinusS0: Spread;
-  targets: { text: string; value: number; met: boolean | null }[];
+  targets: TargetResult[];
 }
 
 function summarize(runs: Run[], opt: Options): MetricSummary[] {
@@ -337,20 +294,12 @@ function summarize(runs: Run[], opt: Options): MetricSummary[] {
       s3MinusS0: m.unit === 'us' ? spread(paired(s.S3, s.S0, (a, b) => a - b)) : spread([]),
       targets: [],
     };
-    sum.targets = m.targets.map((t) => {
-      const v = t.kind === 'S1/S3' ? sum.s1OverS3.median : sum.s1MinusS0.median;
-      return { text: t.text, value: v, met: Number.isFinite(v) ? (t.op === '>=' ? v >= t.value : v <= t.value) : null };
-    });
+    sum.targets = m.targets.map((t) => judgeTarget(t.text, t.op, t.value, t.kind === 'S1/S3' ? sum.s1OverS3.median : sum.s1MinusS0.median));
     return sum;
   });
 }
 
-const sp = (s: Spread, d = 3) => (s.n === 0 ? '-' : s.n === 1 ? fmt(s.median, d) : `${fmt(s.median, d)} (${fmt(s.min, d)}-${fmt(s.max, d)})`);
-const spSigned = (s: Spread) => {
-  const f = (x: number) => `${x >= 0 ? '+' : ''}${fmt(x)}`;
-  return s.n === 0 ? '-' : s.n === 1 ? f(s.median) : `${f(s.median)} (${f(s.min)}..${f(s.max)})`;
-};
-
+const sp = spreadCell;
 function renderTable(ms: MetricSummary[]): string {
   const rows = [
     ['metric', 'unit', 'S0 direct', 'S1 sluice', 'S3 haproxy mTLS', 'S1/S3', 'S1/S0', 'S1-S0 us', 'S3-S0 us', 'target', 'met'],
@@ -362,14 +311,12 @@ function renderTable(ms: MetricSummary[]): string {
       sp(m.raw.S3),
       sp(m.s1OverS3),
       sp(m.s1OverS0),
-      spSigned(m.s1MinusS0),
-      spSigned(m.s3MinusS0),
-      m.targets.map((t) => t.text).join('; ') || '-',
-      m.targets.map((t) => (t.met === null ? '?' : t.met ? 'yes' : 'NO')).join('; ') || '-',
+      signedCell(m.s1MinusS0),
+      signedCell(m.s3MinusS0),
+      ...targetCells(m.targets),
     ]),
   ];
-  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((x, c) => x.padEnd(w[c])).join('  ').trimEnd()).join('\n');
+  return alignedTable(rows, false);
 }
 
 // ---------------------------------------------------------------- main
@@ -544,14 +491,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n${USAGE}\n`);
-      process.exit(2);
-    }
-    process.stderr.write(`xbench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runBench('xbench', USAGE, main);

@@ -24,7 +24,9 @@ import * as path from 'node:path';
 import { firstLine, killPid, live, sleep, type CmdResult } from './processes';
 import { Haproxy } from './haproxy';
 import { SimDriver, cpuUsec, machineBusyUs, setSysctls } from './sim-driver';
+import { parseCommonOptions, runBench, UsageError, type CommonOptions } from './options';
 import { fmt, paired, spread, type Spread } from './stats';
+import { alignedTable, judgeTarget, signedCell, spreadCell, targetCells, type TargetResult } from './summary-table';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 /**
@@ -66,81 +68,37 @@ const USAGE = `usage: npm run bench -- [--quick] [--rounds N] [--duration S] [--
   --name NAME    sluice-sim cluster name (default bench; it is taken down at the end)
   --out DIR      where the JSON goes (default bench-results/)`;
 
-interface Options {
-  quick: boolean;
-  rounds: number;
-  duration: number;
-  iperfTime: number;
-  warmup: number;
+interface Options extends CommonOptions {
   groups: GroupId[];
   relay?: 'splice' | 'stream';
   haproxySplice: boolean;
   withStreamRelay: boolean;
   snapshot: boolean;
-  name: string;
-  out: string;
 }
 
-class UsageError extends Error {}
-
 function parseOptions(argv: string[]): Options {
-  const set: Partial<Options> = {};
-  let quick = false;
+  let groups: GroupId[] = GROUPS;
+  let relay: Options['relay'];
   let haproxySplice = false;
   let snapshot = true;
   let withStreamRelay = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
-    const num = (lo: number, hi: number) => {
-      const v = Number(value());
-      if (!Number.isFinite(v) || v < lo || v > hi) throw new UsageError(`${a}: a number from ${lo} to ${hi}`);
-      return v;
-    };
-    if (a === '--quick') quick = true;
-    else if (a === '--haproxy-splice') haproxySplice = true;
+  const common = parseCommonOptions(argv, { name: 'bench', root: ROOT, usage: USAGE }, (a, value) => {
+    if (a === '--haproxy-splice') haproxySplice = true;
     else if (a === '--no-snapshot') snapshot = false;
     else if (a === '--with-stream-relay') withStreamRelay = true;
     else if (a === '--relay') {
       const v = value();
       if (v !== 'splice' && v !== 'stream') throw new UsageError('--relay: splice or stream');
-      set.relay = v;
-    }
-    else if (a === '--rounds') set.rounds = Math.round(num(1, 20));
-    else if (a === '--duration') set.duration = num(0.5, 60);
-    else if (a === '--iperf-time') set.iperfTime = Math.round(num(1, 60));
-    else if (a === '--warmup') set.warmup = num(0, 10);
-    else if (a === '--name') set.name = value();
-    else if (a === '--out') set.out = path.resolve(value());
-    else if (a === '--only') {
+      relay = v;
+    } else if (a === '--only') {
       const gs = value().split(',').filter(Boolean);
       for (const g of gs) if (!GROUPS.includes(g as GroupId)) throw new UsageError(`--only: unknown group ${g} (${GROUPS.join(', ')})`);
-      set.groups = GROUPS.filter((g) => gs.includes(g));
-    } else if (a === '-h' || a === '--help') {
-      process.stdout.write(`${USAGE}\n`);
-      process.exit(0);
-    } else throw new UsageError(`unknown flag ${a}`);
-  }
-  if (withStreamRelay && set.relay === 'stream') throw new UsageError('--with-stream-relay compares against the default relay: leave out --relay stream');
-  const base = quick ? { rounds: 1, duration: 1, iperfTime: 2, warmup: 0.5 } : { rounds: 3, duration: 5, iperfTime: 10, warmup: 1 };
-  return {
-    quick,
-    rounds: set.rounds ?? base.rounds,
-    duration: set.duration ?? base.duration,
-    iperfTime: set.iperfTime ?? base.iperfTime,
-    warmup: set.warmup ?? base.warmup,
-    groups: set.groups ?? GROUPS,
-    relay: set.relay,
-    haproxySplice,
-    withStreamRelay,
-    snapshot,
-    name: set.name ?? 'bench',
-    out: set.out ?? path.join(ROOT, 'bench-results'),
-  };
+      groups = GROUPS.filter((g) => gs.includes(g));
+    } else return false;
+    return true;
+  });
+  if (withStreamRelay && relay === 'stream') throw new UsageError('--with-stream-relay compares against the default relay: leave out --relay stream');
+  return { ...common, groups, relay, haproxySplice, withStreamRelay, snapshot };
 }
 
 // ---------------------------------------------------------------- the sim
@@ -684,7 +642,7 @@ interface MetricSummary {
   addedUs?: { S1?: Spread; S1s?: Spread; S2?: Spread };
   /** Samples taken while other work used the machine (see outsideCores), per path. */
   disturbed: Partial<Record<PathId, number>>;
-  targets: { text: string; value: number | null; met: boolean | null }[];
+  targets: TargetResult[];
 }
 
 function summarize(runs: Run[], opt: Options): MetricSummary[] {
@@ -714,30 +672,19 @@ function summarize(runs: Run[], opt: Options): MetricSummary[] {
       const added = (p: PathId) => (samples[p] ? spread(paired(samples[p]!, samples.S0!, (x, y) => x - y)) : undefined);
       s.addedUs = { S1: added('S1'), S2: added('S2'), ...(samples.S1s ? { S1s: added('S1s') } : {}) };
     }
-    for (const t of m.target ?? []) {
-      const v = t.kind === 'S1/S2' ? s.ratios['S1/S2']?.median : s.addedUs?.S1?.median;
-      const ok = v === undefined || !Number.isFinite(v) ? null : t.op === '>=' ? v >= t.value : v <= t.value;
-      s.targets.push({ text: t.text, value: v ?? null, met: ok });
-    }
+    for (const t of m.target ?? []) s.targets.push(judgeTarget(t.text, t.op, t.value, t.kind === 'S1/S2' ? s.ratios['S1/S2']?.median : s.addedUs?.S1?.median));
     out.push(s);
   }
   return out;
 }
 
 function renderTable(metrics: MetricSummary[], facts: Record<string, unknown>, opt: Options, build: string): string {
-  const cell = (s?: Spread, digits = 3) => (!s || !s.n ? '-' : s.n === 1 ? fmt(s.median, digits) : `${fmt(s.median, digits)} (${fmt(s.min, digits)}-${fmt(s.max, digits)})`);
-  const signed = (s?: Spread) => {
-    if (!s || !s.n) return '-';
-    const f = (x: number) => `${x >= 0 ? '+' : ''}${fmt(x, 3)}`;
-    return s.n === 1 ? f(s.median) : `${f(s.median)} (${f(s.min)}..${f(s.max)})`;
-  };
+  const cell = spreadCell;
   const stream = PATHS.includes('S1s');
   const rows: string[][] = [
     ['metric', 'unit', 'S0 direct', 'S1 sluice', ...(stream ? ['S1s sluice stream'] : []), 'S2 haproxy', 'S1/S2', 'S1/S0', 'S1-S0 us', ...(stream ? ['S1/S1s'] : []), 'target', 'met'],
   ];
   for (const m of metrics) {
-    const targets = m.targets.map((t) => t.text).join('; ') || '-';
-    const met = m.targets.map((t) => (t.met === null ? '?' : t.met ? 'yes' : 'NO')).join('; ') || '-';
     rows.push([
       m.label,
       m.unit,
@@ -747,24 +694,15 @@ function renderTable(metrics: MetricSummary[], facts: Record<string, unknown>, o
       cell(m.raw.S2, 4),
       cell(m.ratios['S1/S2']),
       cell(m.ratios['S1/S0']),
-      m.addedUs ? signed(m.addedUs.S1) : '-',
+      m.addedUs ? signedCell(m.addedUs.S1) : '-',
       ...(stream ? [cell(m.ratios['S1/S1s'])] : []),
-      targets,
-      met,
+      ...targetCells(m.targets),
     ]);
   }
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
   const head = `same-node paths, ${opt.rounds} round(s) interleaved ${PATHS.join(',')}; median (min-max); ratios paired per round
 machine: ${facts.nproc} cores, ${facts.cpuModel}, kernel ${facts.kernel}, node ${facts.node}, ${facts.haproxy}
 sluice ${build}, relay: ${opt.relay ?? 'agent default'}; HAProxy: mode tcp, nbthread 1, no log${opt.haproxySplice ? ', splice-auto' : ', no splice'}`;
-  return [head, '', line(rows[0]), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(1).map(line)].join('\n');
+  return [head, '', alignedTable(rows, true)].join('\n');
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: Error) => {
-    process.stderr.write(`bench: ${err instanceof UsageError ? `${err.message}\n${USAGE}` : err.stack}\n`);
-    process.exit(err instanceof UsageError ? 2 : 1);
-  },
-);
+runBench('bench', USAGE, main);

@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import pino from 'pino';
 import { defaultLoadBalancing, type Service, type Workload } from '../src/model/resources';
-import { schemaDir } from '../src/datapath/bpf-datapath';
+import { schemaDir } from '../src/kernel/bpf-datapath';
 import { cgroup2Root, ensureBpffs } from '../src/sim/host';
 import { DeltaAdsServer } from '../src/xds/delta-server';
 import type { Any } from '../src/xds/protos';

@@ -2,8 +2,9 @@
 /*
  * Layout of every map shared between the kernel programs and the agent.
  * Each struct is defined once here; native/ asserts the sizes and the
- * TypeScript codecs (src/datapath/map-codecs.ts) are checked against the
- * compiled object's BTF by a unit test. Change a struct => bump
+ * TypeScript codecs (src/datapath/map-codecs.ts: one field table per struct)
+ * are checked against the compiled object's BTF by a unit test, and the
+ * counter names and flags against this header. Change a struct => bump
  * SLUICE_SCHEMA_VERSION, so pins of an incompatible layout are never reused.
  */
 #ifndef SLUICE_MAPS_H

@@ -311,24 +311,6 @@ Napi::Value MapEntriesJs(const Napi::CallbackInfo& info) {
   return r;
 }
 
-Napi::Value MapBatchJs(const Napi::CallbackInfo& info, bool update) {
-  Napi::Env env = info.Env();
-  if (!CheckNumber(info, 0, "fd") || !CheckBuffer(info, 1, "keys")) return env.Undefined();
-  size_t count_arg = update ? 3 : 2;
-  if (update && !CheckBuffer(info, 2, "values")) return env.Undefined();
-  if (!CheckNumber(info, count_arg, "count")) return env.Undefined();
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  uint32_t count = info[count_arg].As<Napi::Number>().Uint32Value();
-  int err = update ? MapUpdateBatch(fd, info[1].As<Napi::Buffer<uint8_t>>().Data(),
-                                    info[2].As<Napi::Buffer<uint8_t>>().Data(), count)
-                   : MapDeleteBatch(fd, info[1].As<Napi::Buffer<uint8_t>>().Data(), count);
-  if (err) MakeError(env, err, update ? "map update batch" : "map delete batch", "").ThrowAsJavaScriptException();
-  return env.Undefined();
-}
-
-Napi::Value MapUpdateBatchJs(const Napi::CallbackInfo& info) { return MapBatchJs(info, true); }
-Napi::Value MapDeleteBatchJs(const Napi::CallbackInfo& info) { return MapBatchJs(info, false); }
-
 Napi::Value IfIndexJs(const Napi::CallbackInfo& info) {
   if (!CheckString(info, 0, "interface")) return info.Env().Undefined();
   std::string name = info[0].As<Napi::String>();
@@ -558,8 +540,6 @@ Napi::Object InitGlue(Napi::Env env, Napi::Object exports) {
   exports.Set("mapUpdate", Napi::Function::New(env, MapUpdateJs));
   exports.Set("mapDelete", Napi::Function::New(env, MapDeleteJs));
   exports.Set("mapEntries", Napi::Function::New(env, MapEntriesJs));
-  exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatchJs));
-  exports.Set("mapDeleteBatch", Napi::Function::New(env, MapDeleteBatchJs));
   exports.Set("possibleCpus", Napi::Function::New(env, PossibleCpusJs));
   exports.Set("ifIndex", Napi::Function::New(env, IfIndexJs));
   exports.Set("netnsCookie", Napi::Function::New(env, NetnsCookieJs));

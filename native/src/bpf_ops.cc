@@ -221,18 +221,6 @@ int MapEntries(int fd, uint32_t key_size, uint32_t value_size, std::vector<uint8
   return -E2BIG;
 }
 
-int MapUpdateBatch(int fd, const void* keys, const void* values, uint32_t count) {
-  uint32_t n = count;
-  LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  return bpf_map_update_batch(fd, keys, values, &n, &opts) ? Errno() : 0;
-}
-
-int MapDeleteBatch(int fd, const void* keys, uint32_t count) {
-  uint32_t n = count;
-  LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  return bpf_map_delete_batch(fd, keys, &n, &opts) ? Errno() : 0;
-}
-
 int PossibleCpus() { return libbpf_num_possible_cpus(); }
 
 namespace {

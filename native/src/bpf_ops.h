@@ -51,8 +51,6 @@ int MapDelete(int fd, const void* key);
 // Iterates all entries; values are value_size bytes (per-CPU maps: all CPUs).
 int MapEntries(int fd, uint32_t key_size, uint32_t value_size,
                std::vector<uint8_t>* keys, std::vector<uint8_t>* values, size_t* count);
-int MapUpdateBatch(int fd, const void* keys, const void* values, uint32_t count);
-int MapDeleteBatch(int fd, const void* keys, uint32_t count);
 
 int PossibleCpus();
 

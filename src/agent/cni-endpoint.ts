@@ -13,7 +13,8 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { PODS_PATH, STATUS_PATH, recordOfReport, validatePodReport, type PodAnswer, type PodReport } from '../cni/agent-protocol';
 import { meshRecordFrom, sameMeshRecord, type MeshRecord, type WorkloadFacts } from '../cni/mesh-record';
-import { listPodRecords, writeFileAtomic, writePodRecord, type PodRecord } from '../cni/pod-record';
+import { listPodRecords, writePodRecord, type PodRecord } from '../cni/pod-record';
+import { writeFileAtomic } from '../files/atomic-write';
 
 /** The record's file name in the agent's --state-dir. */
 export const MESH_RECORD_FILE = 'meshed-namespaces.json';

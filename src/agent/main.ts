@@ -1,7 +1,7 @@
 // sluice-agent: the per-node agent.
 import { EXIT, SERVING, exitAfterFlush, runProgram, type CommandResult } from '../command-line';
 import { agentConfigFromValues } from '../config/agent-config';
-import { isNativeError } from '../datapath/bpf-datapath';
+import { isNativeError } from '../kernel/bpf-datapath';
 import { createLogger } from '../observability/logger';
 import { Agent } from './agent';
 import { agentProgram } from './command-line';

@@ -6,6 +6,7 @@
 // back through the same codecs and validation as any pushed resource.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomicAsync } from '../files/atomic-write';
 
 const FILE = 'state.jsonl';
 const FORMAT = 'sluice-state/v1';
@@ -34,31 +35,24 @@ export function stateLine(e: StateEntry): string {
 const BATCH = 500;
 
 /**
- * Writes header + lines to a temp file in small batches (the proxy's event
- * loop keeps turning between them), fsyncs it and renames it over the old one.
+ * Writes header + lines in small batches (the proxy's event loop keeps
+ * turning between them), atomically and durably (src/files/atomic-write.ts).
  */
 export async function writeState(dir: string, version: string, lines: Iterable<string>): Promise<void> {
-  await fs.promises.mkdir(dir, { recursive: true });
-  const file = path.join(dir, FILE);
-  const tmp = `${file}.tmp`;
   const header: StateHeader = { format: FORMAT, version, savedAt: new Date().toISOString() };
-  const handle = await fs.promises.open(tmp, 'w');
-  try {
-    await handle.write(`${JSON.stringify(header)}\n`);
+  function* chunks(): Iterable<string> {
+    yield `${JSON.stringify(header)}\n`;
     let batch: string[] = [];
     for (const line of lines) {
       batch.push(line);
       if (batch.length === BATCH) {
-        await handle.write(`${batch.join('\n')}\n`);
+        yield `${batch.join('\n')}\n`;
         batch = [];
       }
     }
-    if (batch.length) await handle.write(`${batch.join('\n')}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    if (batch.length) yield `${batch.join('\n')}\n`;
   }
-  await fs.promises.rename(tmp, file);
+  await writeFileAtomicAsync(path.join(dir, FILE), chunks());
 }
 
 /** undefined when nothing was saved; throws when a file exists but cannot be used. */

@@ -5,9 +5,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { writeFileAtomic } from '../files/atomic-write';
 import { PLUGIN_TYPE, insertSluice, primaryConfigFile, removeSluice } from './conflist';
 import { DEFAULT_PLUGIN_CONF, pluginConf, type PluginConf } from './plugin-conf';
-import { writeFileAtomic } from './pod-record';
 
 /** The modules the plugin runs with, in this folder (compiled); install.ts and conflist.ts stay out. */
 const PLUGIN_MODULES = ['cni-spec', 'plugin-conf', 'mesh-record', 'pod-record', 'agent-protocol', 'agent-client', 'plugin', 'main'];
@@ -71,10 +71,7 @@ function copyIfChanged(from: string, to: string, mode: number): boolean {
   } catch {
     // not there yet
   }
-  const tmp = path.join(path.dirname(to), `.${path.basename(to)}.${process.pid}.tmp`);
-  fs.copyFileSync(from, tmp);
-  fs.chmodSync(tmp, mode);
-  fs.renameSync(tmp, to);
+  writeFileAtomic(to, fs.readFileSync(from), { mode });
   return true;
 }
 
@@ -84,7 +81,7 @@ function writeIfChanged(file: string, text: string, mode: number): boolean {
   } catch {
     // not there yet
   }
-  writeFileAtomic(file, text, mode);
+  writeFileAtomic(file, text, { mode });
   return true;
 }
 

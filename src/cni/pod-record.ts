@@ -1,9 +1,10 @@
 // The node-local record of one pod: `<pod netns dir>/<pod uid>.json`, read by
-// the agent's pod netns registry (src/datapath/pod-netns-registry.ts). Written
+// the agent's pod netns registry (src/kernel/pod-netns-registry.ts). Written
 // by the agent when the plugin reports a pod, or by the plugin itself when the
 // agent is away, so that an agent (re)starting finds every running pod.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../files/atomic-write';
 
 export interface PodRecord {
   uid: string;
@@ -25,19 +26,6 @@ export interface PodRecord {
 
 export function podRecordPath(dir: string, uid: string): string {
   return path.join(dir, `${uid}.json`);
-}
-
-/** Writes a file by rename from a temporary name beside it: readers see the old or the new content whole. */
-export function writeFileAtomic(file: string, text: string, mode = 0o644): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  try {
-    fs.writeFileSync(tmp, text, { mode });
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
 }
 
 /** Writes the record atomically (the registry may read the directory at any time). */

@@ -76,14 +76,6 @@ export function desiredEnrollments(
   return enrollments;
 }
 
-/**
- * Workloads this node captures: scheduled here, in the mesh, and with a known
- * netns cookie (the CNI step has reported its network namespace).
- */
-export function capturedWorkloads(snapshot: Snapshot, node: string): Workload[] {
-  return snapshot.workloads.filter((w) => w.node === node && w.captured);
-}
-
 export function desiredState(
   snapshot: Snapshot,
   node: string,

@@ -1,20 +1,86 @@
-// Byte codecs for the structs of bpf/include/sluice_maps.h. Each codec
-// declares its layout; test/unit/map-codecs.test.ts compares it with the BTF
-// of the compiled object, so a header change cannot silently skew them.
+// Byte codecs for the structs of bpf/include/sluice_maps.h. Each struct is
+// one field table: the C member name, its offset, its kind (which fixes its
+// size) and the property it carries. encode() and decode() walk that table,
+// and test/unit/map-codecs.test.ts compares the same table (names, offsets,
+// sizes) with the BTF of the compiled object, so a header change cannot skew
+// the codecs silently.
 import * as net from 'node:net';
 
+/** One member of a C struct as BTF describes it. */
 export interface FieldLayout {
   name: string;
   offset: number;
   size: number;
 }
 
+/** A struct's codec: its layout (checked against BTF) and the bytes it reads and writes. */
 export interface StructCodec<T> {
   struct: string;
   size: number;
   fields: FieldLayout[];
   encode(v: T): Buffer;
   decode(b: Buffer, offset?: number): T;
+}
+
+/**
+ * How a member is stored: `u16be` for ports (network byte order), `addr16`
+ * for 16-byte addresses (IPv4 stored IPv4-mapped), `ipv4` for 4-byte IPv4
+ * addresses, `pad` for bytes the agent leaves zero.
+ */
+type FieldKind = 'u8' | 'u16be' | 'u32le' | 'u64le' | 'addr16' | 'ipv4' | 'pad';
+
+interface KindCodec {
+  size: number;
+  write(b: Buffer, at: number, value: unknown, what: string): void;
+  read(b: Buffer, at: number): unknown;
+}
+
+const kinds: Record<Exclude<FieldKind, 'pad'>, KindCodec> = {
+  u8: { size: 1, write: (b, at, v) => b.writeUInt8(v as number, at), read: (b, at) => b.readUInt8(at) },
+  u16be: { size: 2, write: (b, at, v) => b.writeUInt16BE(v as number, at), read: (b, at) => b.readUInt16BE(at) },
+  u32le: { size: 4, write: (b, at, v) => b.writeUInt32LE(v as number, at), read: (b, at) => b.readUInt32LE(at) },
+  u64le: { size: 8, write: (b, at, v) => b.writeBigUInt64LE(v as bigint, at), read: (b, at) => b.readBigUInt64LE(at) },
+  addr16: { size: 16, write: (b, at, v) => encodeAddr16(v as string, b, at), read: (b, at) => decodeAddr16(b, at) },
+  ipv4: {
+    size: 4,
+    write(b, at, v, what) {
+      if (typeof v !== 'string' || !net.isIPv4(v)) throw new Error(`${what} must be IPv4 (got ${JSON.stringify(v)})`);
+      v.split('.').forEach((p, i) => (b[at + i] = Number(p)));
+    },
+    read: (b, at) => `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`,
+  },
+};
+
+/** A row of a struct's field table. `prop` is the TypeScript property; pad rows have none. */
+type FieldSpec<T> =
+  | { name: string; offset: number; kind: Exclude<FieldKind, 'pad'>; prop: keyof T & string }
+  | { name: string; offset: number; kind: 'pad'; size: number };
+
+/**
+ * Builds the codec of one struct from its field table. The table is the only
+ * place offsets are written: encode, decode and the BTF check all read it.
+ */
+export function structCodec<T>(struct: string, size: number, table: FieldSpec<T>[]): StructCodec<T> {
+  const fields = table.map((f) => ({ name: f.name, offset: f.offset, size: f.kind === 'pad' ? f.size : kinds[f.kind].size }));
+  for (const f of fields) {
+    if (f.offset + f.size > size) throw new Error(`${struct}.${f.name}: ends at byte ${f.offset + f.size}, past the struct's ${size} bytes`);
+  }
+  const data = table.filter((f): f is Extract<FieldSpec<T>, { prop: string }> => f.kind !== 'pad');
+  return {
+    struct,
+    size,
+    fields,
+    encode(v: T): Buffer {
+      const b = Buffer.alloc(size);
+      for (const f of data) kinds[f.kind].write(b, f.offset, v[f.prop], `${struct}.${f.name}`);
+      return b;
+    },
+    decode(b: Buffer, o = 0): T {
+      const out = {} as Record<string, unknown>;
+      for (const f of data) out[f.prop] = kinds[f.kind].read(b, o + f.offset);
+      return out as T;
+    },
+  };
 }
 
 /** 16-byte address; IPv4 is stored IPv4-mapped. */
@@ -35,6 +101,7 @@ export function encodeAddr16(ip: string, into: Buffer, offset: number): void {
   throw new Error(`not an IP address: ${JSON.stringify(ip)}`);
 }
 
+/** Reads a 16-byte address; an IPv4-mapped one comes back as dotted IPv4. */
 export function decodeAddr16(b: Buffer, offset: number): string {
   let mapped = b[offset + 10] === 0xff && b[offset + 11] === 0xff;
   for (let i = 0; i < 10 && mapped; i++) if (b[offset + i] !== 0) mapped = false;
@@ -58,28 +125,16 @@ function expandIPv6(ip: string): number[] {
   return [...h, ...fill, ...t].map((w) => parseInt(w, 16));
 }
 
+/** Value of the enrollment map. */
 export interface Enrollment {
   workloadId: number;
   flags: number;
 }
 
-export const enrollmentCodec: StructCodec<Enrollment> = {
-  struct: 'sluice_enrollment',
-  size: 8,
-  fields: [
-    { name: 'workload_id', offset: 0, size: 4 },
-    { name: 'flags', offset: 4, size: 4 },
-  ],
-  encode(v) {
-    const b = Buffer.alloc(8);
-    b.writeUInt32LE(v.workloadId, 0);
-    b.writeUInt32LE(v.flags, 4);
-    return b;
-  },
-  decode(b, o = 0) {
-    return { workloadId: b.readUInt32LE(o), flags: b.readUInt32LE(o + 4) };
-  },
-};
+export const enrollmentCodec = structCodec<Enrollment>('sluice_enrollment', 8, [
+  { name: 'workload_id', offset: 0, kind: 'u32le', prop: 'workloadId' },
+  { name: 'flags', offset: 4, kind: 'u32le', prop: 'flags' },
+]);
 
 /** Key of the enrollment map: the netns cookie (u64, host order). */
 export const netnsCookieCodec = {
@@ -94,6 +149,7 @@ export const netnsCookieCodec = {
   },
 };
 
+/** Key of the services map: one entry per (VIP, port, protocol). */
 export interface VipKey {
   address: string;
   port: number;
@@ -102,85 +158,46 @@ export interface VipKey {
 
 export const IPPROTO_TCP = 6;
 
-export const vipKeyCodec: StructCodec<VipKey> = {
-  struct: 'sluice_vip_key',
-  size: 20,
-  fields: [
-    { name: 'addr', offset: 0, size: 16 },
-    { name: 'port', offset: 16, size: 2 },
-    { name: 'proto', offset: 18, size: 1 },
-    { name: 'pad', offset: 19, size: 1 },
-  ],
-  encode(v) {
-    const b = Buffer.alloc(20);
-    encodeAddr16(v.address, b, 0);
-    b.writeUInt16BE(v.port, 16);
-    b[18] = v.proto;
-    return b;
-  },
-  decode(b, o = 0) {
-    return { address: decodeAddr16(b, o), port: b.readUInt16BE(o + 16), proto: b[o + 18] };
-  },
-};
+export const vipKeyCodec = structCodec<VipKey>('sluice_vip_key', 20, [
+  { name: 'addr', offset: 0, kind: 'addr16', prop: 'address' },
+  { name: 'port', offset: 16, kind: 'u16be', prop: 'port' },
+  { name: 'proto', offset: 18, kind: 'u8', prop: 'proto' },
+  { name: 'pad', offset: 19, kind: 'pad', size: 1 },
+]);
 
+/** Value of the services map. */
 export interface VipValue {
   serviceId: number;
   flags: number;
 }
 
-export const vipValueCodec: StructCodec<VipValue> = {
-  struct: 'sluice_vip_value',
-  size: 8,
-  fields: [
-    { name: 'service_id', offset: 0, size: 4 },
-    { name: 'flags', offset: 4, size: 4 },
-  ],
-  encode(v) {
-    const b = Buffer.alloc(8);
-    b.writeUInt32LE(v.serviceId, 0);
-    b.writeUInt32LE(v.flags, 4);
-    return b;
-  },
-  decode(b, o = 0) {
-    return { serviceId: b.readUInt32LE(o), flags: b.readUInt32LE(o + 4) };
-  },
-};
+export const vipValueCodec = structCodec<VipValue>('sluice_vip_value', 8, [
+  { name: 'service_id', offset: 0, kind: 'u32le', prop: 'serviceId' },
+  { name: 'flags', offset: 4, kind: 'u32le', prop: 'flags' },
+]);
 
-export interface OrigDst {
+/**
+ * Where a captured connection was going, as the kernel recorded it at
+ * connect(): the VIP and port the pod dialled and the netns cookie of the pod.
+ * The node proxy reads the same record under the same name
+ * (src/proxy/node-proxy.ts), without the kernel's service id.
+ */
+export interface OriginalDestination {
   address: string;
   port: number;
   serviceId: number;
   netnsCookie: bigint;
 }
 
-export const origDstCodec: StructCodec<OrigDst> = {
-  struct: 'sluice_orig_dst',
-  size: 32,
-  fields: [
-    { name: 'addr', offset: 0, size: 16 },
-    { name: 'port', offset: 16, size: 2 },
-    { name: 'pad', offset: 18, size: 2 },
-    { name: 'service_id', offset: 20, size: 4 },
-    { name: 'netns_cookie', offset: 24, size: 8 },
-  ],
-  encode(v) {
-    const b = Buffer.alloc(32);
-    encodeAddr16(v.address, b, 0);
-    b.writeUInt16BE(v.port, 16);
-    b.writeUInt32LE(v.serviceId, 20);
-    b.writeBigUInt64LE(v.netnsCookie, 24);
-    return b;
-  },
-  decode(b, o = 0) {
-    return {
-      address: decodeAddr16(b, o),
-      port: b.readUInt16BE(o + 16),
-      serviceId: b.readUInt32LE(o + 20),
-      netnsCookie: b.readBigUInt64LE(o + 24),
-    };
-  },
-};
+export const originalDestinationCodec = structCodec<OriginalDestination>('sluice_orig_dst', 32, [
+  { name: 'addr', offset: 0, kind: 'addr16', prop: 'address' },
+  { name: 'port', offset: 16, kind: 'u16be', prop: 'port' },
+  { name: 'pad', offset: 18, kind: 'pad', size: 2 },
+  { name: 'service_id', offset: 20, kind: 'u32le', prop: 'serviceId' },
+  { name: 'netns_cookie', offset: 24, kind: 'u64le', prop: 'netnsCookie' },
+]);
 
+/** Key of the tuple map: the (peer, local) tuple the proxy sees on accept. */
 export interface TupleKey {
   srcAddress: string;
   dstAddress: string;
@@ -188,81 +205,35 @@ export interface TupleKey {
   dstPort: number;
 }
 
-export const tupleKeyCodec: StructCodec<TupleKey> = {
-  struct: 'sluice_tuple_key',
-  size: 36,
-  fields: [
-    { name: 'src_addr', offset: 0, size: 16 },
-    { name: 'dst_addr', offset: 16, size: 16 },
-    { name: 'src_port', offset: 32, size: 2 },
-    { name: 'dst_port', offset: 34, size: 2 },
-  ],
-  encode(v) {
-    const b = Buffer.alloc(36);
-    encodeAddr16(v.srcAddress, b, 0);
-    encodeAddr16(v.dstAddress, b, 16);
-    b.writeUInt16BE(v.srcPort, 32);
-    b.writeUInt16BE(v.dstPort, 34);
-    return b;
-  },
-  decode(b, o = 0) {
-    return {
-      srcAddress: decodeAddr16(b, o),
-      dstAddress: decodeAddr16(b, o + 16),
-      srcPort: b.readUInt16BE(o + 32),
-      dstPort: b.readUInt16BE(o + 34),
-    };
-  },
-};
+export const tupleKeyCodec = structCodec<TupleKey>('sluice_tuple_key', 36, [
+  { name: 'src_addr', offset: 0, kind: 'addr16', prop: 'srcAddress' },
+  { name: 'dst_addr', offset: 16, kind: 'addr16', prop: 'dstAddress' },
+  { name: 'src_port', offset: 32, kind: 'u16be', prop: 'srcPort' },
+  { name: 'dst_port', offset: 34, kind: 'u16be', prop: 'dstPort' },
+]);
 
+/** The single entry of the config map: where captured connections are sent. */
 export interface DatapathConfig {
   proxyAddress: string;
   proxyPort: number;
 }
 
-export const configCodec: StructCodec<DatapathConfig> = {
-  struct: 'sluice_config',
-  size: 8,
-  fields: [
-    { name: 'proxy_addr4', offset: 0, size: 4 },
-    { name: 'proxy_port', offset: 4, size: 2 },
-    { name: 'pad', offset: 6, size: 2 },
-  ],
-  encode(v) {
-    if (!net.isIPv4(v.proxyAddress)) throw new Error(`proxy address must be IPv4 (got ${JSON.stringify(v.proxyAddress)})`);
-    const b = Buffer.alloc(8);
-    v.proxyAddress.split('.').forEach((p, i) => (b[i] = Number(p)));
-    b.writeUInt16BE(v.proxyPort, 4);
-    return b;
-  },
-  decode(b, o = 0) {
-    return { proxyAddress: `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`, proxyPort: b.readUInt16BE(o + 4) };
-  },
-};
+export const configCodec = structCodec<DatapathConfig>('sluice_config', 8, [
+  { name: 'proxy_addr4', offset: 0, kind: 'ipv4', prop: 'proxyAddress' },
+  { name: 'proxy_port', offset: 4, kind: 'u16be', prop: 'proxyPort' },
+  { name: 'pad', offset: 6, kind: 'pad', size: 2 },
+]);
 
+/** Value of the strict map (key: ifindex of an enrolled pod's host-side interface). */
 export interface StrictEntry {
   allowedAddress: string;
   flags: number;
 }
 
-export const strictCodec: StructCodec<StrictEntry> = {
-  struct: 'sluice_strict',
-  size: 8,
-  fields: [
-    { name: 'allowed_saddr4', offset: 0, size: 4 },
-    { name: 'flags', offset: 4, size: 4 },
-  ],
-  encode(v) {
-    if (!net.isIPv4(v.allowedAddress)) throw new Error(`strict: allowed address must be IPv4 (got ${JSON.stringify(v.allowedAddress)})`);
-    const b = Buffer.alloc(8);
-    v.allowedAddress.split('.').forEach((p, i) => (b[i] = Number(p)));
-    b.writeUInt32LE(v.flags, 4);
-    return b;
-  },
-  decode(b, o = 0) {
-    return { allowedAddress: `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`, flags: b.readUInt32LE(o + 4) };
-  },
-};
+export const strictCodec = structCodec<StrictEntry>('sluice_strict', 8, [
+  { name: 'allowed_saddr4', offset: 0, kind: 'ipv4', prop: 'allowedAddress' },
+  { name: 'flags', offset: 4, kind: 'u32le', prop: 'flags' },
+]);
 
 /** Index of each per-CPU counter (enum sluice_counter). */
 export const counterNames = [

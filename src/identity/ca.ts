@@ -11,6 +11,7 @@ import * as x509 from '@peculiar/x509';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { writeFileAtomicAsync } from '../files/atomic-write';
 import type { IssuanceAuthorizer } from './issuance-policy';
 import { parseSpiffeId, validateTrustDomain } from './spiffe';
 
@@ -197,9 +198,8 @@ export class CertificateAuthority {
     const pkcs8 = await crypto.webcrypto.subtle.exportKey('pkcs8', this.key);
     // The key goes first: loadOrCreate treats a key without a certificate as
     // the operator's unfinished work, never overwriting it.
-    await writeAtomic(path.join(dir, ROOT_KEY_FILE), pemWithNewline(x509.PemConverter.encode(pkcs8, 'PRIVATE KEY')), 0o600);
-    await writeAtomic(path.join(dir, ROOT_CERT_FILE), this.rootPem, 0o644);
-    await syncDir(dir);
+    await writeFileAtomicAsync(path.join(dir, ROOT_KEY_FILE), pemWithNewline(x509.PemConverter.encode(pkcs8, 'PRIVATE KEY')), { mode: 0o600 });
+    await writeFileAtomicAsync(path.join(dir, ROOT_CERT_FILE), this.rootPem, { mode: 0o644 });
   }
 
   /** The root in `dir`; on first start (neither file there) a new one, saved there. */
@@ -380,38 +380,5 @@ async function exists(file: string): Promise<boolean> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw new Error(`${file}: ${(err as Error).message}`);
-  }
-}
-
-/** Write to a temporary file beside `file`, flush it, then rename over `file`: readers see the old or the new content, never a part. */
-async function writeAtomic(file: string, content: string, mode: number): Promise<void> {
-  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
-  const fh = await fs.open(tmp, 'wx', mode);
-  try {
-    await fh.writeFile(content);
-    // The umask may only remove bits; make the mode exactly what was asked.
-    await fh.chmod(mode);
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  try {
-    await fs.rename(tmp, file);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-}
-
-/** Makes the renames durable. */
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { writeFileAtomic } from '../files/atomic-write';
 import { NODE_METADATA, certificateServiceClient, type CreateCertificateRequest, type CreateCertificateResponse } from './certificate-protocol';
 import { certificateInfo, createKeyAndCsr, renewAt } from './csr';
 
@@ -151,9 +152,7 @@ export class CertificateManager {
     if (!file) return;
     try {
       fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-      const tmp = `${file}.${process.pid}.tmp`;
-      fs.writeFileSync(tmp, JSON.stringify(c), { mode: 0o600 });
-      fs.renameSync(tmp, file);
+      writeFileAtomic(file, JSON.stringify(c), { mode: 0o600 });
     } catch (err) {
       this.logger.warn({ identity: c.identity, err: (err as Error).message }, 'could not keep the certificate for a restart');
     }

@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../files/atomic-write';
 import type { CertificateAuthority } from './ca';
 import { createKeyAndCsr } from './csr';
 import { controlPlaneIdentity } from './spiffe';
@@ -15,19 +16,13 @@ const TTL_SECONDS = 24 * 3600;
 /** Renewed well before expiry; grpc-js picks the new files up within a minute. */
 const RENEW_EVERY_MS = 8 * 3600 * 1000;
 
-function writeAtomic(file: string, text: string, mode: number): void {
-  const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, text, { mode });
-  fs.renameSync(tmp, file);
-}
-
 async function issueServing(ca: CertificateAuthority, dir: string): Promise<void> {
   const identity = controlPlaneIdentity(ca.trustDomain);
   const { keyPem, csrPem } = await createKeyAndCsr(identity);
   const r = await ca.issue({ csrPem, node: '' }, (id) => (id === identity ? undefined : `the control plane serves only as ${identity}`), { ttlSeconds: TTL_SECONDS });
   if (!r.ok) throw new Error(`control plane certificate: ${r.reason}`);
-  writeAtomic(path.join(dir, KEY_FILE), keyPem, 0o600);
-  writeAtomic(path.join(dir, CERT_FILE), [r.certPem, ...r.chainPem.slice(0, -1)].join(''), 0o644);
+  writeFileAtomic(path.join(dir, KEY_FILE), keyPem, { mode: 0o600 });
+  writeFileAtomic(path.join(dir, CERT_FILE), [r.certPem, ...r.chainPem.slice(0, -1)].join(''), { mode: 0o644 });
 }
 
 /** Issues the serving certificate now and every few hours; returns server credentials that follow the files. */

@@ -1,5 +1,5 @@
 // The only importer of the compiled addon. Everything else goes through the
-// typed surface below (datapath/ is its only user).
+// typed surface below (kernel/ is its only user).
 import * as path from 'node:path';
 
 export interface MapInfo {
@@ -42,8 +42,6 @@ interface Addon {
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(fd: number, key: Buffer): boolean;
   mapEntries(fd: number, keySize: number, valueSize: number): { keys: Buffer; values: Buffer; count: number };
-  mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number): void;
-  mapDeleteBatch(fd: number, keys: Buffer, count: number): void;
   possibleCpus(): number;
   /** Index of a network interface in this process's netns (if_nametoindex). */
   ifIndex(name: string): number;

@@ -114,11 +114,6 @@ export class PolicySet {
   }
 }
 
-/** Evaluates the connection from `source` to `destination` on `port` against `policies`. */
-export function authorize(policies: PolicySet, destination: Destination, source: Peer, port: number): Decision {
-  return policies.authorize(destination, source, port);
-}
-
 function count(n: number): string {
   return n === 1 ? '1 applies' : `${n} apply`;
 }

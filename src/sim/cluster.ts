@@ -13,7 +13,8 @@ import { translatePolicies } from '../control/translate-policy';
 import { cgroup2Root, ensureBpffs, getJson, isAlive, killCgroup, netnsList, removeCgroup, requireRoot, sleep } from './host';
 import { manifestDigest, objectKey } from '../control/manifests';
 import { runAttached, spawnDetached, stopProcess, tail } from './processes';
-import { loadState, saveState, simDir, validateSimName, writeFileAtomic, type NodeState, type PodState, type SimState, type StoredObject } from './sim-state';
+import { writeFileAtomic } from '../files/atomic-write';
+import { loadState, saveState, simDir, validateSimName, type NodeState, type PodState, type SimState, type StoredObject } from './sim-state';
 import { createFabric, createNode, createPodNetwork, deleteNetns, routeBetweenNodes } from './topology';
 
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');

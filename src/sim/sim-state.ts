@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { KubeObject } from '../control/kubernetes-objects';
+import { writeFileAtomic } from '../files/atomic-write';
 
 export const STATE_ROOT = '/run/sluice-sim';
 
@@ -84,12 +85,6 @@ export function loadState(name: string): SimState | undefined {
 
 export function saveState(state: SimState): void {
   writeFileAtomic(path.join(state.dir, 'state.json'), JSON.stringify(state, null, 2));
-}
-
-export function writeFileAtomic(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
 }
 
 export function validateSimName(name: string): string {

@@ -11,12 +11,6 @@ export const SERVICE_TYPE = `${TYPE_PREFIX}sluice.v1.Service`;
 export const AUTHORIZATION_POLICY_TYPE = `${TYPE_PREFIX}sluice.v1.AuthorizationPolicy`;
 export const PEER_AUTHENTICATION_TYPE = `${TYPE_PREFIX}sluice.v1.PeerAuthentication`;
 
-export const ALL_TYPES = [WORKLOAD_TYPE, SERVICE_TYPE, AUTHORIZATION_POLICY_TYPE, PEER_AUTHENTICATION_TYPE] as const;
-
-export function shortType(typeUrl: string): string {
-  return typeUrl.startsWith(TYPE_PREFIX) ? typeUrl.slice(TYPE_PREFIX.length) : typeUrl;
-}
-
 const toObjectOptions = { longs: String, enums: String, defaults: true, arrays: true, objects: true };
 
 export interface ResourceCodec<T> {

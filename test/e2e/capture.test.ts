@@ -4,7 +4,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { schemaDir } from '../../src/datapath/bpf-datapath';
+import { schemaDir } from '../../src/kernel/bpf-datapath';
 import { SimFixture, eventually, fixtures } from '../helpers/sim-fixture';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -102,7 +102,3 @@ export async function eventually(fn: () => boolean, tries = 50, delayMs = 100): 
   }
   return false;
 }
-
-export function isRoot(): boolean {
-  return process.getuid?.() === 0;
-}

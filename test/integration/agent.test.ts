@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { schemaDir } from '../../src/datapath/bpf-datapath';
+import { schemaDir } from '../../src/kernel/bpf-datapath';
 import { cgroup2Root, ensureBpffs, getJson } from '../../src/sim/host';
 import { projectRoot } from '../helpers/sim-fixture';
 

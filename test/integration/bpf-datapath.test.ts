@@ -5,7 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BpfDatapath, PROGRAMS, schemaDir } from '../../src/datapath/bpf-datapath';
+import { BpfDatapath, PROGRAMS, schemaDir } from '../../src/kernel/bpf-datapath';
 import { IPPROTO_TCP } from '../../src/datapath/map-codecs';
 import { addon, isNativeError } from '../../src/native/bpf-addon';
 import { cgroup2Root, ensureBpffs } from '../../src/sim/host';

@@ -37,10 +37,13 @@ describe('desired map contents from a snapshot', () => {
     assert.equal(d.enrollments.get(11n)?.workloadId, 1);
   });
 
-  it('has one VIP entry per cluster IP and port, all TCP', () => {
+  it('has one VIP entry per cluster IP and port, all TCP, and one per meshed workload address', () => {
     const d = desiredState(snapshot, 'node-1', (uid) => cookies[uid], new IdAllocator(), new IdAllocator());
-    const all = [...d.vips.values()].flat();
-    assert.deepEqual([...d.vips.keys()], ['a/web', 'a/db']);
+    const serviceKeys = [...d.vips.keys()].filter((k) => !k.startsWith('workload/'));
+    const all = serviceKeys.flatMap((k) => d.vips.get(k) ?? []);
+    assert.deepEqual(serviceKeys, ['a/web', 'a/db']);
+    // Meshed workloads on every node, with or without a known netns; not the one outside the mesh.
+    assert.deepEqual([...d.vips.keys()].filter((k) => k.startsWith('workload/')), ['workload/here', 'workload/elsewhere', 'workload/no-netns']);
     assert.deepEqual(
       all.map((v) => `${v.key.address}:${v.key.port}/${v.value.serviceId}`),
       ['10.96.0.10:80/1', '10.96.0.10:443/1', '10.96.0.11:5432/2', '::ffff:10.96.0.12:5432/2'],

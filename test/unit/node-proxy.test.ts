@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { defaultLoadBalancing, type Snapshot } from '../../src/model/resources';
-import { SpliceRelay } from '../../src/datapath/splice-relay';
+import { SpliceRelay } from '../../src/kernel/splice-relay';
 import { NodeProxy, type AccessLogEntry, type OriginalDestination } from '../../src/proxy/node-proxy';
 import { ServiceIndex } from '../../src/proxy/service-index';
 

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AuthorizationPolicy, Operation, Rule, Source } from '../../src/model/policy';
-import { authorize, PolicySet, type Decision, type Destination, type Peer } from '../../src/proxy/authorization';
+import { PolicySet, type Decision, type Destination, type Peer } from '../../src/proxy/authorization';
 import { cidrContains, parseCidr, parseIp } from '../../src/model/ip-match';
 
 const rule = (from: Source[] = [], to: Operation[] = []): Rule => ({
@@ -241,7 +241,7 @@ describe('authorization policy evaluation', () => {
   for (const c of cases) {
     it(c.name, () => {
       const set = new PolicySet(c.policies);
-      assert.deepEqual(authorize(set, c.destination ?? web, c.source ?? frontend, c.port ?? 8080), c.expect);
+      assert.deepEqual(set.authorize(c.destination ?? web, c.source ?? frontend, c.port ?? 8080), c.expect);
     });
   }
 
@@ -263,7 +263,7 @@ describe('authorization policy evaluation', () => {
   });
 
   it('an empty PolicySet allows everything', () => {
-    assert.deepEqual(authorize(PolicySet.empty(), web, plaintext, 1), noPolicy);
+    assert.deepEqual(PolicySet.empty().authorize(web, plaintext, 1), noPolicy);
   });
 
   it('refuses to build from a policy with an ipBlock that is not an address', () => {

@@ -6,13 +6,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { addon, bpfObjectPath, type LoadedBpfObject, type MapInfo } from '../native/bpf-addon';
 import { BpfMap } from './bpf-map';
-import type { DesiredState, VipEntry } from './desired-state';
+import type { DesiredState, VipEntry } from '../datapath/desired-state';
 import {
   configCodec,
   counterNames,
   enrollmentCodec,
   netnsCookieCodec,
-  origDstCodec,
+  originalDestinationCodec,
   strictCodec,
   tupleKeyCodec,
   u32KeyCodec,
@@ -20,13 +20,13 @@ import {
   vipValueCodec,
   type CounterName,
   type Enrollment,
-  type OrigDst,
+  type OriginalDestination,
   type StrictEntry,
   type TupleKey,
   type VipKey,
   type VipValue,
-} from './map-codecs';
-import { reconcileMap, type ReconcileResult } from './reconciler';
+} from '../datapath/map-codecs';
+import { reconcileMap, type ReconcileResult } from '../datapath/reconciler';
 
 export { isNativeError } from '../native/bpf-addon';
 
@@ -97,7 +97,7 @@ const codecFor = { size: 8, encode: (v: bigint) => netnsCookieCodec.encode(v), d
 export class BpfDatapath {
   readonly enroll: BpfMap<bigint, Enrollment>;
   readonly vips: BpfMap<VipKey, VipValue>;
-  readonly tuples: BpfMap<TupleKey, OrigDst>;
+  readonly tuples: BpfMap<TupleKey, OriginalDestination>;
   readonly strict: BpfMap<number, StrictEntry>;
   /** Interfaces whose tc filter this agent run has (re)attached. */
   private readonly strictAttached = new Set<number>();
@@ -120,7 +120,7 @@ export class BpfDatapath {
     };
     this.enroll = new BpfMap(need('sluice_enroll'), codecFor, enrollmentCodec);
     this.vips = new BpfMap(need('sluice_vips'), vipKeyCodec, vipValueCodec);
-    this.tuples = new BpfMap(need('sluice_tuples'), tupleKeyCodec, origDstCodec);
+    this.tuples = new BpfMap(need('sluice_tuples'), tupleKeyCodec, originalDestinationCodec);
     this.strict = new BpfMap(need('sluice_strict'), ifindexCodec, strictCodec);
     this.counterMap = need('sluice_counters');
     this.ncpus = addon().possibleCpus();
@@ -283,9 +283,9 @@ export class BpfDatapath {
   }
 
   /** Original destination of an accepted proxy socket; the record is consumed. */
-  originalDst(socketFd: number): OrigDst | undefined {
+  originalDst(socketFd: number): OriginalDestination | undefined {
     const raw = addon().originalDstByFd(this.tuples.info.fd, socketFd, true);
-    return raw ? origDstCodec.decode(raw) : undefined;
+    return raw ? originalDestinationCodec.decode(raw) : undefined;
   }
 
   counters(): Record<CounterName, number> {

@@ -29,10 +29,6 @@ export class BpfMap<K, V> {
     return v ? this.valueCodec.decode(v) : undefined;
   }
 
-  lookupRaw(key: Buffer): Buffer | null {
-    return addon().mapLookup(this.info.fd, key, this.info.valueSize);
-  }
-
   update(key: K, value: V): void {
     addon().mapUpdate(this.info.fd, this.keyCodec.encode(key), this.valueCodec.encode(value));
   }
