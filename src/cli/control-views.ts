@@ -61,7 +61,7 @@ export function controlStatusTable(s: ControlStatusView): string {
     `version:       ${s.version || '-'}${s.publishedAt ? `, published ${since(s.publishedAt)}` : ''}`,
     `listen:        ${s.listen}`,
     `manifests:     ${s.manifests}${s.manifestDigest ? ` (digest ${String(s.manifestDigest).slice(0, 12)})` : ''}`,
-    `xDS:           ${Object.entries(s.counters).map(([k, v]) => `${k}=${v}`).join(' ')}`,
+    `xDS:           ${Object.entries(s.counters).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k}=${v}`).join(' ')}`,
     `certificates:  ${s.certificates ? Object.entries(s.certificates).map(([k, v]) => `${k}=${v}`).join(' ') : 'not issued (no --node-secret-file)'}`,
   ];
   for (const p of s.fileProblems) lines.push(`file problem:  ${p.file}: ${p.reason}`);

@@ -8,6 +8,8 @@ export interface ControlConfig {
   manifests: string;
   listen: string;
   adminSocket: string;
+  /** HOST:PORT of the Prometheus /metrics endpoint ('' for none; istiod's monitoring port is 15014). */
+  metricsListen: string;
   trustDomain: string;
   /** Where the CA's root certificate and key live (generated on first start if absent). */
   caDir: string;
@@ -33,6 +35,7 @@ const schema = {
     manifests: { type: 'string', minLength: 1 },
     listen: { type: 'string', pattern: '^[^:]*:[0-9]{1,5}$', default: '0.0.0.0:15010' },
     adminSocket: { type: 'string', default: '/run/sluice/control.sock' },
+    metricsListen: { type: 'string', pattern: '^$|^[^:]*:[0-9]{1,5}$', default: '0.0.0.0:15014' },
     trustDomain: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'cluster.local' },
     caDir: { type: 'string', minLength: 1, default: '/var/lib/sluice-control/ca' },
     nodeSecretFile: { type: 'string', default: '' },
@@ -51,6 +54,7 @@ export const controlFlags: readonly ConfigFlag[] = [
   { name: 'manifests', field: 'manifests', value: 'PATH', description: 'Kubernetes manifests: a YAML file or a directory of them, followed as they change (required)' },
   { name: 'listen', field: 'listen', value: 'HOST:PORT', complete: 'none', default: '0.0.0.0:15010', description: 'where agents connect for xDS (port 0: any free port)' },
   { name: 'admin-socket', field: 'adminSocket', value: 'PATH', default: '/run/sluice/control.sock', description: 'unix socket of the admin endpoint (what sluicectl --control reads)' },
+  { name: 'metrics-listen', field: 'metricsListen', value: 'HOST:PORT', complete: 'none', default: '0.0.0.0:15014', description: "Prometheus /metrics (as istiod's monitoring port; '' for none, port 0: any free port)" },
   { name: 'trust-domain', field: 'trustDomain', value: 'DOMAIN', complete: 'none', default: 'cluster.local', description: 'trust domain of workload identities' },
   { name: 'ca-dir', field: 'caDir', value: 'DIR', complete: 'directory', default: '/var/lib/sluice-control/ca', description: 'where the CA\'s root certificate and key live (generated on first start)' },
   { name: 'node-secret-file', field: 'nodeSecretFile', value: 'FILE', description: 'secret node credentials derive from; certificates are issued only when set' },
