@@ -12,24 +12,7 @@ import * as client from 'prom-client';
 import { createControlRegistry } from '../../src/observability/control-metrics';
 import { IstioTcpMetrics } from '../../src/observability/istio-metrics';
 import { createRegistry } from '../../src/observability/metrics';
-
-const root = path.resolve(__dirname, '..', '..', '..');
-export const DASHBOARD = path.join(root, 'deploy', 'grafana', 'sluice-dashboard.json');
-
-interface Panel {
-  type: string;
-  title: string;
-  datasource?: unknown;
-  targets?: { expr: string }[];
-}
-
-/** Every query of the dashboard, with Grafana's variables replaced by values Prometheus accepts. */
-export function dashboardQueries(file = DASHBOARD): { panel: string; expr: string }[] {
-  const d = JSON.parse(fs.readFileSync(file, 'utf8')) as { panels: Panel[] };
-  return d.panels.flatMap((p) =>
-    (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr.replace(/\$__rate_interval/g, '1m').replace(/\$namespace/g, '.*') })),
-  );
-}
+import { DASHBOARD, dashboardQueries, type Panel } from '../helpers/dashboard';
 
 async function exportedNames(): Promise<Set<string>> {
   const zero = () => 0;
