@@ -89,7 +89,8 @@ export function accessFields(r: AccessRecord, suppressed = 0): Record<string, un
     'src.namespace': r.src.namespace,
     'src.identity': r.src.principal,
     'dst.addr': r.dst.address || r.endpoint,
-    'dst.service': r.service,
+    // The service's host name, as ztunnel logs it (web.demo.svc.cluster.local).
+    'dst.service': serviceHost(r.service),
     ...(r.vip ? { 'dst.vip': r.vip } : {}),
     'dst.workload': r.dst.workload,
     'dst.pod': r.dst.pod,
@@ -105,4 +106,10 @@ export function accessFields(r: AccessRecord, suppressed = 0): Record<string, un
     ...(r.error ? { error: r.error } : {}),
     ...(suppressed ? { suppressed } : {}),
   };
+}
+
+/** "namespace/name" -> "name.namespace.svc.cluster.local" (the cluster domain Istio's metrics use too); '' stays ''. */
+export function serviceHost(service: string): string {
+  const [namespace, name] = service.split('/');
+  return name ? `${name}.${namespace}.svc.cluster.local` : service;
 }

@@ -213,7 +213,7 @@ describe('telemetry: Istio TCP metrics in a real Prometheus, access logs at both
     for (const [l, direction] of [[out, 'outbound'], [inb, 'inbound']] as const) {
       assert.deepEqual(
         [l.level, l.component, l.direction, l.security, l['src.workload'], l['src.namespace'], l['src.identity'], l['dst.workload'], l['dst.namespace'], l['dst.identity'], l['dst.service'], l.bytes_recv, l.outcome],
-        ['info', 'access', direction, 'mTLS', 'client', 'demo', 'spiffe://cluster.local/ns/demo/sa/client', 'web', 'demo', 'spiffe://cluster.local/ns/demo/sa/web', 'demo/web', answer.length, 'closed'],
+        ['info', 'access', direction, 'mTLS', 'client', 'demo', 'spiffe://cluster.local/ns/demo/sa/client', 'web', 'demo', 'spiffe://cluster.local/ns/demo/sa/web', 'web.demo.svc.cluster.local', answer.length, 'closed'],
       );
       assert.match(String(l.time), /^\d{4}-\d\d-\d\dT/);
       assert.match(String(l.duration), /^\d+ms$/);

@@ -160,7 +160,7 @@ for (const relayMode of ['stream', 'splice'] as const) describe(`Istio TCP metri
     assert.equal(l.msg, 'connection complete');
     assert.deepEqual(
       [l['src.workload'], l['src.namespace'], l['src.identity'], l['dst.workload'], l['dst.namespace'], l['dst.identity'], l['dst.service'], l['dst.vip'], l.direction, l.security, l.bytes_sent, l.bytes_recv, l.outcome],
-      ['client', 'demo', id('demo', 'client'), 'web', 'demo', id('demo', 'web'), 'demo/web', '10.96.0.10:80', 'outbound', 'plaintext', 5, 5, 'closed'],
+      ['client', 'demo', id('demo', 'client'), 'web', 'demo', id('demo', 'web'), 'web.demo.svc.cluster.local', '10.96.0.10:80', 'outbound', 'plaintext', 5, 5, 'closed'],
     );
     assert.match(String(l['src.addr']), /^127\.0\.0\.1:\d+$/);
     assert.match(String(l['dst.addr']), /^127\.0\.0\.1:\d+$/);
@@ -189,7 +189,7 @@ for (const relayMode of ['stream', 'splice'] as const) describe(`Istio TCP metri
     await got;
     await until('the access log line', () => lines.some((l) => l.outcome === 'refused'));
     const l = lines.find((x) => x.outcome === 'refused')!;
-    assert.deepEqual([l['src.workload'], l['dst.service'], l.direction], ['client', 'demo/web', 'outbound']);
+    assert.deepEqual([l['src.workload'], l['dst.service'], l.direction], ['client', 'web.demo.svc.cluster.local', 'outbound']);
     assert.match(String(l.error), /share of the connection budget/);
     for (const h of held) h.socket.destroy();
   });
@@ -283,7 +283,7 @@ describe('Istio TCP metrics and access log across nodes (mTLS tunnel, both ends)
     assert.deepEqual([out.direction, out.security, out['src.identity'], out['dst.identity'], out['dst.workload'], out.bytes_sent, out.bytes_recv], ['outbound', 'mTLS', id('demo', 'client'), id('demo', 'web'), 'web', 15, 15]);
     assert.deepEqual(
       [inb.direction, inb.security, inb['src.workload'], inb['src.namespace'], inb['src.identity'], inb['dst.workload'], inb['dst.identity'], inb['dst.service'], inb.bytes_sent, inb.bytes_recv, inb.outcome],
-      ['inbound', 'mTLS', 'client', 'demo', id('demo', 'client'), 'web', id('demo', 'web'), 'demo/web', 15, 15, 'closed'],
+      ['inbound', 'mTLS', 'client', 'demo', id('demo', 'client'), 'web', id('demo', 'web'), 'web.demo.svc.cluster.local', 15, 15, 'closed'],
     );
     const mtls = { source_workload: 'client', destination_workload: 'web', connection_security_policy: 'mutual_tls', destination_service: 'web.demo.svc.cluster.local' };
     await until('closed at both ends', async () => (await sample(dstRegistry, 'istio_tcp_connections_closed_total', mtls)) === 1);
