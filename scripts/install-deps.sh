@@ -13,6 +13,7 @@ packages=(
   clang llvm libbpf-dev bpftool pkg-config cmake make g++ linux-libc-dev
   iproute2 util-linux procps containernetworking-plugins
   curl iperf3 haproxy wrk nginx-light redis-server redis-tools tcpdump
+  prometheus
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -21,7 +22,9 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # These packages are used as tools inside the simulated cluster: keep their
-  # services (redis, haproxy, nginx) from starting on the machine itself.
+  # services (redis, haproxy, nginx, prometheus on :9090) from starting on the
+  # machine itself. prometheus goes without its recommends (node-exporter);
+  # the telemetry e2e test runs its own, inside a node's netns.
   policy=/usr/sbin/policy-rc.d
   added_policy=""
   if [ ! -e "$policy" ]; then

@@ -22,8 +22,13 @@ import { CertificateManager } from '../identity/certificate-manager';
 import { NODE_METADATA } from '../identity/certificate-protocol';
 import { controlPlaneChannelCredentials } from '../identity/control-plane-tls';
 import type { Workload } from '../model/resources';
+import type * as promClient from 'prom-client';
+import { AccessLog } from '../observability/access-log';
 import { createJsonServer, listenTcp, listenUnix } from '../observability/http-json';
+import { IstioTcpMetrics } from '../observability/istio-metrics';
+import { ComponentLoggers } from '../observability/logger';
 import { createRegistry } from '../observability/metrics';
+import { packageVersion } from '../command-line/version';
 import { Readiness } from '../observability/readiness';
 import { PolicySet } from '../proxy/authorization';
 import { EndpointStats } from '../proxy/endpoint-picker';
@@ -41,6 +46,8 @@ import * as path from 'node:path';
 
 const BLOCKERS = ['bpf attached', 'config synced', 'pod netns scanned', 'maps reconciled', 'proxy listening', 'workload certificates'];
 const PERSIST_DELAY_MS = 1000;
+/** How often the bytes of live connections are added to istio_tcp_*_bytes_total (also before each scrape). */
+const TELEMETRY_INTERVAL_MS = 5000;
 
 /**
  * Keepalive on every socket the proxy and the tunnels hold: a silent peer
@@ -88,12 +95,20 @@ export class Agent {
 
   private readonly limits;
   private vipCapacity?: MapCapacity;
+  /** Component loggers, whose levels change at run time (POST /logging). */
+  private readonly logs: ComponentLoggers;
+  readonly accessLog: AccessLog;
+  private registry_?: promClient.Registry;
+  private istio?: IstioTcpMetrics;
+  private telemetryTimer?: NodeJS.Timeout;
 
   constructor(
     readonly config: Readonly<AgentConfig>,
     private readonly logger: Logger,
   ) {
     this.limits = connectionLimits(config.maxConnections, config.maxConnectionsPerWorkload);
+    this.logs = new ComponentLoggers(logger);
+    this.accessLog = new AccessLog(this.logs.component('access'), { enabled: config.accessLog });
   }
 
   async start(): Promise<void> {
@@ -107,7 +122,7 @@ export class Agent {
       proxyAddress: config.proxyAddress,
       proxyPort: config.proxyPort,
     });
-    logger.child({ component: 'datapath' }).info({ pinRoot: this.datapath.pinRoot, attached: this.datapath.attached }, 'capture programs attached');
+    this.logs.component('datapath').info({ pinRoot: this.datapath.pinRoot, attached: this.datapath.attached }, 'capture programs attached');
     this.readiness.done('bpf attached');
 
     this.registry = new PodNetnsRegistry(config.podNetnsDir, () => {
@@ -122,7 +137,7 @@ export class Agent {
       node: config.nodeName, socketPath: config.cniSocket, podNetnsDir: config.podNetnsDir, hostNetnsDir: config.hostNetnsDir,
       meshRecordFile: path.join(config.stateDir, MESH_RECORD_FILE),
       workload: (uid) => this.store.workloads.get(uid), enrolled: (uid) => this.enrolledSince.has(uid),
-      podError: (uid) => registry.errors()[uid], pending: () => this.readiness.blockers(), logger: logger.child({ component: 'cni' }),
+      podError: (uid) => registry.errors()[uid], pending: () => this.readiness.blockers(), logger: this.logs.component('cni'),
     });
     await this.cni.listen();
 
@@ -140,7 +155,7 @@ export class Agent {
     if (token) {
       this.certificates = new CertificateManager(
         { target: config.controlPlane, node: config.nodeName, token, validitySeconds: config.certificateTtl, credentials, keepDir: config.credentialsDir },
-        logger.child({ component: 'certificates' }),
+        this.logs.component('certificates'),
       );
       this.certificates.start();
       this.awaitCertificates(this.certificates);
@@ -149,7 +164,9 @@ export class Agent {
     }
 
     const datapath = this.datapath;
-    const access = logger.child({ component: 'access' });
+    const accessLog = this.accessLog;
+    if (config.metricsPort) this.createMetrics();
+    const telemetry = this.istio;
     if (config.relay === 'splice') {
       this.relay = new SpliceRelay();
       this.relay.start(config.relayThreads);
@@ -169,11 +186,13 @@ export class Agent {
         resetOnClose,
         authorize: (destination, source, port) => {
           const decision = authorizeConnection(this.policies, destination, destination.namespace, source, port);
-          if (decision.allowed) this.proxy!.counters.policyAllowed++;
-          else this.proxy!.counters.policyDenied++;
+          this.proxy?.countDecision(decision.policy, decision.allowed);
           return decision;
         },
-        logger: logger.child({ component: 'tunnel' }),
+        serviceFor: (destination, port) => this.index.serviceOfEndpoint(destination.uid, port),
+        telemetry,
+        accessLog: (entry) => accessLog.write(entry),
+        logger: this.logs.component('tunnel'),
       });
       await this.tunnelServer.listen(config.proxyAddress, TUNNEL_PORT);
     }
@@ -185,15 +204,23 @@ export class Agent {
       sourceWorkload: (cookie) => this.workloadByCookie.get(cookie),
       index: () => this.index,
       policies: () => this.policies,
-      logger: logger.child({ component: 'proxy' }),
+      logger: this.logs.component('proxy'),
       keepalive,
       endedByReset,
       resetOnClose,
       limits: this.limits,
-      ...(config.accessLog ? { accessLog: (entry) => access.info(entry, 'connection') } : {}),
+      telemetry,
+      accessLog: (entry) => accessLog.write(entry),
     });
     await this.proxy.listen(config.proxyAddress, config.proxyPort);
     this.readiness.done('proxy listening');
+    if (telemetry) {
+      this.telemetryTimer = setInterval(() => {
+        this.reportBytes();
+        telemetry.expireIdle();
+      }, TELEMETRY_INTERVAL_MS);
+      this.telemetryTimer.unref();
+    }
     await this.startStatusServers();
     logger.info({ node: config.nodeName, proxy: `${config.proxyAddress}:${config.proxyPort}` }, 'agent started');
   }
@@ -217,6 +244,7 @@ export class Agent {
   /** Stops serving. Links and maps stay pinned: capture survives the agent. */
   async stop(): Promise<void> {
     if (this.reconcileTimer) clearImmediate(this.reconcileTimer);
+    if (this.telemetryTimer) clearInterval(this.telemetryTimer);
     if (this.persistTimer) {
       clearTimeout(this.persistTimer);
       await this.persist();
@@ -236,10 +264,10 @@ export class Agent {
 
   private startFileSource(): void {
     this.configFrom = `file ${this.config.snapshot}`;
-    this.source = new SnapshotFileSource(this.config.snapshot, this.logger.child({ component: 'config' }), (snapshot) => {
+    this.source = new SnapshotFileSource(this.config.snapshot, this.logs.component('config'), (snapshot) => {
       this.onDelta(this.store.replaceAll(snapshot));
       this.readiness.done('config synced');
-      this.logger.child({ component: 'config' }).info(
+      this.logs.component('config').info(
         { version: snapshot.version, workloads: snapshot.workloads.length, services: snapshot.services.length },
         'configuration applied',
       );
@@ -248,7 +276,7 @@ export class Agent {
   }
 
   private startXdsSource(credentials: grpc.ChannelCredentials | undefined, token: string): void {
-    const log = this.logger.child({ component: 'xds' });
+    const log = this.logs.component('xds');
     this.configFrom = `control plane ${this.config.controlPlane}${credentials ? ' (TLS)' : ''}`;
     const node = this.config.nodeName;
     const metadata = token
@@ -329,7 +357,7 @@ export class Agent {
     if (!this.datapath || !this.registry || this.readiness.blockers().includes('config synced')) return;
     const delta = this.pendingDelta;
     this.pendingDelta = emptyDelta();
-    const log = this.logger.child({ component: 'datapath' });
+    const log = this.logs.component('datapath');
     const errors: string[] = [];
     let updated = 0;
     let deleted = 0;
@@ -472,7 +500,7 @@ export class Agent {
    * was enrolled keep their direct path. Count them, so the CLI can say so.
    */
   private noteEnrollmentChanges(byCookie: Map<bigint, Workload>): void {
-    const log = this.logger.child({ component: 'enrollment' });
+    const log = this.logs.component('enrollment');
     const current = new Set([...byCookie.values()].map((w) => w.uid));
     for (const uid of [...this.enrolledSince.keys()]) {
       if (!current.has(uid)) {
@@ -604,6 +632,22 @@ export class Agent {
       '/trace': (url) => this.traceResponse(url),
       '/certs': () => ({ body: this.certificates ? this.certificates.list() : { error: 'this agent obtains no certificates (no --node-token-file)' } }),
       '/healthz/ready': () => this.readyResponse(),
+      '/logging': () => ({ body: { levels: this.logs.levels(), accessLog: this.accessLog.enabled } }),
+    }, {
+      // Run-time changes: the unix socket only (root on the node).
+      '/logging': (url) => {
+        const level = url.searchParams.get('level');
+        const access = url.searchParams.get('access_log');
+        if (level === null && access === null) return { status: 400, body: { error: 'POST /logging needs level=LEVEL|COMPONENT=LEVEL[,...] or access_log=on|off' } };
+        if (access !== null && access !== 'on' && access !== 'off') return { status: 400, body: { error: `access_log=${access}: expected on or off` } };
+        if (level !== null) {
+          const problem = this.logs.apply(level);
+          if (problem) return { status: 400, body: { error: problem } };
+        }
+        if (access !== null) this.accessLog.enabled = access === 'on';
+        this.logger.info({ level, accessLog: this.accessLog.enabled }, 'logging changed');
+        return { body: { levels: this.logs.levels(), accessLog: this.accessLog.enabled } };
+      },
     });
     this.servers.push(admin);
     await listenUnix(admin, this.config.adminSocket);
@@ -617,23 +661,79 @@ export class Agent {
     }
   }
 
+  /** Adds the bytes of live connections (relay counts, socket counts) to the Istio byte Counters. */
+  private reportBytes(): void {
+    try {
+      this.proxy?.reportBytes();
+      this.tunnelServer?.reportBytes();
+    } catch (err) {
+      this.logs.component('telemetry').warn({ err: (err as Error).message }, 'could not read live connection byte counts');
+    }
+  }
+
+  /** sluice's own metrics and the Istio-compatible TCP metrics, in one registry. */
+  private createMetrics(): void {
+    const registry = createRegistry({
+      version: packageVersion(),
+      proxyCounters: () => ({ ...(this.proxy?.counters ?? {}) }),
+      activeConnections: () => this.proxy?.activeConnections ?? 0,
+      bpfCounters: () => this.datapath?.counters() ?? {},
+      maps: () => this.datapath?.fill() ?? [],
+      enrolledWorkloads: () => this.workloadByCookie.size,
+      snapshotVersion: () => this.store.version,
+      xds: () => {
+        const c = this.xds?.client;
+        if (!c) return undefined;
+        return {
+          state: c.state,
+          connects: c.counters.connects,
+          types: c.status().types.map((t) => ({ type: t.type.replace('type.googleapis.com/', ''), received: t.received, acks: t.acks, nacks: t.nacks, lastAckAt: t.lastAck?.at })),
+        };
+      },
+      certificates: () => (this.certificates ? { certificates: this.certificates.list(), ...this.certificates.counters } : undefined),
+      tunnels: () =>
+        this.tunnels
+          ? {
+              outboundSessions: this.tunnels.openSessions,
+              ...this.tunnels.counters,
+              inboundSessions: this.tunnelServer?.openSessions ?? 0,
+              inboundSessionsAccepted: this.tunnelServer?.counters.sessions ?? 0,
+              inboundStreams: this.tunnelServer?.openStreams ?? 0,
+              inboundCounters: { ...(this.tunnelServer?.counters ?? {}) },
+            }
+          : undefined,
+      policyDecisions: () =>
+        [...(this.proxy?.decisions ?? [])].map(([key, count]) => {
+          const [policy, action] = key.split('\u0000');
+          return { policy, action: action as 'allow' | 'deny', count };
+        }),
+      relay: () => {
+        const r = this.relay;
+        if (!r) return undefined;
+        const live = r.bytes();
+        let fromClients = r.finished.bytesFromClient;
+        let fromEndpoints = r.finished.bytesFromEndpoint;
+        for (const [a, b] of live.values()) {
+          fromClients += a;
+          fromEndpoints += b;
+        }
+        return { threads: r.threads, pairs: live.size, bytesFromClients: fromClients, bytesFromEndpoints: fromEndpoints, pairsDone: r.finished.pairs };
+      },
+      failures: () => this.proxy?.failures.snapshot() ?? {},
+    });
+    this.istio = new IstioTcpMetrics(registry);
+    this.registry_ = registry;
+  }
+
   private async startStatusServers(): Promise<void> {
     const { config } = this;
-    if (config.metricsPort) {
-      const registry = createRegistry({
-        proxyCounters: () => ({ ...(this.proxy?.counters ?? {}) }),
-        activeConnections: () => this.proxy?.activeConnections ?? 0,
-        bpfCounters: () => this.datapath?.counters() ?? {},
-        enrolledWorkloads: () => this.workloadByCookie.size,
-        snapshotVersion: () => this.store.version,
-        xds: () => {
-          const c = this.xds?.client;
-          if (!c) return undefined;
-          return { state: c.state, responses: c.counters.responses, types: c.status().types.map((t) => ({ type: t.type.replace('type.googleapis.com/', ''), acks: t.acks, nacks: t.nacks })) };
-        },
-      });
+    const registry = this.registry_;
+    if (config.metricsPort && registry) {
       const metrics = createJsonServer({
-        '/metrics': async () => ({ body: await registry.metrics(), contentType: registry.contentType }),
+        '/metrics': async () => {
+          this.reportBytes();
+          return { body: await registry.metrics(), contentType: registry.contentType };
+        },
       });
       this.servers.push(metrics);
       await listenTcp(metrics, config.statusAddress, config.metricsPort);

@@ -23,18 +23,18 @@ export function addressProblem(address: string): string | undefined {
 }
 
 /**
- * GETs `path` from the endpoint and returns the body, parsed as JSON when it
+ * GETs (or POSTs, for run-time changes) `path` from the endpoint and returns the body, parsed as JSON when it
  * is JSON (else the text). Status 503 counts as an answer (a status that is
  * not ready). Rejects with AdminError when the endpoint cannot be reached,
  * does not answer within timeoutMs, or answers with another error status
  * (the message carries the endpoint's "error" field when it has one).
  */
-export function adminGet(endpoint: AdminEndpoint, path: string, timeoutMs = 5000): Promise<unknown> {
+export function adminGet(endpoint: AdminEndpoint, path: string, timeoutMs = 5000, method: 'GET' | 'POST' = 'GET'): Promise<unknown> {
   const { address: admin, what, flag } = endpoint;
   const at = admin.lastIndexOf(':');
   const target: http.RequestOptions = admin.startsWith('/') ? { socketPath: admin } : { host: admin.slice(0, at) || '127.0.0.1', port: Number(admin.slice(at + 1)) };
   return new Promise((resolve, reject) => {
-    const req = http.get({ ...target, path, timeout: timeoutMs }, (res) => {
+    const req = http.request({ ...target, path, method, timeout: timeoutMs }, (res) => {
       let data = '';
       res.setEncoding('utf8');
       res.on('data', (c) => (data += c));
@@ -59,5 +59,6 @@ export function adminGet(endpoint: AdminEndpoint, path: string, timeoutMs = 5000
       const hint = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? ` (is the ${what} running? pass ${flag} SOCKET|HOST:PORT)` : '';
       reject(new AdminError(`cannot reach the ${what} at ${admin}: ${err.message}${hint}`));
     });
+    req.end();
   });
 }

@@ -251,6 +251,7 @@ export const AGENT_SHAPES: Record<string, Shape> = {
   '/services': list(fields({ clusterIPs: list('unknown'), ports: list(fields({})), endpoints: list(fields({})) })),
   '/policies': fields({ authorizationPolicies: list(fields({ 'selector?': fields({}), 'rules?': 'unknown' })), peerAuthentications: list(fields({ 'selector?': fields({}) })) }),
   '/trace': fields({ from: 'unknown', to: 'unknown', steps: list(fields({ step: 'string' })), candidates: list(fields({})), verdict: 'string' }),
+  '/logging': fields({ levels: fields({}), accessLog: 'boolean' }),
   '/certs': anyOf(list(fields({ 'serial?': 'string', 'notAfter?': 'string' })), fields({ error: 'string' })),
 };
 
@@ -261,4 +262,15 @@ export const AGENT_SHAPES: Record<string, Shape> = {
  */
 export function traceAllows(verdict: string): boolean {
   return verdict.startsWith('captured and allowed');
+}
+
+export interface LoggingView {
+  levels: Record<string, string>;
+  accessLog: boolean;
+}
+
+/** `sluicectl log` / `access-log`: the level of each component and the access log's state. */
+export function loggingTable(v: LoggingView): string {
+  const rows = Object.entries(v.levels).map(([component, level]) => `${component.padEnd(14)} ${level}`);
+  return `${'COMPONENT'.padEnd(14)} LEVEL\n${rows.join('\n')}\n\naccess log: ${v.accessLog ? 'on' : 'off'}\n`;
 }

@@ -15,6 +15,8 @@ export const TARGET: Record<string, Target> = {
   policies: 'agent',
   certs: 'agent',
   trace: 'agent',
+  log: 'agent',
+  'access-log': 'agent',
   resources: 'control',
   agents: 'control',
 };
@@ -43,6 +45,21 @@ const commands: CommandDecl[] = [
       { name: 'from', value: 'NAMESPACE/POD', complete: 'none', required: true, description: 'the pod that opens the connection' },
       { name: 'to', value: 'IP:PORT', complete: 'none', required: true, description: 'the address it connects to, e.g. a service VIP 10.96.0.10:80' },
     ],
+  },
+  {
+    name: 'log',
+    summary: 'log levels per component, and whether the access log is on; --level changes them at once, no restart',
+    description:
+      'Without --level: shows the level of each component (proxy, tunnel, xds, datapath, access, ...).\n' +
+      'With it: "debug" sets every component, "proxy=debug,tunnel=warn" sets those named (levels: trace,\n' +
+      'debug, info, warn, error, silent). Changes last until the agent restarts.',
+    flags: [{ name: 'level', value: 'LEVEL|COMPONENT=LEVEL[,...]', complete: 'none', suggestions: ['debug', 'info', 'proxy=debug', 'tunnel=debug'], description: 'the levels to set' }],
+  },
+  {
+    name: 'access-log',
+    summary: 'turn the access log (one line per connection when it ends) on or off, no restart',
+    description: 'Lasts until the agent restarts; --access-log sets the state it starts in (default on).',
+    args: [{ name: 'STATE', choices: ['on', 'off'] }],
   },
   {
     name: 'resources',

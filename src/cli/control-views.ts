@@ -68,7 +68,7 @@ export function controlStatusTable(s: ControlStatusView): string {
     s.kubernetes
       ? `kubernetes:    ${s.kubernetes.server} (${s.kubernetes.resources.map((r) => `${r.resource}=${r.synced ? r.objects : 'not synced'}`).join(' ')})`
       : `manifests:     ${s.manifests}${s.manifestDigest ? ` (digest ${String(s.manifestDigest).slice(0, 12)})` : ''}`,
-    `xDS:           ${Object.entries(s.counters).map(([k, v]) => `${k}=${v}`).join(' ')}`,
+    `xDS:           ${Object.entries(s.counters).filter(([, v]) => typeof v === 'number').map(([k, v]) => `${k}=${v}`).join(' ')}`,
     `certificates:  ${s.certificates ? Object.entries(s.certificates).map(([k, v]) => `${k}=${v}`).join(' ') : 'not issued (no --node-secret-file)'}`,
   ];
   for (const p of s.fileProblems) lines.push(`file problem:  ${p.file}: ${p.reason}`);

@@ -8,6 +8,7 @@ import {
   type Status,
   type TraceView,
   certsTable,
+  loggingTable,
   configTable,
   connectionsTable,
   mapsTable,
@@ -43,6 +44,8 @@ const AGENT_VIEWS: Record<string, View> = {
   policies: agentView('/policies', policiesTable as (d: never) => string),
   trace: agentView('/trace', traceTable as (d: never) => string),
   certs: agentView('/certs', certsTable as (d: never) => string),
+  log: agentView('/logging', loggingTable as (d: never) => string),
+  'access-log': agentView('/logging', loggingTable as (d: never) => string),
 };
 
 const CONTROL_VIEWS: Record<string, View> = {
@@ -93,12 +96,20 @@ function wrongEndpointHint(data: unknown, endpoint: AdminEndpoint): string {
   return '';
 }
 
+/** log --level and access-log on|off change the agent's logging (POST /logging); plain "log" only reads. */
+function loggingChange(p: ParsedCommandLine): string | undefined {
+  if (p.command === 'access-log') return new URLSearchParams({ access_log: String(p.args[0]) }).toString();
+  if (p.command === 'log' && typeof p.values.level === 'string') return new URLSearchParams({ level: p.values.level }).toString();
+  return undefined;
+}
+
 async function run(p: ParsedCommandLine): Promise<number> {
-  const query = p.command === 'trace' ? traceQuery(p) : '';
+  const change = loggingChange(p);
+  const query = p.command === 'trace' ? traceQuery(p) : change ?? '';
   const endpoint = endpointFor(p);
   const view = (endpoint.what === 'agent' ? AGENT_VIEWS : CONTROL_VIEWS)[p.command];
   const format = (p.values.output as OutputFormat | undefined) ?? 'table';
-  const data = await adminGet(endpoint, query ? `${view.path}?${query}` : view.path);
+  const data = await adminGet(endpoint, query ? `${view.path}?${query}` : view.path, undefined, change ? 'POST' : 'GET');
   const problem = shapeProblem(data, view.shape, view.path.slice(1));
   if (problem) {
     if (isObject(data) && typeof data.error === 'string') throw new AdminError(`the ${endpoint.what} at ${endpoint.address} says: ${data.error}`);

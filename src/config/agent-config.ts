@@ -52,7 +52,7 @@ export interface AgentConfig {
   maxConnections: number;
   /** Proxied connections from one pod at once; 0: a quarter of maxConnections. */
   maxConnectionsPerWorkload: number;
-  /** One info line per connection when it ends (component "access"). */
+  /** One info line per connection when it ends (component "access"); on by default, as ztunnel's. */
   accessLog: boolean;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   logFile: string;
@@ -89,7 +89,7 @@ const schema = {
     maxConnections: { type: 'integer', minimum: 0, default: 0 },
     maxVipEntries: { type: 'integer', minimum: 0, default: 0 },
     maxConnectionsPerWorkload: { type: 'integer', minimum: 0, default: 0 },
-    accessLog: { type: 'boolean', default: false },
+    accessLog: { type: 'boolean', default: true },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error'], default: 'info' },
     logFile: { type: 'string', default: '' },
   },
@@ -130,7 +130,7 @@ export const agentFlags: readonly ConfigFlag[] = [
   { name: 'max-vip-entries', field: 'maxVipEntries', value: 'N', complete: 'none', default: '0', description: 'VIP map entries admitted (cluster IP x port); a service that does not fit is NACKed whole (0: the map capacity)' },
   { name: 'max-connections', field: 'maxConnections', value: 'N', complete: 'none', default: '0', description: 'proxied connections held at once (0: from the descriptor limit, keeping headroom for the agent)' },
   { name: 'max-connections-per-workload', field: 'maxConnectionsPerWorkload', value: 'N', complete: 'none', default: '0', description: 'proxied connections from one pod at once (0: a quarter of --max-connections)' },
-  { name: 'access-log', field: 'accessLog', value: 'BOOL', suggestions: ['true', 'false'], default: 'false', description: 'one info line per connection when it ends (component "access")' },
+  { name: 'access-log', field: 'accessLog', value: 'BOOL', suggestions: ['true', 'false'], default: 'true', description: 'one info line per connection when it ends (component "access"; switch at run time with "sluicectl access-log on|off")' },
   { name: 'log-level', field: 'logLevel', value: 'LEVEL', suggestions: LEVELS, default: 'info', description: 'log level' },
   { name: 'log-file', field: 'logFile', value: 'FILE', description: 'log to this file instead of stdout' },
 ];

@@ -13,6 +13,8 @@ export interface ControlConfig {
   inCluster: boolean;
   listen: string;
   adminSocket: string;
+  /** HOST:PORT of the Prometheus /metrics endpoint ('' for none; istiod's monitoring port is 15014). */
+  metricsListen: string;
   trustDomain: string;
   /** Where the CA's root certificate and key live (generated on first start if absent). */
   caDir: string;
@@ -39,6 +41,7 @@ const schema = {
     inCluster: { type: 'boolean', default: false },
     listen: { type: 'string', pattern: '^[^:]*:[0-9]{1,5}$', default: '0.0.0.0:15010' },
     adminSocket: { type: 'string', default: '/run/sluice/control.sock' },
+    metricsListen: { type: 'string', pattern: '^$|^[^:]*:[0-9]{1,5}$', default: '0.0.0.0:15014' },
     trustDomain: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'cluster.local' },
     caDir: { type: 'string', minLength: 1, default: '/var/lib/sluice-control/ca' },
     nodeSecretFile: { type: 'string', default: '' },
@@ -59,6 +62,7 @@ export const controlFlags: readonly ConfigFlag[] = [
   { name: 'in-cluster', field: 'inCluster', description: 'source: the Kubernetes API of the cluster sluice-control runs in, watched with its service account' },
   { name: 'listen', field: 'listen', value: 'HOST:PORT', complete: 'none', default: '0.0.0.0:15010', description: 'where agents connect for xDS (port 0: any free port)' },
   { name: 'admin-socket', field: 'adminSocket', value: 'PATH', default: '/run/sluice/control.sock', description: 'unix socket of the admin endpoint (what sluicectl --control reads)' },
+  { name: 'metrics-listen', field: 'metricsListen', value: 'HOST:PORT', complete: 'none', default: '0.0.0.0:15014', description: "Prometheus /metrics (as istiod's monitoring port; '' for none, port 0: any free port)" },
   { name: 'trust-domain', field: 'trustDomain', value: 'DOMAIN', complete: 'none', default: 'cluster.local', description: 'trust domain of workload identities' },
   { name: 'ca-dir', field: 'caDir', value: 'DIR', complete: 'directory', default: '/var/lib/sluice-control/ca', description: 'where the CA\'s root certificate and key live (generated on first start)' },
   { name: 'node-secret-file', field: 'nodeSecretFile', value: 'FILE', description: 'secret node credentials derive from; certificates are issued only when set' },

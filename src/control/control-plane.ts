@@ -41,6 +41,10 @@ export class ControlPlane {
   private readonly authorizationPolicies: TypeState<AuthorizationPolicy> = { codec: authorizationPolicyCodec, kind: 'AuthorizationPolicy', current: new Map() };
   private readonly peerAuthentications: TypeState<PeerAuthentication> = { codec: peerAuthenticationCodec, kind: 'PeerAuthentication', current: new Map() };
   private generation = 0;
+  /** Translations published since start (each manifest change that altered something). */
+  get publishes(): number {
+    return this.generation;
+  }
   lastErrors: TranslationError[] = [];
   /** What the objects ask for and is not served (sluice-control's status lists it). */
   lastWarnings: TranslationError[] = [];

@@ -4,7 +4,8 @@
 import { EXIT, SERVING, exitAfterFlush, runProgram, type CommandResult, type FlagValues } from '../command-line';
 import { ConfigError } from '../config/flags';
 import { controlConfigFromValues, controlSource } from '../config/control-config';
-import { createJsonServer, listenUnix } from '../observability/http-json';
+import { createControlRegistry } from '../observability/control-metrics';
+import { createJsonServer, listenTcp, listenUnix } from '../observability/http-json';
 import { createLogger } from '../observability/logger';
 import type * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
@@ -20,6 +21,7 @@ import { ManifestError } from './manifests';
 import { renderManifests } from './render';
 import { formatTranslationError } from './translate';
 import { controlProgram } from './command-line';
+import { packageVersion } from '../command-line/version';
 
 function render(values: FlagValues): CommandResult {
   const config = controlConfigFromValues(values, process.env, 'render');
@@ -99,10 +101,29 @@ async function serve(values: FlagValues): Promise<CommandResult> {
     '/agents': () => ({ body: control.server.status() }),
   });
   await listenUnix(admin, config.adminSocket);
-  logger.info({ listen: config.listen, port, source: kubernetes ? kubernetes.server : config.manifests, version: control.version }, 'control plane serving');
+  let metrics: ReturnType<typeof createJsonServer> | undefined;
+  if (config.metricsListen) {
+    const registry = createControlRegistry({
+      version: packageVersion(),
+      streams: () => control.server.status(),
+      xdsByType: () => control.server.counters.byType,
+      issuance: () => certificates?.counters,
+      translationProblems: () => control.lastErrors.length,
+      publishes: () => control.publishes,
+      configVersion: () => control.version,
+    });
+    metrics = createJsonServer({ '/metrics': async () => ({ body: await registry.metrics(), contentType: registry.contentType }) });
+    const at = config.metricsListen.lastIndexOf(':');
+    // Metrics are not worth refusing to serve agents for: a busy port is logged, not fatal.
+    await listenTcp(metrics, config.metricsListen.slice(0, at) || '0.0.0.0', Number(config.metricsListen.slice(at + 1))).catch((err) =>
+      logger.error({ err: (err as Error).message }, 'metrics endpoint not available; xDS and the admin socket still serve'),
+    );
+  }
+  logger.info({ listen: config.listen, port, metrics: config.metricsListen || 'none', source: kubernetes ? kubernetes.server : config.manifests, version: control.version }, 'control plane serving');
   const stop = () => {
     source.stop();
     admin.close();
+    metrics?.close();
     control.server.close().finally(() => logger.flush(() => exitAfterFlush(EXIT.OK)));
   };
   process.on('SIGTERM', stop);

@@ -300,6 +300,24 @@ export class BpfDatapath {
     return out;
   }
 
+  /**
+   * Entries and capacity (max_entries) of the maps the agent manages, for
+   * metrics. Counting walks each map, so the answer is kept for 10 s.
+   */
+  fill(now = Date.now()): { map: string; entries: number; capacity: number }[] {
+    this.assertOpen();
+    if (this.fillCache && now - this.fillCache.at < 10_000) return this.fillCache.value;
+    const value = [this.enroll, this.vips, this.tuples, this.strict].map((m) => ({
+      map: m.name,
+      entries: addon().mapEntries(m.info.fd, m.info.keySize, m.info.valueSize).count,
+      capacity: m.info.maxEntries,
+    }));
+    this.fillCache = { at: now, value };
+    return value;
+  }
+
+  private fillCache?: { at: number; value: { map: string; entries: number; capacity: number }[] };
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

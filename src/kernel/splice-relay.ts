@@ -15,14 +15,22 @@ export interface RelayDone {
 export class SpliceRelay {
   private readonly pending = new Map<number, (r: RelayDone) => void>();
   private started = false;
+  /** Pairs finished since start and the bytes they moved (for metrics: add bytes() of live pairs). */
+  readonly finished = { pairs: 0, bytesFromClient: 0, bytesFromEndpoint: 0 };
+  /** Relay threads running (0 before start). */
+  threads = 0;
 
   start(threads: number): void {
     addon().relayStart(threads, (id, fromClient, fromEndpoint, error) => {
       const done = this.pending.get(id);
       this.pending.delete(id);
+      this.finished.pairs++;
+      this.finished.bytesFromClient += fromClient;
+      this.finished.bytesFromEndpoint += fromEndpoint;
       done?.({ bytesFromClient: fromClient, bytesFromEndpoint: fromEndpoint, error });
     });
     this.started = true;
+    this.threads = threads;
   }
 
   /**
@@ -65,6 +73,7 @@ export class SpliceRelay {
     if (!this.started) return;
     addon().relayStop();
     this.started = false;
+    this.threads = 0;
     this.pending.clear();
   }
 }

@@ -4,15 +4,20 @@ import * as http from 'node:http';
 
 export type Handler = (url: URL) => { status?: number; body: unknown; contentType?: string } | Promise<{ status?: number; body: unknown; contentType?: string }>;
 
-export function createJsonServer(routes: Record<string, Handler>): http.Server {
+/**
+ * `routes` answer GET and HEAD; `postRoutes` answer POST (changes made at run
+ * time, such as log levels: only on the admin socket, never on a status port).
+ */
+export function createJsonServer(routes: Record<string, Handler>, postRoutes: Record<string, Handler> = {}): http.Server {
   return http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://local');
-    const handler = routes[url.pathname];
-    if (!handler || (req.method !== 'GET' && req.method !== 'HEAD')) {
+    const handler = req.method === 'POST' ? postRoutes[url.pathname] : req.method === 'GET' || req.method === 'HEAD' ? routes[url.pathname] : undefined;
+    if (!handler) {
       res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: `no such endpoint ${req.method} ${url.pathname}`, endpoints: Object.keys(routes) }));
+      res.end(JSON.stringify({ error: `no such endpoint ${req.method} ${url.pathname}`, endpoints: Object.keys(routes), post: Object.keys(postRoutes) }));
       return;
     }
+    req.resume();
     Promise.resolve()
       .then(() => handler(url))
       .then(

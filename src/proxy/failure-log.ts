@@ -5,34 +5,38 @@
 import type { Logger } from 'pino';
 
 export class FailureLog {
-  private readonly lastLogged = new Map<string, number>();
+  /** Per kind: when its current interval started and how many lines it logged in it. */
+  private readonly windows = new Map<string, { start: number; logged: number }>();
   private readonly suppressed = new Map<string, number>();
   /** Failures seen per kind since start, logged or not. */
   readonly counts = new Map<string, number>();
 
-  /** `intervalMs`: at most one line per kind in this many milliseconds. */
+  /** `intervalMs`: at most `burst` lines per kind in this many milliseconds (default one). */
   constructor(
     private readonly logger: Logger,
     private readonly intervalMs = 10_000,
     private readonly now: () => number = Date.now,
+    private readonly burst = 1,
   ) {}
 
   /**
    * Records one failure of `kind` ("accept", "original destination",
    * "endpoint connect", "tunnel open", "relay hand-over", ...) and logs it
-   * at `level` unless one of that kind was logged less than the interval ago.
+   * at `level` unless `burst` of that kind were logged in the current interval.
    */
   report(kind: string, fields: Record<string, unknown>, message: string, level: 'warn' | 'info' | 'debug' | 'error' = 'warn'): void {
     this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
     const t = this.now();
-    const last = this.lastLogged.get(kind);
-    if (last !== undefined && t - last < this.intervalMs) {
-      this.suppressed.set(kind, (this.suppressed.get(kind) ?? 0) + 1);
-      return;
-    }
+    const w = this.windows.get(kind);
+    if (w && t - w.start < this.intervalMs) {
+      if (w.logged >= this.burst) {
+        this.suppressed.set(kind, (this.suppressed.get(kind) ?? 0) + 1);
+        return;
+      }
+      w.logged++;
+    } else this.windows.set(kind, { start: t, logged: 1 });
     const held = this.suppressed.get(kind) ?? 0;
     this.suppressed.delete(kind);
-    this.lastLogged.set(kind, t);
     this.logger[level]({ ...fields, kind, ...(held ? { suppressedSinceLast: held } : {}) }, message);
   }
 

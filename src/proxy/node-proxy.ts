@@ -13,6 +13,7 @@ import { EndpointStats, endpointKey, pickEndpoint } from './endpoint-picker';
 import { FailureLog } from './failure-log';
 import type { ServiceIndex, VipTarget } from './service-index';
 import type { TunnelPool } from './tunnel-client';
+import { ByteTally, RESPONSE_FLAGS, asReporter, tcpLabels, workloadName, type IstioTcpLabels, type TelemetrySink } from './telemetry';
 
 export interface OriginalDestination {
   address: string;
@@ -52,6 +53,8 @@ export interface ProxyDeps {
   tunnel?: TunnelPool;
   /** Called once per connection when it ends (the access log); absent: nothing is built. */
   accessLog?: (entry: AccessLogEntry) => void;
+  /** Istio-compatible TCP metrics (opened, bytes as they flow, closed); absent: nothing is reported. */
+  telemetry?: TelemetrySink;
   /**
    * Applied to both sockets of every proxied connection, so that a peer that
    * went silent (a dead node, a pulled link) fails the connection instead of
@@ -87,15 +90,44 @@ export interface ConnectionLimits {
   maxPerSource: number;
 }
 
-export type ConnectionOutcome = 'closed' | 'reset' | 'denied' | 'no endpoint' | 'connect failed' | 'revoked' | 'failed';
+export type ConnectionOutcome = 'closed' | 'reset' | 'denied' | 'no endpoint' | 'connect failed' | 'revoked' | 'failed' | 'refused';
 
+/** One side of a connection in the access log ('' or "unknown" for what is not known). */
+export interface AccessLogPeer {
+  /** The pod, "namespace/name" ("unknown" when not a known workload). */
+  pod: string;
+  /** Its workload (controller) name, as in the metrics' *_workload label. */
+  workload: string;
+  namespace: string;
+  /** SPIFFE identity (spiffe://...), '' when none. */
+  principal: string;
+  /** ip:port. */
+  address: string;
+}
+
+/**
+ * One connection, written once when it ends. `outbound`: by the node proxy of
+ * the source pod (same-node connections are logged once, outbound);
+ * `inbound`: by the destination side of a tunnel.
+ */
 export interface AccessLogEntry {
+  direction: 'outbound' | 'inbound';
+  /** "namespace/name" of the source pod (kept for existing readers; also in src). */
   source: string;
   sourceAddress: string;
+  src: AccessLogPeer;
+  dst: AccessLogPeer;
+  /** The VIP the source dialled ('' on the inbound side, which sees only the pod address). */
   vip: string;
+  /** "namespace/name" of the service, '' when not known. */
   service: string;
+  /** The endpoint connected, ip:port ('' when none was). */
   endpoint: string;
+  /** "mTLS" through a tunnel, else "plaintext". */
+  security: 'mTLS' | 'plaintext';
   outcome: ConnectionOutcome;
+  /** Why it did not end cleanly ('' when it did). */
+  error: string;
   durationMs: number;
   bytesFromClient: number;
   bytesFromEndpoint: number;
@@ -157,7 +189,22 @@ interface LiveConnection {
   outcome?: ConnectionOutcome;
   /** Set when this proxy authorized it (same node): what to re-check when policies change. */
   authorized?: { workloadUid: string; serviceNamespace: string; port: number };
+  /** The source pod, when it is a known workload. */
+  sourceWorkload?: Workload;
+  /** The endpoint's workload and service, once one was picked. */
+  destination?: Workload;
+  serviceRef: { name: string; namespace: string };
+  /** Why it ended otherwise than cleanly. */
+  error?: string;
+  /** Istio TCP labels, one set per reporter; set once the connection is reported opened. */
+  labels?: IstioTcpLabels[];
+  tally: ByteTally;
+  /** The endpoint is on this node (this proxy acts for the destination too). */
+  sameNode: boolean;
 }
+
+/** Denial lines logged per 10 s before the rest are only counted. */
+const DENIAL_BURST = 20;
 
 export class NodeProxy {
   readonly counters: ProxyCounters = {
@@ -181,15 +228,20 @@ export class NodeProxy {
     bytesFromEndpoints: 0,
   };
   readonly failures: FailureLog;
+  /** Authorization decisions since start: "policy\u0000allow|deny" -> count (policy '' when none applied). */
+  readonly decisions = new Map<string, number>();
   readonly endpoints = new EndpointStats();
   private readonly live = new Map<number, LiveConnection>();
   /** Live connections per source address, for the per-source limit. */
   private readonly perSource = new Map<string, number>();
   private readonly server: net.Server;
   private nextId = 1;
+  /** Denials: a few lines per interval, then counted (a flood of denied connections must not flood the log). */
+  private readonly denials: FailureLog;
 
   constructor(private readonly deps: ProxyDeps) {
     this.failures = new FailureLog(deps.logger);
+    this.denials = new FailureLog(deps.logger, 10_000, Date.now, DENIAL_BURST);
     // pauseOnConnect: no byte is read into JS before the relay is chosen, so
     // a hand-over to the offload never leaves data behind.
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket));
@@ -219,9 +271,45 @@ export class NodeProxy {
   connections(): ConnectionInfo[] {
     const offloaded = this.deps.offload?.bytes() ?? new Map<number, [number, number]>();
     return [...this.live.values()].map((c) => {
-      const moved = c.offloaded ? offloaded.get(c.info.id) ?? [0, 0] : [c.client.bytesRead, c.upstream?.bytesRead ?? c.client.bytesWritten];
+      const moved = c.offloaded ? offloaded.get(c.info.id) ?? [0, 0] : this.moved(c);
       return { ...c.info, bytesFromClient: moved[0], bytesFromEndpoint: moved[1] };
     });
+  }
+
+  /** Bytes a JS-relayed connection moved so far: [from the client, from the endpoint]. */
+  private moved(c: LiveConnection): [number, number] {
+    return [c.client.bytesRead, c.upstream ? c.upstream.bytesRead : c.client.bytesWritten];
+  }
+
+  /**
+   * Reports the bytes every live relaying connection moved since the last
+   * report to the telemetry sink (offloaded pairs from the relay's counts,
+   * JS-relayed ones from their sockets). The agent calls it every few
+   * seconds and before a scrape, so long connections show up as they flow.
+   */
+  reportBytes(): void {
+    const sink = this.deps.telemetry;
+    if (!sink) return;
+    let offloaded: Map<number, [number, number]> | undefined;
+    for (const c of this.live.values()) {
+      if (!c.labels || c.info.state !== 'relaying') continue;
+      let moved: [number, number];
+      if (c.offloaded) {
+        offloaded ??= this.deps.offload?.bytes() ?? new Map();
+        const m = offloaded.get(c.info.id);
+        if (!m) continue;
+        moved = m;
+      } else moved = this.moved(c);
+      c.tally.report(sink, c.labels, moved[1], moved[0]);
+    }
+  }
+
+  /** Counts an authorization decision (by this proxy or, through the agent, the tunnel's destination side). */
+  countDecision(policy: string | undefined, allowed: boolean): void {
+    if (allowed) this.counters.policyAllowed++;
+    else this.counters.policyDenied++;
+    const key = `${policy ?? ''}\u0000${allowed ? 'allow' : 'deny'}`;
+    this.decisions.set(key, (this.decisions.get(key) ?? 0) + 1);
   }
 
   get activeConnections(): number {
@@ -282,7 +370,7 @@ export class NodeProxy {
       client.resetAndDestroy();
       return;
     }
-    if (!this.withinBudget(client)) return;
+    if (!this.withinBudget(client, source, orig)) return;
     const target = this.deps.index().target(orig.address, orig.port);
     if (!target) {
       this.counters.noService++;
@@ -295,6 +383,10 @@ export class NodeProxy {
       client,
       offloaded: false,
       peer: peerOf(source, client.remoteAddress),
+      sourceWorkload: source,
+      serviceRef: { name: target.service.name, namespace: target.service.namespace },
+      tally: new ByteTally(),
+      sameNode: true,
       info: {
         id: this.nextId++,
         source: source ? `${source.namespace}/${source.name}` : 'unknown',
@@ -316,18 +408,41 @@ export class NodeProxy {
   }
 
   /** Resets the connection and returns false when it would exceed the budget. */
-  private withinBudget(client: net.Socket): boolean {
+  private withinBudget(client: net.Socket, workload: Workload | undefined, orig: OriginalDestination): boolean {
     const limits = this.deps.limits;
     if (!limits) return true;
     const source = client.remoteAddress ?? '';
+    let error: string;
     if (this.live.size >= limits.maxConnections) {
       this.counters.refusedOverBudget++;
-      this.failures.report('over budget', { live: this.live.size, limit: limits.maxConnections }, 'connection refused: the proxy holds its whole connection budget');
+      error = 'the proxy holds its whole connection budget';
+      this.failures.report('over budget', { live: this.live.size, limit: limits.maxConnections }, `connection refused: ${error}`);
     } else if ((this.perSource.get(source) ?? 0) >= limits.maxPerSource) {
       this.counters.refusedSourceOverBudget++;
-      this.failures.report('source over budget', { source, limit: limits.maxPerSource }, 'connection refused: this source holds its share of the connection budget');
+      error = 'this source holds its share of the connection budget';
+      this.failures.report('source over budget', { source, limit: limits.maxPerSource }, `connection refused: ${error}`);
     } else return true;
+    const sourceAddress = `${client.remoteAddress}:${client.remotePort}`;
     client.resetAndDestroy();
+    if (this.deps.accessLog) {
+      const target = this.deps.index().vip(orig.address, orig.port);
+      this.deps.accessLog({
+        direction: 'outbound',
+        source: workload ? `${workload.namespace}/${workload.name}` : 'unknown',
+        sourceAddress,
+        src: peerEntry(workload, sourceAddress),
+        dst: peerEntry(undefined, ''),
+        vip: `${orig.address}:${orig.port}`,
+        service: target ? `${target.service.namespace}/${target.service.name}` : '',
+        endpoint: '',
+        security: 'plaintext',
+        outcome: 'refused',
+        error,
+        durationMs: 0,
+        bytesFromClient: 0,
+        bytesFromEndpoint: 0,
+      });
+    }
     return false;
   }
 
@@ -382,6 +497,7 @@ export class NodeProxy {
       this.deps.logger.debug({ service: conn.info.service, tried: [...tried] }, 'no endpoint left to try');
       // Every candidate was tried and failed, or there was none to try.
       conn.outcome = tried.size > 0 ? 'connect failed' : 'no endpoint';
+      conn.error ??= tried.size > 0 ? `every endpoint tried failed (${[...tried].join(', ')})` : `${conn.info.service} has no ready endpoint`;
       conn.client.resetAndDestroy();
       return;
     }
@@ -390,7 +506,9 @@ export class NodeProxy {
     const key = endpointKey(endpoint.address, targetPort);
     tried.add(key);
     conn.info.endpoint = key;
+    conn.destination = this.deps.index().workload(endpoint.workloadUid);
     const remote = this.deps.node !== undefined && endpoint.node !== this.deps.node;
+    conn.sameNode = !remote;
     if (remote && this.deps.tunnel) {
       // The destination's agent applies policy, with the verified principal.
       this.connectTunnel(conn, target, tried, attempt, endpoint.workloadUid, key);
@@ -410,13 +528,15 @@ export class NodeProxy {
       this.counters.connectAttemptsFailed++;
       this.endpoints.connectFailed(key, Date.now());
       this.deps.logger.debug({ endpoint: key, err: err.message, attempt }, 'endpoint connect failed');
+      conn.error = `connect ${key}: ${err.message}`;
       if (conn.client.destroyed) return;
       if (attempt < service.loadBalancing.maxConnectAttempts) {
         this.counters.retried++;
         this.connect(conn, target, tried, attempt + 1);
       } else {
-        this.deps.logger.warn({ service: conn.info.service, tried: [...tried] }, 'every endpoint tried failed to connect');
+        this.failures.report('connect failed', { service: conn.info.service, tried: [...tried], err: err.message }, 'every endpoint tried failed to connect');
         conn.outcome = 'connect failed';
+        conn.error = `connect ${key}: ${err.message}`;
         conn.client.resetAndDestroy();
       }
     };
@@ -446,13 +566,15 @@ export class NodeProxy {
       this.counters.connectAttemptsFailed++;
       this.endpoints.connectFailed(key, Date.now());
       this.deps.logger.debug({ endpoint: key, err: err.message, attempt }, 'tunnel to endpoint failed');
+      conn.error = err.message;
       if (conn.client.destroyed) return;
       if (attempt < service.loadBalancing.maxConnectAttempts) {
         this.counters.retried++;
         this.connect(conn, target, tried, attempt + 1);
       } else {
-        this.deps.logger.warn({ service: conn.info.service, tried: [...tried], err: err.message }, 'every endpoint tried failed to connect');
+        this.failures.report('connect failed', { service: conn.info.service, tried: [...tried], err: err.message }, 'every endpoint tried failed to connect');
         conn.outcome = 'connect failed';
+        conn.error = err.message;
         conn.client.resetAndDestroy();
       }
     };
@@ -504,6 +626,7 @@ export class NodeProxy {
     conn.info.state = 'relaying';
     this.counters.relayed++;
     this.endpoints.opened(key);
+    this.reportOpened(conn, true);
     conn.upstreamStream = stream;
     // The client's end is forwarded by hand: a reset that libuv reported as
     // end-of-file must travel as a reset (RST_STREAM), not as END_STREAM.
@@ -562,6 +685,7 @@ export class NodeProxy {
         'info',
       );
       conn.outcome = 'revoked';
+      conn.error = `policy no longer allows it: ${decision.reason}`;
       if (conn.offloaded) this.deps.offload?.reset(conn.info.id);
       else this.reset(conn);
     }
@@ -577,12 +701,10 @@ export class NodeProxy {
     if (!policies) return true;
     const dest = this.deps.index().workload(workloadUid);
     const decision = authorizeConnection(policies, dest, service.namespace, conn.peer, port);
-    if (decision.allowed) {
-      this.counters.policyAllowed++;
-      return true;
-    }
-    this.counters.policyDenied++;
-    this.deps.logger.info(
+    this.countDecision(decision.policy, decision.allowed);
+    if (decision.allowed) return true;
+    this.denials.report(
+      'denied',
       {
         source: conn.info.source,
         principal: conn.peer.principal,
@@ -594,8 +716,10 @@ export class NodeProxy {
         policy: decision.policy ?? policies.applicableTo({ namespace: dest?.namespace ?? service.namespace, labels: dest?.labels ?? {} }).map((p) => `${p.namespace}/${p.name}`).join(','),
       },
       `connection denied: ${decision.reason}`,
+      'info',
     );
     conn.outcome = 'denied';
+    conn.error = `denied: ${decision.reason}`;
     conn.client.resetAndDestroy();
     return false;
   }
@@ -605,6 +729,7 @@ export class NodeProxy {
     conn.info.state = 'relaying';
     this.counters.relayed++;
     this.endpoints.opened(key);
+    this.reportOpened(conn, false);
     conn.offloaded = true; // before handOver: it destroys the JS sockets, whose 'close' must not finish the connection
     if (this.deps.offload?.handOver(conn.info.id, client, upstream, (r) => this.offloadDone(conn, key, r))) return;
     conn.offloaded = false;
@@ -639,14 +764,52 @@ export class NodeProxy {
     this.counters.bytesFromClients += r.bytesFromClient;
     this.counters.bytesFromEndpoints += r.bytesFromEndpoint;
     if (r.error) this.counters.resets++;
+    if (r.error) conn.error ??= `reset (${r.error})`;
     this.release(conn);
-    this.logAccess(conn, conn.outcome ?? (r.error ? 'reset' : 'closed'), r.bytesFromClient, r.bytesFromEndpoint);
+    this.ended(conn, conn.outcome ?? (r.error ? 'reset' : 'closed'), r.bytesFromClient, r.bytesFromEndpoint);
+  }
+
+  /** Reports the connection opened to the telemetry sink, once; a same-node one for both reporters. */
+  private reportOpened(conn: LiveConnection, mtls: boolean): void {
+    const sink = this.deps.telemetry;
+    if (!sink || conn.labels) return;
+    const labels = tcpLabels('source', conn.sourceWorkload, conn.destination, conn.serviceRef, mtls);
+    // This proxy is the destination's node proxy too when the endpoint is on this node.
+    conn.labels = conn.sameNode && conn.destination ? [labels, asReporter(labels, 'destination')] : [labels];
+    for (const l of conn.labels) sink.opened(l);
+  }
+
+  /** A connection ended: its last bytes, closed with ztunnel's response flag, and the access log. */
+  private ended(conn: LiveConnection, outcome: ConnectionOutcome, bytesFromClient: number, bytesFromEndpoint: number): void {
+    const sink = this.deps.telemetry;
+    if (sink) {
+      this.reportOpened(conn, conn.info.security.startsWith('mTLS'));
+      conn.tally.report(sink, conn.labels!, bytesFromEndpoint, bytesFromClient);
+      const flags = outcome === 'denied' || outcome === 'revoked' ? RESPONSE_FLAGS.denied : outcome === 'connect failed' || outcome === 'no endpoint' ? RESPONSE_FLAGS.connectFailed : RESPONSE_FLAGS.none;
+      for (const l of conn.labels!) sink.closed(l, flags);
+    }
+    this.logAccess(conn, outcome, bytesFromClient, bytesFromEndpoint);
   }
 
   private logAccess(conn: LiveConnection, outcome: ConnectionOutcome, bytesFromClient: number, bytesFromEndpoint: number): void {
     if (!this.deps.accessLog) return;
-    const { source, sourceAddress, vip, service, endpoint, startedAt } = conn.info;
-    this.deps.accessLog({ source, sourceAddress, vip, service, endpoint, outcome, durationMs: Date.now() - startedAt, bytesFromClient, bytesFromEndpoint });
+    const { source, sourceAddress, vip, service, endpoint, startedAt, security } = conn.info;
+    this.deps.accessLog({
+      direction: 'outbound',
+      source,
+      sourceAddress,
+      src: peerEntry(conn.sourceWorkload, sourceAddress),
+      dst: peerEntry(conn.destination, endpoint),
+      vip,
+      service,
+      endpoint,
+      security: security.startsWith('mTLS') ? 'mTLS' : 'plaintext',
+      outcome,
+      error: outcome === 'closed' ? '' : conn.error ?? outcome,
+      durationMs: Date.now() - startedAt,
+      bytesFromClient,
+      bytesFromEndpoint,
+    });
   }
 
   private reset(conn: LiveConnection): void {
@@ -660,8 +823,22 @@ export class NodeProxy {
   private finish(conn: LiveConnection): void {
     if (conn.offloaded) return; // offloadDone accounts for it
     this.counters.bytesFromClients += conn.client.bytesRead;
+    // Bytes from a tunnel stream (no upstream socket) are what was written to the client.
+    if (!conn.upstream) this.counters.bytesFromEndpoints += conn.client.bytesWritten;
     this.release(conn);
     if (conn.upstream && !conn.upstream.destroyed && conn.info.state === 'connecting') conn.upstream.destroy();
-    this.logAccess(conn, conn.outcome ?? 'closed', conn.client.bytesRead, conn.upstream?.bytesRead ?? 0);
+    const [fromClient, fromEndpoint] = this.moved(conn);
+    this.ended(conn, conn.outcome ?? 'closed', fromClient, fromEndpoint);
   }
+}
+
+/** One side of a connection for the access log. */
+export function peerEntry(w: Workload | undefined, address: string, principal?: string): AccessLogPeer {
+  return {
+    pod: w ? `${w.namespace}/${w.name}` : 'unknown',
+    workload: w ? workloadName(w) : 'unknown',
+    namespace: w?.namespace ?? 'unknown',
+    principal: principal ?? w?.identity ?? '',
+    address,
+  };
 }

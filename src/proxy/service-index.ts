@@ -14,6 +14,8 @@ export class ServiceIndex {
   private readonly workloads = new Map<string, Workload>();
   /** Pod IP -> the workloads that have it (more than one only for host-network pods). */
   private readonly byIp = new Map<string, Workload[]>();
+  /** "workload uid:target port" -> a service with that endpoint (the destination side names the service this way). */
+  private readonly byEndpoint = new Map<string, Service>();
 
   static of(services: Iterable<Service>, workloads: Iterable<Workload>): ServiceIndex {
     const index = new ServiceIndex();
@@ -27,12 +29,19 @@ export class ServiceIndex {
     this.removeService(key);
     this.services.set(key, service);
     for (const ip of service.clusterIPs) for (const port of service.ports) this.byVip.set(`${ip}:${port.port}`, { service, port });
+    for (const e of service.endpoints) for (const port of service.ports) this.byEndpoint.set(`${e.workloadUid}:${port.targetPort}`, service);
   }
 
   removeService(key: string): void {
     const old: Service | undefined = this.services.get(key);
     if (!old) return;
     this.services.delete(key);
+    for (const e of old.endpoints) {
+      for (const port of old.ports) {
+        const k = `${e.workloadUid}:${port.targetPort}`;
+        if (this.byEndpoint.get(k) === old) this.byEndpoint.delete(k);
+      }
+    }
     for (const ip of old.clusterIPs) {
       for (const port of old.ports) {
         const k: string = `${ip}:${port.port}`;
@@ -93,6 +102,11 @@ export class ServiceIndex {
         loadBalancing: defaultLoadBalancing,
       },
     };
+  }
+
+  /** A service that has this workload as an endpoint on this target port (the last one written when several do). */
+  serviceOfEndpoint(uid: string, targetPort: number): Service | undefined {
+    return this.byEndpoint.get(`${uid}:${targetPort}`);
   }
 
   workload(uid: string): Workload | undefined {

@@ -12,6 +12,8 @@ import type { Workload } from '../model/resources';
 import type { Decision, Peer } from './authorization';
 import { checkClaimedSource, parseForwardedFor, tunnelPeerOf } from './connection-decision';
 import { FailureLog } from './failure-log';
+import { peerEntry, type AccessLogEntry, type ConnectionOutcome } from './node-proxy';
+import { ByteTally, RESPONSE_FLAGS, tcpLabels, type IstioTcpLabels, type ServiceRef, type TelemetrySink } from './telemetry';
 import { TUNNEL_SESSION_WINDOW, TUNNEL_STREAM_WINDOW, identityFromSni, uriSanOf, type TlsCredentials } from './tunnel-identity';
 import { DEFAULT_LIVENESS, watchLiveness, type LivenessSettings } from './tunnel-liveness';
 
@@ -32,6 +34,12 @@ export interface TunnelServerDeps {
   /** Whether a socket that reported a clean end was in fact reset (see NodeProxy). */
   endedByReset?: (socket: net.Socket) => boolean;
   liveness?: LivenessSettings;
+  /** The service a local pod's port serves (for metrics and the access log); absent or undefined: unknown. */
+  serviceFor?(destination: Workload, port: number): ServiceRef | undefined;
+  /** Istio TCP metrics, reporter="destination"; absent: nothing is reported. */
+  telemetry?: TelemetrySink;
+  /** One entry per stream when it ends (direction "inbound"), refused ones included. */
+  accessLog?: (entry: AccessLogEntry) => void;
 }
 
 /** An open stream to a local pod: what to re-check when policies change. */
@@ -41,10 +49,16 @@ interface InboundStream {
   destination: Workload;
   peer: Peer;
   port: number;
+  labels?: IstioTcpLabels[];
+  tally: ByteTally;
+  log: Omit<AccessLogEntry, 'outcome' | 'error' | 'durationMs' | 'bytesFromClient' | 'bytesFromEndpoint'>;
+  startedAt: number;
+  outcome?: ConnectionOutcome;
+  error?: string;
 }
 
 export class TunnelServer {
-  readonly counters = { accepted: 0, refusedTarget: 0, refusedPolicy: 0, refusedTls: 0, refusedSource: 0, connectFailed: 0, revoked: 0, deadPeers: 0, internalErrors: 0 };
+  readonly counters = { sessions: 0, accepted: 0, refusedTarget: 0, refusedPolicy: 0, refusedTls: 0, refusedSource: 0, connectFailed: 0, revoked: 0, deadPeers: 0, internalErrors: 0 };
   private readonly server: http2.Http2SecureServer;
   private readonly open = new Set<InboundStream>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
@@ -74,6 +88,7 @@ export class TunnelServer {
       deps.logger.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}` }, `tunnel refused at TLS: ${err.message}`);
     });
     this.server.on('session', (session) => {
+      this.counters.sessions++;
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
       try {
@@ -109,6 +124,22 @@ export class TunnelServer {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
+  /** Sessions (mTLS connections from other agents) open now. */
+  get openSessions(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Reports the bytes each open stream moved since the last report to the
+   * telemetry sink (from socket byte counts; called every few seconds and
+   * before a scrape, never per chunk).
+   */
+  reportBytes(): void {
+    const sink = this.deps.telemetry;
+    if (!sink) return;
+    for (const s of this.open) if (s.labels) s.tally.report(sink, s.labels, s.upstream.bytesRead, s.upstream.bytesWritten);
+  }
+
   /** Streams open to local pods now. */
   get openStreams(): number {
     return this.open.size;
@@ -126,17 +157,54 @@ export class TunnelServer {
       if (decision.allowed) continue;
       closed++;
       this.counters.revoked++;
+      s.outcome = 'revoked';
+      s.error = `policy no longer allows it: ${decision.reason}`;
       this.failures.report('revoked', { peer: s.peer.principal, destination: `${s.destination.namespace}/${s.destination.name}`, policy: decision.policy }, `open tunnel stream closed: ${decision.reason}`, 'info');
-      this.open.delete(s);
       s.upstream.resetAndDestroy();
       if (!s.stream.destroyed) s.stream.destroy(new Error('policy no longer allows this connection'));
     }
     return closed;
   }
 
-  private refuse(stream: http2.ServerHttp2Stream, status: number, reason: string, log: object): void {
+  private refuse(stream: http2.ServerHttp2Stream, status: number, reason: string, log: object, ctx?: RefusalContext): void {
     this.failures.report(`refused ${status}`, log as Record<string, unknown>, `tunnel stream refused: ${reason}`);
     if (!stream.destroyed) stream.respond({ ':status': status, 'sluice-reason': reason }, { endStream: true });
+    const outcome: ConnectionOutcome = status === 403 ? 'denied' : status === 502 ? 'connect failed' : 'refused';
+    if (ctx?.labels && this.deps.telemetry) {
+      // ztunnel counts a connection it denied or could not connect as opened and closed, with the flag.
+      this.deps.telemetry.opened(ctx.labels);
+      this.deps.telemetry.closed(ctx.labels, status === 403 ? RESPONSE_FLAGS.denied : status === 502 ? RESPONSE_FLAGS.connectFailed : RESPONSE_FLAGS.none);
+    }
+    this.deps.accessLog?.({
+      ...(ctx?.entry ?? inboundEntry(undefined, undefined, String((log as { from?: string }).from ?? ''), String((log as { target?: string }).target ?? ''), undefined, (log as { peer?: string }).peer)),
+      outcome,
+      error: reason,
+      durationMs: 0,
+      bytesFromClient: 0,
+      bytesFromEndpoint: 0,
+    });
+  }
+
+  /** Ends the bookkeeping of an open stream once: metrics and the access log. */
+  private streamEnded(s: InboundStream): void {
+    if (!this.open.delete(s)) return;
+    const sink = this.deps.telemetry;
+    const fromClient = s.upstream.bytesWritten;
+    const fromEndpoint = s.upstream.bytesRead;
+    const reset = s.stream.rstCode !== undefined && s.stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR;
+    const outcome = s.outcome ?? (reset ? 'reset' : 'closed');
+    if (sink && s.labels) {
+      s.tally.report(sink, s.labels, fromEndpoint, fromClient);
+      for (const l of s.labels) sink.closed(l, outcome === 'revoked' ? RESPONSE_FLAGS.denied : RESPONSE_FLAGS.none);
+    }
+    this.deps.accessLog?.({
+      ...s.log,
+      outcome,
+      error: outcome === 'closed' ? '' : s.error ?? (reset ? `stream reset (code ${s.stream.rstCode})` : outcome),
+      durationMs: Date.now() - s.startedAt,
+      bytesFromClient: fromClient,
+      bytesFromEndpoint: fromEndpoint,
+    });
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
@@ -159,6 +227,7 @@ export class TunnelServer {
       return;
     }
     const port = Number(m[2]);
+    const service = this.deps.serviceFor?.(destination, port);
     // The source pod's address travels in the request (HBONE's forwarded
     // header); it counts only when it belongs to the verified identity.
     const claimed = parseForwardedFor(headers.forwarded);
@@ -167,21 +236,27 @@ export class TunnelServer {
       : 'no source address (forwarded: for=) in the request';
     if (refusedSource || !claimed) {
       this.counters.refusedSource++;
-      this.refuse(stream, 400, refusedSource ?? 'no source address', log);
+      this.refuse(stream, 400, refusedSource ?? 'no source address', log, { entry: inboundEntry(undefined, destination, peerAddress, target, service, principal) });
       return;
     }
     const peer = tunnelPeerOf(principal, claimed);
+    // The claimed address belongs to the verified identity (checked above): name its pod.
+    const sourceWorkload = this.deps.workloadsWithIp(claimed).find((w) => w.identity === principal);
+    // Only the address travels in the request (forwarded: for=), not the pod's port.
+    const sourceAddress = claimed;
+    const entry = inboundEntry(sourceWorkload, destination, sourceAddress, target, service, principal);
+    const labels = this.deps.telemetry ? tcpLabels('destination', sourceWorkload, destination, service, true, principal) : undefined;
     const decision = this.deps.authorize(destination, peer, port);
     if (!decision.allowed) {
       this.counters.refusedPolicy++;
-      this.refuse(stream, 403, `denied: ${decision.reason}`, { ...log, source: claimed, destination: `${destination.namespace}/${destination.name}`, policy: decision.policy });
+      this.refuse(stream, 403, `denied: ${decision.reason}`, { ...log, source: claimed, destination: `${destination.namespace}/${destination.name}`, policy: decision.policy }, { entry, labels });
       return;
     }
     const upstream = net.connect({ host: m[1], port, allowHalfOpen: true, noDelay: true });
     upstream.once('error', (err) => {
       if (!stream.headersSent) {
         this.counters.connectFailed++;
-        this.refuse(stream, 502, `connect ${target}: ${err.message}`, log);
+        this.refuse(stream, 502, `connect ${target}: ${err.message}`, log, { entry, labels });
       } else if (!stream.destroyed) stream.destroy(err);
     });
     upstream.once('connect', () => {
@@ -195,8 +270,9 @@ export class TunnelServer {
         // best effort: the tunnel's PINGs still watch the other side
       }
       this.counters.accepted++;
-      const entry: InboundStream = { stream, upstream, destination, peer, port };
-      this.open.add(entry);
+      const open: InboundStream = { stream, upstream, destination, peer, port, tally: new ByteTally(), log: entry, startedAt: Date.now(), ...(labels ? { labels: [labels] } : {}) };
+      this.open.add(open);
+      if (labels) this.deps.telemetry?.opened(labels);
       stream.respond({ ':status': 200 });
       stream.pipe(upstream, { end: false });
       const linger = (on: boolean) => {
@@ -228,11 +304,44 @@ export class TunnelServer {
         if (!upstream.destroyed) upstream.resetAndDestroy();
       };
       stream.on('aborted', resetUpstream);
+      // Ends when both are closed: the pod's socket has its final byte counts then.
+      let closed = 0;
+      const oneClosed = () => {
+        if (++closed === 2) this.streamEnded(open);
+      };
       stream.on('close', () => {
-        this.open.delete(entry);
         if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) resetUpstream();
+        oneClosed();
       });
-      upstream.once('close', () => this.open.delete(entry));
+      upstream.once('close', oneClosed);
     });
   }
+}
+
+interface RefusalContext {
+  entry: Omit<AccessLogEntry, 'outcome' | 'error' | 'durationMs' | 'bytesFromClient' | 'bytesFromEndpoint'>;
+  labels?: IstioTcpLabels;
+}
+
+/** The access log fields of an inbound stream (the source is named by its verified identity). */
+function inboundEntry(
+  source: Workload | undefined,
+  destination: Workload | undefined,
+  sourceAddress: string,
+  target: string,
+  service: ServiceRef | undefined,
+  principal: string | undefined,
+): RefusalContext['entry'] {
+  const src = peerEntry(source, sourceAddress, principal ?? '');
+  return {
+    direction: 'inbound',
+    source: src.pod,
+    sourceAddress,
+    src,
+    dst: peerEntry(destination, target),
+    vip: '',
+    service: service ? `${service.namespace}/${service.name}` : '',
+    endpoint: target,
+    security: 'mTLS',
+  };
 }

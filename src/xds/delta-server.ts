@@ -41,6 +41,8 @@ export interface DeltaServerCounters {
   pushes: number;
   acks: number;
   nacks: number;
+  /** The same, per resource type URL. */
+  byType: Record<string, { pushes: number; acks: number; nacks: number }>;
 }
 
 export class DeltaAdsServer {
@@ -49,7 +51,7 @@ export class DeltaAdsServer {
   private nextStream = 1;
   private nextNonce = 1;
   private systemVersion = '0';
-  readonly counters: DeltaServerCounters = { pushes: 0, acks: 0, nacks: 0 };
+  readonly counters: DeltaServerCounters = { pushes: 0, acks: 0, nacks: 0, byType: {} };
   private readonly server = new grpc.Server({ 'grpc.max_send_message_length': 256 << 20 });
 
   /**
@@ -117,7 +119,7 @@ export class DeltaAdsServer {
       }
       const removed = removals.filter((name) => sub.known.delete(name));
       if (resources.length === 0 && removed.length === 0) continue;
-      this.counters.pushes++;
+      this.count(typeUrl, 'pushes');
       stream.call.write({ system_version_info: systemVersion, type_url: typeUrl, resources, removed_resources: removed, nonce: String(this.nextNonce++) });
     }
   }
@@ -130,6 +132,12 @@ export class DeltaAdsServer {
       connectedAt: s.connectedAt,
       types: [...s.subscriptions].map(([type, sub]) => ({ type, resources: sub.known.size, lastAckNonce: sub.lastAckNonce, lastNack: sub.lastNack })),
     }));
+  }
+
+  private count(typeUrl: string, what: 'pushes' | 'acks' | 'nacks'): void {
+    this.counters[what]++;
+    const t = (this.counters.byType[typeUrl] ??= { pushes: 0, acks: 0, nacks: 0 });
+    t[what]++;
   }
 
   get version(): string {
@@ -182,11 +190,11 @@ export class DeltaAdsServer {
     if (req.response_nonce) {
       if (!sub) return;
       if (req.error_detail && req.error_detail.message) {
-        this.counters.nacks++;
+        this.count(typeUrl, 'nacks');
         sub.lastNack = { nonce: req.response_nonce, message: req.error_detail.message, at: new Date().toISOString() };
         log.warn({ node: stream.node, type: typeUrl, nonce: req.response_nonce }, `NACK: ${req.error_detail.message}`);
       } else {
-        this.counters.acks++;
+        this.count(typeUrl, 'acks');
         sub.lastAckNonce = req.response_nonce;
       }
       return;
@@ -215,7 +223,7 @@ export class DeltaAdsServer {
       }
     }
     if (!always && resources.length === 0 && removed.length === 0) return;
-    this.counters.pushes++;
+    this.count(typeUrl, 'pushes');
     stream.call.write({
       system_version_info: this.systemVersion,
       type_url: typeUrl,

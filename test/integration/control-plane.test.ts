@@ -237,7 +237,7 @@ describe('sluice-agent against sluice-control over gRPC (privileged)', { timeout
   const controlStatus = async () => (await getJson(controlSocket, '/status', 2000)).body as ControlStatus;
   const startControl = () => {
     control = startProcess(
-      [process.execPath, controlMain, '--manifests', manifestsDir, '--listen', `127.0.0.1:${controlPort}`, '--admin-socket', controlSocket, '--log-file', controlLog],
+      [process.execPath, controlMain, '--manifests', manifestsDir, '--listen', `127.0.0.1:${controlPort}`, '--metrics-listen', '127.0.0.1:0', '--admin-socket', controlSocket, '--log-file', controlLog],
       `${controlLog}.stderr`,
     );
   };

@@ -103,9 +103,11 @@ const edges: Record<string, Record<string, string>> = {
     'src/kernel': 'the node proxy test hands pairs to the splice relay (no root needed)',
     'src/model': 'unit tests of the model',
     'src/native': 'the codec test reads the compiled object\'s BTF through the addon',
+    'src/observability': 'promtool on the metric registries, access-log fields, dashboard queries against real metric names',
     'src/proxy': 'unit tests of the node proxy and policy',
     'src/sim': 'unit tests of sim host helpers',
     'src/xds': 'unit tests of the xDS transport',
+    'test/helpers': 'the dashboard\'s queries, shared with the Prometheus e2e test',
   },
   'test/integration': {
     'src/agent': 'the agent end to end on this host',

@@ -397,7 +397,7 @@ describe('sluicectl --control against sluice-control serve', () => {
   before(async () => {
     const file = path.join(dir, 'mesh.yaml');
     fs.writeFileSync(file, manifests(3));
-    control = spawn(process.execPath, [bin('sluice-control'), 'serve', '--manifests', file, '--admin-socket', socket, '--listen', '127.0.0.1:0', '--log-file', path.join(dir, 'control.log')], {
+    control = spawn(process.execPath, [bin('sluice-control'), 'serve', '--manifests', file, '--admin-socket', socket, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--log-file', path.join(dir, 'control.log')], {
       stdio: 'ignore',
       env: { ...process.env, SLUICE_CONTROL_NODE_SECRET_FILE: '' },
     });

@@ -87,8 +87,8 @@ describe('command-line forms in use keep their meaning', () => {
     const agent = parse(agentProgram, ['--node-name', 'node-1', '--snapshot', '/t/s.json', '--bpffs', '/sys/fs/bpf/t', '--proxy-port', '15001', '--admin-port', '0']);
     assert.equal(agent.command, 'run');
     assert.deepEqual(agent.values, { 'node-name': 'node-1', snapshot: '/t/s.json', bpffs: '/sys/fs/bpf/t', 'proxy-port': '15001', 'admin-port': '0' });
-    const control = parse(controlProgram, ['--manifests', '/t/m', '--listen', '127.0.0.1:15010', '--admin-socket', '/t/c.sock', '--log-file', '/t/c.log']);
-    assert.deepEqual(control, { command: 'serve', values: { manifests: '/t/m', listen: '127.0.0.1:15010', 'admin-socket': '/t/c.sock', 'log-file': '/t/c.log' }, args: [] });
+    const control = parse(controlProgram, ['--manifests', '/t/m', '--listen', '127.0.0.1:15010', '--metrics-listen', '127.0.0.1:0', '--admin-socket', '/t/c.sock', '--log-file', '/t/c.log']);
+    assert.deepEqual(control, { command: 'serve', values: { manifests: '/t/m', listen: '127.0.0.1:15010', 'metrics-listen': '127.0.0.1:0', 'admin-socket': '/t/c.sock', 'log-file': '/t/c.log' }, args: [] });
     assert.equal(parse(controlProgram, ['serve', '--manifests', '/t/m']).command, 'serve');
     assert.equal(parse(controlProgram, ['render', '--manifests=/t/m']).command, 'render');
   });
