@@ -11,6 +11,8 @@ import { DEFAULT_PLUGIN_CONF, pluginConf, type PluginConf } from './plugin-conf'
 
 /** The modules the plugin runs with, in this folder (compiled); install.ts and conflist.ts stay out. */
 const PLUGIN_MODULES = ['cni-spec', 'plugin-conf', 'mesh-record', 'pod-record', 'agent-protocol', 'agent-client', 'plugin', 'main'];
+/** Modules from other folders the plugin's modules require, by the specifier they use (built-ins only inside). */
+const SHARED_MODULES = ['../files/atomic-write'];
 
 export interface InstallOptions {
   /** The node's CNI bin directory (as mounted here). */
@@ -29,10 +31,14 @@ export interface InstallOptions {
  * nothing from node_modules. Throws when a module is missing (not built).
  */
 export function bundlePlugin(moduleDir = __dirname): string {
-  const parts = PLUGIN_MODULES.map((m) => {
-    const code = fs.readFileSync(path.join(moduleDir, `${m}.js`), 'utf8').replace(/^\/\/# sourceMappingURL=.*$/m, '');
-    return `${JSON.stringify(`./${m}`)}: function (exports, require, module) {\n${code}\n}`;
-  });
+  const wrap = (specifier: string, file: string) => {
+    const code = fs.readFileSync(file, 'utf8').replace(/^\/\/# sourceMappingURL=.*$/m, '');
+    return `${JSON.stringify(specifier)}: function (exports, require, module) {\n${code}\n}`;
+  };
+  const parts = [
+    ...PLUGIN_MODULES.map((m) => wrap(`./${m}`, path.join(moduleDir, `${m}.js`))),
+    ...SHARED_MODULES.map((m) => wrap(m, path.join(moduleDir, `${m}.js`))),
+  ];
   return [
     '#!/usr/bin/env node',
     '// sluice-cni, bundled at install time from the sluice build. Do not edit.',
