@@ -9,7 +9,7 @@ import { STRICT_F_COUNT_ONLY, type StrictEntry } from '../datapath/map-codecs';
 import { effectiveMtlsMode } from '../model/policy';
 import { IdAllocator, desiredEnrollments, desiredState, vipEntries, workloadVipEntries, workloadVipKey } from '../datapath/desired-state';
 import { MapCapacity } from '../datapath/map-capacity';
-import { serviceCodec } from '../xds/resource-types';
+import { serviceCodec, workloadCodec } from '../xds/resource-types';
 import type { Service } from '../model/resources';
 import { PodNetnsRegistry } from '../kernel/pod-netns-registry';
 import { SpliceRelay } from '../kernel/splice-relay';
@@ -106,7 +106,7 @@ export class Agent {
     readonly config: Readonly<AgentConfig>,
     private readonly logger: Logger,
   ) {
-    this.limits = connectionLimits(config.maxConnections, config.maxConnectionsPerWorkload);
+    this.limits = connectionLimits(config.maxConnections, config.maxConnectionsPerWorkload, undefined, config.relayThreads);
     this.logs = new ComponentLoggers(logger);
     this.accessLog = new AccessLog(this.logs.component('access'), { enabled: config.accessLog });
   }
@@ -293,9 +293,15 @@ export class Agent {
     const mapCapacity = this.datapath!.vipFill().capacity;
     const capacity = new MapCapacity('sluice_vips', this.config.maxVipEntries > 0 ? Math.min(this.config.maxVipEntries, mapCapacity) : mapCapacity);
     this.vipCapacity = capacity;
-    this.xds.admit = (typeUrl, name, resource) => (typeUrl === serviceCodec.typeUrl ? capacity.admit(name, vipEntries(resource as Service, 0).length) : undefined);
+    // Meshed workloads' own addresses share the map, so they are admitted too.
+    this.xds.admit = (typeUrl, name, resource) => {
+      if (typeUrl === serviceCodec.typeUrl) return capacity.admit(`service ${name}`, vipEntries(resource as Service, 0).length);
+      if (typeUrl === workloadCodec.typeUrl) return capacity.admit(`workload ${name}`, workloadVipEntries(resource as Workload).length);
+      return undefined;
+    };
     this.xds.release = (typeUrl, name) => {
-      if (typeUrl === serviceCodec.typeUrl) capacity.release(name);
+      if (typeUrl === serviceCodec.typeUrl) capacity.release(`service ${name}`);
+      if (typeUrl === workloadCodec.typeUrl) capacity.release(`workload ${name}`);
     };
     // Serve the last good state at once if there is one: the control plane
     // may be away right now, and the pods on this node should not wait for it.
@@ -450,10 +456,12 @@ export class Agent {
         continue;
       }
       try {
-        let ifindex = this.ifindexCache.get(hostInterface);
+        // Keyed by pod and name: a new pod reusing an interface name resolves afresh.
+        const cacheKey = `${w.uid} ${hostInterface}`;
+        let ifindex = this.ifindexCache.get(cacheKey);
         if (ifindex === undefined) {
           ifindex = interfaceIndex(hostInterface);
-          this.ifindexCache.set(hostInterface, ifindex);
+          this.ifindexCache.set(cacheKey, ifindex);
         }
         entries.set(ifindex, { allowedAddress: this.config.proxyAddress, flags: mode === 'STRICT' ? 0 : STRICT_F_COUNT_ONLY });
       } catch (err) {
@@ -461,7 +469,7 @@ export class Agent {
       }
     }
     // Forget interfaces of pods that are gone (a new pod may reuse the name).
-    const current = new Set([...this.workloadByCookie.values()].map((w) => this.registry?.get(w.uid)?.hostInterface));
+    const current = new Set([...this.workloadByCookie.values()].map((w) => `${w.uid} ${this.registry?.get(w.uid)?.hostInterface}`));
     for (const name of [...this.ifindexCache.keys()]) if (!current.has(name)) this.ifindexCache.delete(name);
     if (errors.length) {
       // Something could not be resolved: add and update, but remove nothing

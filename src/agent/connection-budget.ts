@@ -1,17 +1,23 @@
 // How many proxied connections the agent may hold. Each one costs up to
-// three descriptors (the client, the endpoint, and a pipe while bytes are in
-// flight), and the agent keeps headroom for its own work (xDS, admin, the
+// six descriptors (the client, the endpoint, and a pipe of two per
+// direction while bytes are in flight), and the agent keeps headroom for its own work (xDS, admin, the
 // pod netns scans, tunnel sessions, certificate renewals): running out of
 // descriptors must end in refused connections, never in a crashed agent.
 import * as fs from 'node:fs';
 import type { ConnectionLimits } from '../proxy/node-proxy';
 
 /** Descriptors one proxied connection may hold. */
-export const DESCRIPTORS_PER_CONNECTION = 3;
+export const DESCRIPTORS_PER_CONNECTION = 6;
 
-/** Descriptors kept for the agent's own work: 10 % of the limit, at least 256. */
-export function reservedDescriptors(limit: number): number {
-  return Math.max(256, Math.ceil(limit * 0.1));
+/** Idle pipes each relay thread may keep (PipePool::kMaxFree in splice_relay.cc), two descriptors each. */
+export const IDLE_PIPES_PER_RELAY_THREAD = 256;
+
+/**
+ * Descriptors kept for the agent's own work: 10 % of the limit, at least
+ * 256, plus the relay threads' idle pipe pools.
+ */
+export function reservedDescriptors(limit: number, relayThreads = 1): number {
+  return Math.max(256, Math.ceil(limit * 0.1)) + 2 * IDLE_PIPES_PER_RELAY_THREAD * relayThreads;
 }
 
 /**
@@ -26,10 +32,10 @@ export function openFilesLimit(limitsText = safeRead('/proc/self/limits')): numb
 
 /**
  * The limits from the flags (0: derived). Derived: (descriptor limit -
- * reserve) / 3 in all, a quarter of that per source pod, at least 1 each.
+ * reserve) / 6 in all, a quarter of that per source pod, at least 1 each.
  */
-export function connectionLimits(maxConnections: number, maxPerWorkload: number, fdLimit = openFilesLimit()): ConnectionLimits {
-  const derived = fdLimit ? Math.max(1, Math.floor((fdLimit - reservedDescriptors(fdLimit)) / DESCRIPTORS_PER_CONNECTION)) : 100_000;
+export function connectionLimits(maxConnections: number, maxPerWorkload: number, fdLimit = openFilesLimit(), relayThreads = 1): ConnectionLimits {
+  const derived = fdLimit ? Math.max(1, Math.floor((fdLimit - reservedDescriptors(fdLimit, relayThreads)) / DESCRIPTORS_PER_CONNECTION)) : 100_000;
   const total = maxConnections > 0 ? maxConnections : derived;
   return { maxConnections: total, maxPerSource: maxPerWorkload > 0 ? maxPerWorkload : Math.max(1, Math.floor(total / 4)) };
 }

@@ -161,7 +161,11 @@ export class CertificateManager {
   private forget(identity: string): void {
     this.held.delete(identity);
     const file = this.keptFile(identity);
-    if (file) fs.rmSync(file, { force: true });
+    try {
+      if (file) fs.rmSync(file, { force: true });
+    } catch (err) {
+      this.logger.warn({ identity, err: (err as Error).message }, 'could not remove the kept certificate');
+    }
   }
 
   /** A kept certificate for this identity that is still valid, as held state; renewed at its half-life as usual. */

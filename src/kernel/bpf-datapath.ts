@@ -104,6 +104,12 @@ export class BpfDatapath {
   private readonly counterMap: MapInfo;
   /** service key -> its VIP entries as written (key hex -> value), for one-service updates. */
   private readonly vipsByService = new Map<string, Map<string, Buffer>>();
+  /**
+   * How many owners (services, workloads) hold each VIP map key: a pod IP
+   * reused by a new pod while the old one's removal is still on its way
+   * must not lose the new pod's entry.
+   */
+  private readonly vipKeyOwners = new Map<string, number>();
   private readonly ncpus: number;
   private closed = false;
 
@@ -165,11 +171,15 @@ export class BpfDatapath {
   apply(desired: DesiredState): ReconcileResult[] {
     this.assertOpen();
     this.vipsByService.clear();
+    this.vipKeyOwners.clear();
     const vips: { key: Buffer; value: Buffer }[] = [];
     for (const [service, entries] of desired.vips) {
       const encoded = this.encodeVips(entries);
       this.vipsByService.set(service, encoded);
-      for (const [hex, value] of encoded) vips.push({ key: Buffer.from(hex, 'hex'), value });
+      for (const [hex, value] of encoded) {
+        vips.push({ key: Buffer.from(hex, 'hex'), value });
+        this.vipKeyOwners.set(hex, (this.vipKeyOwners.get(hex) ?? 0) + 1);
+      }
     }
     return [this.applyEnrollments(desired.enrollments), reconcileMap(this.vips, vips)];
   }
@@ -226,8 +236,16 @@ export class BpfDatapath {
       }
       throw new Error(`map ${this.vips.name}: service ${service} not installed, its previous entries kept: ${(err as Error).message}`);
     }
+    for (const hex of after.keys()) if (!before.has(hex)) this.vipKeyOwners.set(hex, (this.vipKeyOwners.get(hex) ?? 0) + 1);
     for (const hex of before.keys()) {
-      if (!after.has(hex) && this.vips.deleteRaw(Buffer.from(hex, 'hex'))) deleted++;
+      if (after.has(hex)) continue;
+      const owners = (this.vipKeyOwners.get(hex) ?? 1) - 1;
+      if (owners > 0) {
+        this.vipKeyOwners.set(hex, owners); // another owner still holds this key
+        continue;
+      }
+      this.vipKeyOwners.delete(hex);
+      if (this.vips.deleteRaw(Buffer.from(hex, 'hex'))) deleted++;
     }
     if (entries) this.vipsByService.set(service, after);
     else this.vipsByService.delete(service);

@@ -94,8 +94,13 @@ export class PodNetnsRegistry {
         let entry: { uid?: unknown; namespace?: unknown; name?: unknown; netns?: unknown; hostInterface?: unknown };
         try {
           entry = JSON.parse(fs.readFileSync(path.join(this.dir, file), 'utf8'));
-        } catch {
-          continue; // being written; the next scan sees it whole
+        } catch (err) {
+          // Unreadable now (EMFILE, EIO; records are written atomically, so
+          // never half): the pod stays as known, it is not forgotten.
+          const uid = file.slice(0, -'.json'.length);
+          if (this.pods.has(uid)) seen.add(uid);
+          this.failures.set(file, `unreadable, kept as known: ${(err as Error).message}`);
+          continue;
         }
         if (typeof entry.uid !== 'string' || typeof entry.netns !== 'string') {
           this.failures.set(file, 'uid and netns must be strings');

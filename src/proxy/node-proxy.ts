@@ -490,6 +490,9 @@ export class NodeProxy {
 
   private connectEndpoint(conn: LiveConnection, target: VipTarget, tried: Set<string>, attempt: number): void {
     const { service, port } = target;
+    // A retry starts clean: nothing of the failed attempt is counted, logged or re-checked.
+    conn.upstream = undefined;
+    conn.authorized = undefined;
     const now = Date.now();
     const endpoint = pickEndpoint(service.endpoints, port, tried, this.endpoints, now);
     if (!endpoint) {
@@ -741,8 +744,15 @@ export class NodeProxy {
     const forwardEnd = (from: net.Socket, to: net.Socket) =>
       from.once('end', () => {
         if (this.deps.endedByReset?.(from)) this.reset(conn);
-        else if (!to.destroyed) to.end();
+        else if (!to.destroyed) {
+          // Our FIN to `to`: from here its close is a normal one.
+          this.setResetOnClose(to, false);
+          to.end();
+        }
       });
+    // A crash mid-transfer resets both ends instead of a clean FIN.
+    this.setResetOnClose(client, true);
+    this.setResetOnClose(upstream, true);
     forwardEnd(client, upstream);
     forwardEnd(upstream, client);
     // A reset on one side becomes a reset on the other, as with a direct connection.

@@ -78,9 +78,18 @@ export class TunnelPool {
   private session(req: TunnelRequest, creds: TlsCredentials): http2.ClientHttp2Session {
     // The source certificate's leaf is part of the key: after a rotation new
     // streams go over a session that presents the new certificate.
-    const key = `${req.sourceIdentity} ${req.destinationIdentity} ${req.nodeAddress} ${creds.chainPem[0].length}:${creds.chainPem[0].slice(-64)}`;
+    const peer = `${req.sourceIdentity} ${req.destinationIdentity} ${req.nodeAddress} `;
+    const key = `${peer}${creds.chainPem[0].length}:${creds.chainPem[0].slice(-64)}`;
     const existing = this.sessions.get(key);
     if (existing && !existing.closed && !existing.destroyed) return existing;
+    // A session of an earlier certificate for the same peer: no new streams go
+    // there; close() (GOAWAY) lets the open ones finish, then it ends.
+    for (const [k, old] of this.sessions) {
+      if (k !== key && k.startsWith(peer)) {
+        this.sessions.delete(k);
+        old.close();
+      }
+    }
     const session = http2.connect(`https://${req.nodeAddress}:${this.port}`, {
       key: creds.keyPem,
       cert: creds.chainPem.slice(0, -1).join(''),

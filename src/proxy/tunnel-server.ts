@@ -109,6 +109,8 @@ export class TunnelServer {
       }
     });
     this.server.on('sessionError', () => undefined);
+    // Accept errors (EMFILE) must never reach an unhandled 'error'.
+    this.server.on('error', (err) => this.failures.report('tunnel listener', { err: err.message }, 'tunnel listener error', 'error'));
   }
 
   listen(address: string, port: number): Promise<void> {
@@ -168,7 +170,13 @@ export class TunnelServer {
 
   private refuse(stream: http2.ServerHttp2Stream, status: number, reason: string, log: object, ctx?: RefusalContext): void {
     this.failures.report(`refused ${status}`, log as Record<string, unknown>, `tunnel stream refused: ${reason}`);
-    if (!stream.destroyed) stream.respond({ ':status': status, 'sluice-reason': reason }, { endStream: true });
+    if (!stream.destroyed && !stream.closed) {
+      try {
+        stream.respond({ ':status': status, 'sluice-reason': reason }, { endStream: true });
+      } catch {
+        // the peer closed the stream meanwhile
+      }
+    }
     const outcome: ConnectionOutcome = status === 403 ? 'denied' : status === 502 ? 'connect failed' : 'refused';
     if (ctx?.labels && this.deps.telemetry) {
       // ztunnel counts a connection it denied or could not connect as opened and closed, with the flag.
@@ -232,7 +240,7 @@ export class TunnelServer {
     // header); it counts only when it belongs to the verified identity.
     const claimed = parseForwardedFor(headers.forwarded);
     const refusedSource = claimed
-      ? checkClaimedSource(claimed, principal, this.deps.workloadsWithIp(claimed))
+      ? checkClaimedSource(claimed, principal, this.deps.workloadsWithIp(claimed), peerAddress)
       : 'no source address (forwarded: for=) in the request';
     if (refusedSource || !claimed) {
       this.counters.refusedSource++;
@@ -260,7 +268,30 @@ export class TunnelServer {
       } else if (!stream.destroyed) stream.destroy(err);
     });
     upstream.once('connect', () => {
-      if (stream.destroyed) {
+      try {
+        this.relayInbound(stream, upstream, entry, labels, destination, peer, port);
+      } catch (err) {
+        // Out of onStream's try: a failure here ends this stream only.
+        this.counters.internalErrors++;
+        this.failures.report('tunnel stream', { err: (err as Error).message }, 'tunnel stream failed', 'error');
+        upstream.resetAndDestroy();
+        if (!stream.destroyed) stream.destroy(err as Error);
+      }
+    });
+  }
+
+  /** Relays an accepted stream and its connection to the local pod, both ways. */
+  private relayInbound(
+    stream: http2.ServerHttp2Stream,
+    upstream: net.Socket,
+    entry: RefusalContext['entry'],
+    labels: IstioTcpLabels | undefined,
+    destination: Workload,
+    peer: Peer,
+    port: number,
+  ): void {
+    {
+      if (stream.destroyed || stream.closed) {
         upstream.resetAndDestroy();
         return;
       }
@@ -314,7 +345,7 @@ export class TunnelServer {
         oneClosed();
       });
       upstream.once('close', oneClosed);
-    });
+    }
   }
 }
 
