@@ -48,18 +48,14 @@ export function authorizeConnection(policies: PolicySet, destination: Workload |
  * Checks the source address a tunnel peer claims (HBONE carries it in the
  * CONNECT request's `forwarded: for=` header, RFC 7239): it must be the
  * address of a known workload whose identity is the peer's verified
- * identity and, when the workload's node address is known, which runs on
- * the node the tunnel comes from (`peerAddress`). Anything else would let a
- * peer pick the address that `ipBlocks` rules see. Returns the reason it is
- * refused, or undefined.
+ * identity. Anything else would let a peer pick the address that `ipBlocks`
+ * rules see. (The tunnel's own source address is not compared with the
+ * workload's node address: a node may reach another from an address that
+ * is not its hostIP.) Returns the reason it is refused, or undefined.
  */
-export function checkClaimedSource(claimedIp: string, peerIdentity: string, workloadsWithIp: readonly Workload[], peerAddress?: string): string | undefined {
+export function checkClaimedSource(claimedIp: string, peerIdentity: string, workloadsWithIp: readonly Workload[]): string | undefined {
   if (workloadsWithIp.length === 0) return `source address ${claimedIp} is not a known workload`;
-  const owned = workloadsWithIp.filter((w) => w.identity === peerIdentity);
-  if (owned.length === 0) return `source address ${claimedIp} does not belong to ${peerIdentity}`;
-  if (peerAddress && !owned.some((w) => !w.nodeAddress || w.nodeAddress === peerAddress)) {
-    return `source address ${claimedIp} belongs to a workload on another node than ${peerAddress}`;
-  }
+  if (!workloadsWithIp.some((w) => w.identity === peerIdentity)) return `source address ${claimedIp} does not belong to ${peerIdentity}`;
   return undefined;
 }
 

@@ -240,7 +240,7 @@ export class TunnelServer {
     // header); it counts only when it belongs to the verified identity.
     const claimed = parseForwardedFor(headers.forwarded);
     const refusedSource = claimed
-      ? checkClaimedSource(claimed, principal, this.deps.workloadsWithIp(claimed), peerAddress)
+      ? checkClaimedSource(claimed, principal, this.deps.workloadsWithIp(claimed))
       : 'no source address (forwarded: for=) in the request';
     if (refusedSource || !claimed) {
       this.counters.refusedSource++;
