@@ -5,7 +5,7 @@ import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent-config';
 import { BpfDatapath, interfaceIndex } from '../kernel/bpf-datapath';
-import { STRICT_F_COUNT_ONLY, type StrictEntry } from '../datapath/map-codecs';
+import { STRICT_F_COUNT_ONLY, VIP_F_WORKLOAD, type StrictEntry } from '../datapath/map-codecs';
 import { effectiveMtlsMode } from '../model/policy';
 import { IdAllocator, desiredEnrollments, desiredState, vipEntries, workloadVipEntries, workloadVipKey } from '../datapath/desired-state';
 import { MapCapacity } from '../datapath/map-capacity';
@@ -582,7 +582,14 @@ export class Agent {
         const w = this.workloadByCookie.get(e.key);
         return { netnsCookie: e.key, workloadId: e.value.workloadId, workload: w ? `${w.namespace}/${w.name}` : '' };
       }),
-      vips: dp.vips.entries().map((e) => ({ vip: `${e.key.address}:${e.key.port}`, serviceId: e.value.serviceId, service: serviceById.get(`${e.key.address}:${e.key.port}`) ?? '' })),
+      vips: dp.vips.entries().map((e) => {
+        // A meshed pod's own address (port 0 = any port), captured so policy applies to it.
+        if (e.value.flags & VIP_F_WORKLOAD) {
+          const w = this.index.workloadsWithIp(e.key.address).find((x) => x.captured);
+          return { vip: `${e.key.address}:*`, serviceId: e.value.serviceId, service: w ? `pod ${w.namespace}/${w.name}` : 'pod' };
+        }
+        return { vip: `${e.key.address}:${e.key.port}`, serviceId: e.value.serviceId, service: serviceById.get(`${e.key.address}:${e.key.port}`) ?? '' };
+      }),
       originalDestinations: dp.tuples.entries().map((e) => ({
         tuple: `${e.key.srcAddress}:${e.key.srcPort} -> ${e.key.dstAddress}:${e.key.dstPort}`,
         originalDst: `${e.value.address}:${e.value.port}`,
