@@ -72,6 +72,10 @@ export class Agent {
   private readonly serviceIds = new IdAllocator();
   private reconcileTimer?: NodeJS.Immediate;
   private lastReconcile = { at: '', errors: [] as string[], updated: 0, deleted: 0 };
+  /** Map entries found changed or missing behind the agent's back and put right by a resync. */
+  private mapRepairs = 0;
+  private lastResync = '';
+  private resyncTimer?: NodeJS.Timeout;
   private readonly servers: http.Server[] = [];
   private readonly startedAt = Date.now();
   private datapath?: BpfDatapath;
@@ -222,6 +226,10 @@ export class Agent {
       this.telemetryTimer.unref();
     }
     await this.startStatusServers();
+    if (config.resyncInterval > 0) {
+      this.resyncTimer = setInterval(() => this.resync(), config.resyncInterval * 1000);
+      this.resyncTimer.unref();
+    }
     logger.info({ node: config.nodeName, proxy: `${config.proxyAddress}:${config.proxyPort}` }, 'agent started');
   }
 
@@ -241,8 +249,39 @@ export class Agent {
     timer.unref();
   }
 
+  /**
+   * Puts the maps right against the desired state, reading the kernel: an
+   * entry deleted, changed or added behind the agent's back (bpftool,
+   * another process) is repaired within one resync interval and counted.
+   * The service index is not rebuilt: only kernel state can drift.
+   */
+  private resync(): void {
+    if (!this.datapath || !this.registry || this.readiness.blockers().includes('maps reconciled')) return;
+    const log = this.logger.child({ component: 'datapath' });
+    try {
+      const registry = this.registry;
+      const desired = desiredState(this.store.snapshot(), this.config.nodeName, (uid) => registry.cookieOf(uid), this.workloadIds, this.serviceIds);
+      let repaired = 0;
+      const errors: string[] = [];
+      for (const r of this.datapath.apply(desired)) {
+        repaired += r.updated + r.deleted;
+        errors.push(...r.errors);
+      }
+      const strict = this.applyPeerAuthentication();
+      repaired += strict.updated + strict.deleted;
+      errors.push(...strict.errors);
+      this.mapRepairs += repaired;
+      this.lastResync = new Date().toISOString();
+      if (repaired) log.warn({ repaired }, 'map entries changed behind the agent were repaired');
+      if (errors.length) log.error({ errors }, 'map resync had errors');
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'map resync failed; the next one retries');
+    }
+  }
+
   /** Stops serving. Links and maps stay pinned: capture survives the agent. */
   async stop(): Promise<void> {
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
     if (this.reconcileTimer) clearImmediate(this.reconcileTimer);
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
     if (this.persistTimer) {
@@ -557,6 +596,7 @@ export class Agent {
       })),
       podNetnsErrors: this.registry?.errors() ?? {},
       lastReconcile: this.lastReconcile,
+      resync: { intervalSeconds: this.config.resyncInterval, last: this.lastResync, repairs: this.mapRepairs },
       proxyCounters: this.proxy?.counters,
       activeConnections: this.proxy?.activeConnections ?? 0,
       connectionBudget: { ...this.limits, inUse: this.proxy?.activeConnections ?? 0 },
@@ -694,6 +734,7 @@ export class Agent {
       activeConnections: () => this.proxy?.activeConnections ?? 0,
       bpfCounters: () => this.datapath?.counters() ?? {},
       maps: () => this.datapath?.fill() ?? [],
+      mapRepairs: () => this.mapRepairs,
       enrolledWorkloads: () => this.workloadByCookie.size,
       snapshotVersion: () => this.store.version,
       xds: () => {

@@ -46,6 +46,8 @@ export interface AgentConfig {
   /** splice: established connections are relayed by kernel splice on relay threads; stream: in JS. */
   relay: 'splice' | 'stream';
   relayThreads: number;
+  /** Seconds between full resyncs of the maps against the desired state (repairs drift); 0: never. */
+  resyncInterval: number;
   /** VIP map entries the agent admits (services x cluster IPs x ports); 0: the kernel map's capacity. */
   maxVipEntries: number;
   /** Proxied connections held at once; 0: derived from the descriptor limit (RLIMIT_NOFILE). */
@@ -88,6 +90,7 @@ const schema = {
     relayThreads: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
     maxConnections: { type: 'integer', minimum: 0, default: 0 },
     maxVipEntries: { type: 'integer', minimum: 0, default: 0 },
+    resyncInterval: { type: 'integer', minimum: 0, maximum: 86400, default: 30 },
     maxConnectionsPerWorkload: { type: 'integer', minimum: 0, default: 0 },
     accessLog: { type: 'boolean', default: true },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error'], default: 'info' },
@@ -127,6 +130,7 @@ export const agentFlags: readonly ConfigFlag[] = [
   { name: 'status-address', field: 'statusAddress', value: 'IP', complete: 'none', default: '0.0.0.0', description: 'address the metrics and readiness ports bind to' },
   { name: 'relay', field: 'relay', value: 'MODE', suggestions: ['splice', 'stream'], default: 'splice', description: 'how established connections are relayed: kernel splice on relay threads, or in JS' },
   { name: 'relay-threads', field: 'relayThreads', value: 'N', complete: 'none', default: '1', description: 'splice relay threads' },
+  { name: 'resync-interval', field: 'resyncInterval', value: 'SECONDS', complete: 'none', default: '30', description: 'full resync of the BPF maps against the desired state, repairing entries changed behind the agent (0: off)' },
   { name: 'max-vip-entries', field: 'maxVipEntries', value: 'N', complete: 'none', default: '0', description: 'VIP map entries admitted (cluster IP x port); a service that does not fit is NACKed whole (0: the map capacity)' },
   { name: 'max-connections', field: 'maxConnections', value: 'N', complete: 'none', default: '0', description: 'proxied connections held at once (0: from the descriptor limit, keeping headroom for the agent)' },
   { name: 'max-connections-per-workload', field: 'maxConnectionsPerWorkload', value: 'N', complete: 'none', default: '0', description: 'proxied connections from one pod at once (0: a quarter of --max-connections)' },

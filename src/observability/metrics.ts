@@ -27,6 +27,8 @@ export interface MetricSources {
   relay(): RelayMetricsView | undefined;
   /** Failures on the connection path since start, by kind (FailureLog counts). */
   failures(): Record<string, number>;
+  /** Map entries a resync found changed or missing behind the agent and repaired, since start. */
+  mapRepairs?(): number;
   /** This build's version (package.json). */
   version: string;
 }
@@ -182,6 +184,10 @@ export function createRegistry(sources: MetricSources): client.Registry {
     const c = sources.certificates();
     return c ? [[{}, c.failures]] : [];
   });
+
+  sourcedCounter(registry, 'sluice_map_repairs_total', 'BPF map entries a periodic resync found changed, missing or stray (changed behind the agent) and repaired.', [], () =>
+    sources.mapRepairs ? [[{}, sources.mapRepairs()]] : [],
+  );
 
   // ---- tunnels ----
   sourcedGauge(registry, 'sluice_tunnel_sessions', 'HTTP/2 mTLS sessions open now, by direction (outbound: pooled by this agent; inbound: accepted from others).', ['direction'], () => {

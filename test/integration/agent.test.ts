@@ -66,6 +66,7 @@ interface Status {
   ready: boolean;
   pending: string[];
   config: { version: string; file: { lastError: string; rejected: { name: string; reason: string }[] } };
+  resync: { intervalSeconds: number; last: string; repairs: number };
 }
 
 const status = async () => (await getJson(adminSocket, '/status')).body as Status;
@@ -119,7 +120,7 @@ describe('sluice-agent process (privileged)', { timeout: 120000 }, () => {
 
   it('becomes ready, serves metrics, and reports readiness on 15021', async () => {
     writeSnapshot({ version: 'v1', workloads: [], services: [service('a', '10.96.0.1')] });
-    agent = startAgent();
+    agent = startAgent(['--resync-interval', '1']);
     await waitFor(async () => (await status()).ready, 'agent ready');
     assert.deepEqual(await vips(), ['10.96.0.1:80']);
     const metrics = execFileSync('nsenter', [`--net=/run/netns/${NAME}`, '--', 'curl', '-sf', 'http://127.0.0.1:15020/metrics'], { encoding: 'utf8' });
@@ -146,6 +147,20 @@ describe('sluice-agent process (privileged)', { timeout: 120000 }, () => {
     assert.deepEqual(s.config.file.rejected.map((r) => `${r.name}: ${r.reason}`), ['t/b: services[1]: ports.0.targetPort: must be >= 1 (got 0)']);
     await waitFor(async () => (await vips()).length === 2, 'maps reconciled');
     assert.deepEqual(await vips(), ['10.96.0.1:80', '10.96.0.3:80']);
+  });
+
+  it('repairs VIP entries deleted or added behind its back within the resync interval, and counts them', async () => {
+    const map = path.join(schemaDir(bpffs), 'sluice_vips');
+    // Key: ::ffff:10.96.0.x, port 80 (network order), TCP, pad.
+    const key = (last: number) => ['00', '00', '00', '00', '00', '00', '00', '00', '00', '00', 'ff', 'ff', '0a', '60', '00', last.toString(16).padStart(2, '0'), '00', '50', '06', '00'];
+    const repairsBefore = (await status()).resync.repairs;
+    execFileSync('bpftool', ['map', 'delete', 'pinned', map, 'key', 'hex', ...key(3)]);
+    execFileSync('bpftool', ['map', 'update', 'pinned', map, 'key', 'hex', ...key(99), 'value', 'hex', '07', '00', '00', '00', '00', '00', '00', '00']);
+    assert.deepEqual(await vips(), ['10.96.0.1:80', '10.96.0.99:80'], 'changed behind the agent');
+    await waitFor(async () => (await vips()).join() === '10.96.0.1:80,10.96.0.3:80', 'the resync put the map right');
+    assert.ok((await status()).resync.repairs >= repairsBefore + 2, 'both repairs counted');
+    const metrics = execFileSync('nsenter', [`--net=/run/netns/${NAME}`, '--', 'curl', '-sf', 'http://127.0.0.1:15020/metrics'], { encoding: 'utf8' });
+    assert.match(metrics, /^sluice_map_repairs_total [1-9]\d*$/m);
   });
 
   it('stops on SIGTERM and leaves the programs attached and pinned', async () => {
