@@ -188,6 +188,7 @@ export class Agent {
         keepalive,
         endedByReset,
         resetOnClose,
+        limits: this.limits,
         authorize: (destination, source, port) => {
           const decision = authorizeConnection(this.policies, destination, destination.namespace, source, port);
           this.proxy?.countDecision(decision.policy, decision.allowed);

@@ -29,6 +29,12 @@ export interface TunnelServerDeps {
   logger: Logger;
   /** Applied to the sockets to local pods and to each session's socket (may throw). */
   keepalive?: (socket: net.Socket) => void;
+  /**
+   * Budget for connections to local pods made on behalf of tunnel streams
+   * (each holds a descriptor): past it, or past a source pod's share, a
+   * stream is refused with 503 before anything is opened. Absent: unlimited.
+   */
+  limits?: { maxConnections: number; maxPerSource: number };
   /** Arms or disarms a reset of the pod when the socket closes, crash included (see NodeProxy). */
   resetOnClose?: (socket: net.Socket, on: boolean) => void;
   /** Whether a socket that reported a clean end was in fact reset (see NodeProxy). */
@@ -58,7 +64,10 @@ interface InboundStream {
 }
 
 export class TunnelServer {
-  readonly counters = { sessions: 0, accepted: 0, refusedTarget: 0, refusedPolicy: 0, refusedTls: 0, refusedSource: 0, connectFailed: 0, revoked: 0, deadPeers: 0, internalErrors: 0 };
+  readonly counters = { sessions: 0, accepted: 0, refusedTarget: 0, refusedPolicy: 0, refusedTls: 0, refusedSource: 0, refusedOverBudget: 0, connectFailed: 0, revoked: 0, deadPeers: 0, internalErrors: 0 };
+  /** Connections to local pods held now (connecting or open), in all and per source pod address. */
+  private held = 0;
+  private readonly heldBySource = new Map<string, number>();
   private readonly server: http2.Http2SecureServer;
   private readonly open = new Set<InboundStream>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
@@ -260,7 +269,23 @@ export class TunnelServer {
       this.refuse(stream, 403, `denied: ${decision.reason}`, { ...log, source: claimed, destination: `${destination.namespace}/${destination.name}`, policy: decision.policy }, { entry, labels });
       return;
     }
+    const limits = this.deps.limits;
+    if (limits && (this.held >= limits.maxConnections || (this.heldBySource.get(claimed) ?? 0) >= limits.maxPerSource)) {
+      // Pods on other nodes, each within its own node's budget, must not
+      // together exhaust this agent's descriptors.
+      this.counters.refusedOverBudget++;
+      this.refuse(stream, 503, 'over the connection budget of the destination node', { ...log, source: claimed }, { entry, labels });
+      return;
+    }
     const upstream = net.connect({ host: m[1], port, allowHalfOpen: true, noDelay: true });
+    this.held++;
+    this.heldBySource.set(claimed, (this.heldBySource.get(claimed) ?? 0) + 1);
+    upstream.once('close', () => {
+      this.held--;
+      const n = (this.heldBySource.get(claimed) ?? 1) - 1;
+      if (n > 0) this.heldBySource.set(claimed, n);
+      else this.heldBySource.delete(claimed);
+    });
     upstream.once('error', (err) => {
       if (!stream.headersSent) {
         this.counters.connectFailed++;

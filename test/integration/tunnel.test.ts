@@ -76,6 +76,7 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
       rootPem: () => root,
       localWorkload: (ip) => local.get(ip),
       workloadsWithIp: (ip) => sources.get(ip) ?? [],
+      limits: { maxConnections: 6, maxPerSource: 4 },
       authorize: (dest, source, p) => policies.authorize(dest, source, p),
       logger: quiet,
     });
@@ -245,6 +246,35 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
     } finally {
       p.close();
       policies = PolicySet.empty();
+    }
+  });
+
+  it('refuses streams past the connection budget with 503, per source pod and in all, and admits again once they close', async () => {
+    const p = pool();
+    const target = `127.0.0.1:${echoPort}`;
+    const held: Duplex[] = [];
+    try {
+      // web holds its share (4): the fifth from web is refused, batch still gets in.
+      for (let i = 0; i < 4; i++) held.push(await p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000));
+      const before = server.counters.refusedOverBudget;
+      await assert.rejects(p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000), /refused \(503: over the connection budget/);
+      held.push(await p.open({ ...from('batch'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000));
+      held.push(await p.open({ ...from('batch'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000));
+      // Six held in all: batch's third is refused though within its share.
+      await assert.rejects(p.open({ ...from('batch'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000), /503/);
+      assert.equal(server.counters.refusedOverBudget, before + 2);
+      // Closing one frees its place.
+      assert.equal(await roundTrip(held.shift()!, 'bye'), 'echo:bye');
+      let again: Duplex | undefined;
+      for (let i = 0; i < 40 && !again; i++) {
+        again = await p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000).catch(() => undefined);
+        if (!again) await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.ok(again, 'admitted again once a stream closed');
+      held.push(again);
+    } finally {
+      for (const h of held) h.destroy();
+      p.close();
     }
   });
 });
