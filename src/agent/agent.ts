@@ -600,7 +600,7 @@ export class Agent {
       resync: { intervalSeconds: this.config.resyncInterval, last: this.lastResync, repairs: this.mapRepairs },
       proxyCounters: this.proxy?.counters,
       activeConnections: this.proxy?.activeConnections ?? 0,
-      connectionBudget: { ...this.limits, inUse: this.proxy?.activeConnections ?? 0 },
+      connectionBudget: { ...this.limits, inUse: this.proxy?.activeConnections ?? 0, waiting: this.proxy?.waitingConnections ?? 0 },
       mapFill: {
         sluice_vips: {
           ...(this.datapath?.vipFill() ?? { entries: 0, capacity: 0 }),
@@ -733,6 +733,7 @@ export class Agent {
       version: packageVersion(),
       proxyCounters: () => ({ ...(this.proxy?.counters ?? {}) }),
       activeConnections: () => this.proxy?.activeConnections ?? 0,
+      waitingConnections: () => this.proxy?.waitingConnections ?? 0,
       bpfCounters: () => this.datapath?.counters() ?? {},
       maps: () => this.datapath?.fill() ?? [],
       mapRepairs: () => this.mapRepairs,

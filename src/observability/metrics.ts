@@ -9,6 +9,8 @@ export interface MetricSources {
   /** The node proxy's event counts since start (ProxyCounters). */
   proxyCounters(): Record<string, number>;
   activeConnections(): number;
+  /** Accepted connections waiting for their pod's share of the connection budget. */
+  waitingConnections(): number;
   /** Capture program events since the maps were created (all CPUs). */
   bpfCounters(): Record<string, number>;
   /** Each pinned map: entries now and max_entries. */
@@ -131,6 +133,7 @@ export function createRegistry(sources: MetricSources): client.Registry {
     Object.entries(sources.failures()).map(([k, v]) => [{ kind: k.replace(/\s+/g, '_') }, v]),
   );
   sourcedGauge(registry, 'sluice_proxy_active_connections', 'Connections the node proxy is relaying now.', [], () => [[{}, sources.activeConnections()]]);
+  sourcedGauge(registry, 'sluice_proxy_waiting_connections', "Accepted connections waiting, paused, for their pod's share of the connection budget.", [], () => [[{}, sources.waitingConnections()]]);
   sourcedCounter(registry, 'sluice_policy_decisions_total', 'Authorization decisions (node proxy and tunnel destination side), by deciding policy ("" when none applied) and action.', ['policy', 'action'], () =>
     sources.policyDecisions().map((d) => [{ policy: d.policy, action: d.action }, d.count]),
   );

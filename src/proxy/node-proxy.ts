@@ -78,16 +78,45 @@ export interface ProxyDeps {
 }
 
 /**
- * How many proxied connections the proxy holds at once. Past either limit a
- * new connection is reset at accept (counted, logged once per interval), so
- * that descriptors stay for the agent's own work and one pod cannot starve
- * the others; nothing already open is touched.
+ * How many proxied connections the proxy holds at once, so that descriptors
+ * stay for the agent's own work and one pod cannot starve the others.
+ *
+ * A connection over its pod's share is not reset at once: its client may
+ * already have written and closed (a burst of short connections), and a reset
+ * after accept would lose those bytes. It waits, paused (one descriptor, no
+ * byte read), for one of the pod's own connections to end, as a connection
+ * waits in a server's accept queue. It is reset (counted, logged once per
+ * interval) only when the wait exceeds `waitMs`, when the pod already has
+ * `maxWaitingPerSource` waiting, or when the whole budget is held; nothing
+ * already open is touched.
  */
 export interface ConnectionLimits {
   /** In all. */
   maxConnections: number;
   /** From one source address (one pod). */
   maxPerSource: number;
+  /** Connections of one source that may wait for its share; default WAITING_PER_SLOT × maxPerSource. */
+  maxWaitingPerSource?: number;
+  /** How long a connection may wait for its source's share, ms; default DEFAULT_BUDGET_WAIT_MS. */
+  waitMs?: number;
+}
+
+/**
+ * A waiting connection holds one descriptor, a relayed one up to six: the
+ * descriptors of one free connection slot hold six waiting connections. A
+ * pod's queue costs no more than its share, and all queues together no more
+ * than the slots still free, so descriptors never exceed the budget's.
+ */
+export const WAITING_PER_SLOT = 6;
+/** Longer than a client's usual connect timeout is pointless: by then it has given up. */
+export const DEFAULT_BUDGET_WAIT_MS = 10_000;
+
+/** An accepted connection waiting, paused, for its source's share of the budget. */
+interface WaitingConnection {
+  client: net.Socket;
+  workload: Workload | undefined;
+  orig: OriginalDestination;
+  timer: NodeJS.Timeout;
 }
 
 export type ConnectionOutcome = 'closed' | 'reset' | 'denied' | 'no endpoint' | 'connect failed' | 'revoked' | 'failed' | 'refused';
@@ -154,8 +183,10 @@ export interface ProxyCounters {
   internalErrors: number;
   /** Refused at accept: the proxy held its whole connection budget. */
   refusedOverBudget: number;
-  /** Refused at accept: the source pod held its share of the budget. */
+  /** Refused: the source pod held its share of the budget, and its queue was full or the wait too long. */
   refusedSourceOverBudget: number;
+  /** Waited for the source pod's share, then were served. */
+  waitedForBudget: number;
   bytesFromClients: number;
   bytesFromEndpoints: number;
 }
@@ -224,6 +255,7 @@ export class NodeProxy {
     internalErrors: 0,
     refusedOverBudget: 0,
     refusedSourceOverBudget: 0,
+    waitedForBudget: 0,
     bytesFromClients: 0,
     bytesFromEndpoints: 0,
   };
@@ -234,6 +266,9 @@ export class NodeProxy {
   private readonly live = new Map<number, LiveConnection>();
   /** Live connections per source address, for the per-source limit. */
   private readonly perSource = new Map<string, number>();
+  /** Connections waiting for their source's share, per source address, oldest first. */
+  private readonly waitingBySource = new Map<string, WaitingConnection[]>();
+  private waitingCount = 0;
   private readonly server: net.Server;
   private nextId = 1;
   /** Denials: a few lines per interval, then counted (a flood of denied connections must not flood the log). */
@@ -316,8 +351,21 @@ export class NodeProxy {
     return this.live.size;
   }
 
-  /** Stops accepting; live connections are left to finish (or be reset by the caller). */
+  /** Accepted connections waiting for their source's share of the budget. */
+  get waitingConnections(): number {
+    return this.waitingCount;
+  }
+
+  /** Stops accepting; live connections are left to finish (or be reset by the caller). Waiting ones are reset. */
   async close(resetLive = false): Promise<void> {
+    for (const queue of this.waitingBySource.values()) {
+      for (const w of queue) {
+        clearTimeout(w.timer);
+        w.client.resetAndDestroy();
+      }
+    }
+    this.waitingBySource.clear();
+    this.waitingCount = 0;
     if (resetLive) for (const c of this.live.values()) this.reset(c);
     await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
   }
@@ -370,7 +418,14 @@ export class NodeProxy {
       client.resetAndDestroy();
       return;
     }
-    if (!this.withinBudget(client, source, orig)) return;
+    const admission = this.admission(client.remoteAddress);
+    if (admission === 'start') this.start(client, client.remoteAddress, source, orig);
+    else if (admission === 'wait') this.wait(client, client.remoteAddress, source, orig);
+    else this.refuseOverBudget(client, source, orig, admission.refuse);
+  }
+
+  /** Serves an admitted connection from `address` (the client's): service lookup, then the endpoint or tunnel. */
+  private start(client: net.Socket, address: string, source: Workload | undefined, orig: OriginalDestination): void {
     const target = this.deps.index().target(orig.address, orig.port);
     if (!target) {
       this.counters.noService++;
@@ -382,7 +437,7 @@ export class NodeProxy {
     const conn: LiveConnection = {
       client,
       offloaded: false,
-      peer: peerOf(source, client.remoteAddress),
+      peer: peerOf(source, address),
       sourceWorkload: source,
       serviceRef: { name: target.service.name, namespace: target.service.namespace },
       tally: new ByteTally(),
@@ -390,7 +445,7 @@ export class NodeProxy {
       info: {
         id: this.nextId++,
         source: source ? `${source.namespace}/${source.name}` : 'unknown',
-        sourceAddress: `${client.remoteAddress}:${client.remotePort}`,
+        sourceAddress: `${address}:${client.remotePort}`,
         vip: `${orig.address}:${orig.port}`,
         service: `${target.service.namespace}/${target.service.name}`,
         endpoint: '',
@@ -402,26 +457,88 @@ export class NodeProxy {
       },
     };
     this.live.set(conn.info.id, conn);
-    this.perSource.set(client.remoteAddress, (this.perSource.get(client.remoteAddress) ?? 0) + 1);
+    this.perSource.set(address, (this.perSource.get(address) ?? 0) + 1);
     client.once('close', () => this.finish(conn));
     this.connect(conn, target, new Set(), 1);
   }
 
-  /** Resets the connection and returns false when it would exceed the budget. */
-  private withinBudget(client: net.Socket, workload: Workload | undefined, orig: OriginalDestination): boolean {
+  /**
+   * Whether a new connection from `source` may start now, must wait for the
+   * source's share, or is refused (the whole budget is held, or the source's
+   * queue is full).
+   */
+  private admission(source: string): 'start' | 'wait' | { refuse: 'total' | 'source' } {
     const limits = this.deps.limits;
-    if (!limits) return true;
+    if (!limits) return 'start';
+    if (this.live.size >= limits.maxConnections) return { refuse: 'total' };
+    if ((this.perSource.get(source) ?? 0) < limits.maxPerSource) return 'start';
+    const queued = this.waitingBySource.get(source)?.length ?? 0;
+    const maxWaiting = limits.maxWaitingPerSource ?? WAITING_PER_SLOT * limits.maxPerSource;
+    const roomInAll = this.waitingCount < WAITING_PER_SLOT * (limits.maxConnections - this.live.size);
+    return queued < maxWaiting && roomInAll ? 'wait' : { refuse: 'source' };
+  }
+
+  /** Parks a connection, paused, until its source's share has room or the wait expires. */
+  private wait(client: net.Socket, source: string, workload: Workload | undefined, orig: OriginalDestination): void {
+    const waitMs = this.deps.limits?.waitMs ?? DEFAULT_BUDGET_WAIT_MS;
+    const waiting: WaitingConnection = {
+      client,
+      workload,
+      orig,
+      timer: setTimeout(() => {
+        if (!this.unqueue(source, waiting)) return;
+        this.refuseOverBudget(client, workload, orig, 'source', waitMs);
+      }, waitMs),
+    };
+    const queue = this.waitingBySource.get(source);
+    if (queue) queue.push(waiting);
+    else this.waitingBySource.set(source, [waiting]);
+    this.waitingCount++;
+  }
+
+  /** Removes a waiting connection from its queue; false when it was no longer there. */
+  private unqueue(source: string, waiting: WaitingConnection): boolean {
+    const queue = this.waitingBySource.get(source);
+    const i = queue?.indexOf(waiting) ?? -1;
+    if (!queue || i < 0) return false;
+    queue.splice(i, 1);
+    if (queue.length === 0) this.waitingBySource.delete(source);
+    this.waitingCount--;
+    return true;
+  }
+
+  /** Starts the source's waiting connections, oldest first, while its share has room. */
+  private admitWaiting(source: string): void {
+    const queue = this.waitingBySource.get(source);
+    while (queue && queue.length > 0 && this.admission(source) === 'start') {
+      const next = queue.shift()!;
+      if (queue.length === 0) this.waitingBySource.delete(source);
+      this.waitingCount--;
+      clearTimeout(next.timer);
+      this.counters.waitedForBudget++;
+      try {
+        // A client that closed while it waited still has its bytes to deliver.
+        this.start(next.client, source, next.workload, next.orig);
+      } catch (err) {
+        this.internalError('accept', err, next.client);
+      }
+    }
+  }
+
+  /** Resets a connection the budget has no room for: counted, logged once per interval, access-logged. */
+  private refuseOverBudget(client: net.Socket, workload: Workload | undefined, orig: OriginalDestination, why: 'total' | 'source', waitedMs = 0): void {
+    const limits = this.deps.limits!;
     const source = client.remoteAddress ?? '';
     let error: string;
-    if (this.live.size >= limits.maxConnections) {
+    if (why === 'total') {
       this.counters.refusedOverBudget++;
       error = 'the proxy holds its whole connection budget';
       this.failures.report('over budget', { live: this.live.size, limit: limits.maxConnections }, `connection refused: ${error}`);
-    } else if ((this.perSource.get(source) ?? 0) >= limits.maxPerSource) {
+    } else {
       this.counters.refusedSourceOverBudget++;
-      error = 'this source holds its share of the connection budget';
-      this.failures.report('source over budget', { source, limit: limits.maxPerSource }, `connection refused: ${error}`);
-    } else return true;
+      error = waitedMs > 0 ? `this source held its share of the connection budget for the ${waitedMs} ms the connection waited` : 'this source holds its share of the connection budget, and its queue is full';
+      this.failures.report('source over budget', { source, limit: limits.maxPerSource, waiting: this.waitingBySource.get(source)?.length ?? 0 }, `connection refused: ${error}`);
+    }
     const sourceAddress = `${client.remoteAddress}:${client.remotePort}`;
     client.resetAndDestroy();
     if (this.deps.accessLog) {
@@ -438,12 +555,11 @@ export class NodeProxy {
         security: 'plaintext',
         outcome: 'refused',
         error,
-        durationMs: 0,
+        durationMs: waitedMs,
         bytesFromClient: 0,
         bytesFromEndpoint: 0,
       });
     }
-    return false;
   }
 
   /** Forgets a connection that ended. */
@@ -453,6 +569,7 @@ export class NodeProxy {
     const n = (this.perSource.get(source) ?? 1) - 1;
     if (n > 0) this.perSource.set(source, n);
     else this.perSource.delete(source);
+    if (this.waitingCount > 0) this.admitWaiting(source);
   }
 
   /** Ends one connection after an unexpected error; counted and logged once per interval. */

@@ -77,7 +77,7 @@ interface Status {
   pid: number;
   ready: boolean;
   proxyCounters: Record<string, number>;
-  connectionBudget: { maxConnections: number; maxPerSource: number; inUse: number };
+  connectionBudget: { maxConnections: number; maxPerSource: number; inUse: number; waiting: number };
 }
 
 const sim = new SimFixture('e2e-exhaustion');
@@ -99,14 +99,19 @@ describe('descriptor exhaustion: the agent fails closed and keeps serving', { ti
     delete process.env.SLUICE_MAX_CONNECTIONS_PER_WORKLOAD;
   });
 
-  it('one pod gets its share of the budget, no more; the others are still served', async () => {
+  it('one pod gets its share of the budget, no more: the excess waits, past its queue it is refused; the others are still served', async () => {
     const before = status();
     assert.deepEqual({ max: before.connectionBudget.maxConnections, perSource: before.connectionBudget.maxPerSource }, { max: 300, perSource: 120 });
-    const hog = sim.execAsync('shop/hog', ['node', '-e', HOG, '200', '6000'], 60000);
-    assert.ok(await eventually(() => status().proxyCounters.refusedSourceOverBudget >= 80, 100, 100), 'the excess is refused');
+    // 120 relayed, 720 waiting (six per share: a waiting connection holds one descriptor), 60 refused.
+    const hog = sim.execAsync('shop/hog', ['node', '-e', HOG, '900', '6000'], 60000);
+    assert.ok(await eventually(() => status().proxyCounters.refusedSourceOverBudget >= 60, 100, 100), 'the excess past the queue is refused');
+    const during = status();
+    assert.ok(during.connectionBudget.waiting >= 700, `the rest waits (${during.connectionBudget.waiting})`);
+    assert.ok(during.connectionBudget.inUse <= 120, `the hog relays at most its share (${during.connectionBudget.inUse})`);
     assert.equal(echo('shop/client').code, 0, 'another pod is still served while the hog holds its share');
     const result = JSON.parse((await hog).stdout.trim()) as { open: number; failed: number };
-    assert.ok(result.open <= 120, `the hog held at most its share (${result.open})`);
+    assert.ok(result.open <= 840, `the hog held at most its share and its queue (${result.open})`);
+    assert.ok(await eventually(() => status().connectionBudget.waiting === 0, 100, 100), 'the queue drains once the hog is gone');
     const after = status();
     assert.equal(after.pid, before.pid, 'the agent did not restart');
   });
@@ -117,6 +122,7 @@ describe('descriptor exhaustion: the agent fails closed and keeps serving', { ti
     // 120 connections (two descriptors each once relayed) run it out.
     const used = fs.readdirSync(`/proc/${before.pid}/fd`).length;
     const limit = used + 150;
+    const original = /^Max open files\s+(\S+)\s+(\S+)/m.exec(fs.readFileSync(`/proc/${before.pid}/limits`, 'utf8'))!;
     assert.equal(spawnSync('prlimit', ['--pid', String(before.pid), `--nofile=${limit}:${limit}`]).status, 0);
     try {
       const hogs = [sim.execAsync('shop/hog', ['node', '-e', HOG, '120', '8000'], 60000), sim.execAsync('shop/hog-2', ['node', '-e', HOG, '120', '8000'], 60000)];
@@ -130,7 +136,7 @@ describe('descriptor exhaustion: the agent fails closed and keeps serving', { ti
       await new Promise((r) => setTimeout(r, 2500));
       assert.notEqual(plaintext().code, 0, 'still dropped after the pressure');
     } finally {
-      spawnSync('prlimit', ['--pid', String(before.pid), '--nofile=20000:20000']);
+      spawnSync('prlimit', ['--pid', String(before.pid), `--nofile=${original[1]}:${original[2]}`]);
     }
     const after = status();
     assert.equal(after.pid, before.pid, 'the agent did not crash');

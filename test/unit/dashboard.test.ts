@@ -17,7 +17,7 @@ import { DASHBOARD, dashboardQueries, type Panel } from '../helpers/dashboard';
 async function exportedNames(): Promise<Set<string>> {
   const zero = () => 0;
   const agent = createRegistry({
-    version: 'x', proxyCounters: () => ({}), activeConnections: zero, bpfCounters: () => ({}), maps: () => [], enrolledWorkloads: zero,
+    version: 'x', proxyCounters: () => ({}), activeConnections: zero, waitingConnections: zero, bpfCounters: () => ({}), maps: () => [], enrolledWorkloads: zero,
     snapshotVersion: () => '', xds: () => undefined, certificates: () => undefined, tunnels: () => undefined, policyDecisions: () => [],
     relay: () => undefined, failures: () => ({}),
   });

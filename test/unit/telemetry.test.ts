@@ -113,7 +113,8 @@ for (const relayMode of ['stream', 'splice'] as const) describe(`Istio TCP metri
       logger: pino({ level: 'silent' }),
       telemetry: istio,
       accessLog: (e) => access.write(e),
-      limits: { maxConnections: 100, maxPerSource: 2 },
+      // No queue: the third connection of the pod is refused at once.
+      limits: { maxConnections: 100, maxPerSource: 2, maxWaitingPerSource: 0 },
     });
     await proxy.listen('127.0.0.1', 0);
     port = proxy.address()!.port;
@@ -378,6 +379,7 @@ describe('promtool check metrics', () => {
       version: '0.1.0',
       proxyCounters: () => ({ accepted: 3, policyDenied: 1, bytesFromClients: 10, bytesFromEndpoints: 20 }),
       activeConnections: () => 1,
+      waitingConnections: () => 0,
       bpfCounters: () => ({ connect_captured: 5 }),
       maps: () => [{ map: 'sluice_tuples', entries: 3, capacity: 262144 }],
       enrolledWorkloads: () => 2,
