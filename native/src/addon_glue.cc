@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "bpf_ops.h"
+#include "fd_passing.h"
 #include "splice_relay.h"
 #include "sluice_maps.h"
 
@@ -521,6 +522,69 @@ Napi::Value ResetOnCloseJs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// sendFds(socketFd, payload: Buffer, fds: number[], timeoutMs): writes the
+// payload on a connected unix socket with the descriptors attached
+// (SCM_RIGHTS). The receiver gets its own references: closing ours after
+// does not close the sockets.
+Napi::Value SendFdsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckNumber(info, 0, "socket fd") || !CheckBuffer(info, 1, "payload") || !CheckNumber(info, 3, "timeoutMs")) return env.Undefined();
+  if (!info[2].IsArray()) {
+    Napi::TypeError::New(env, "fds must be an array of numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array list = info[2].As<Napi::Array>();
+  std::vector<int> fds;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value v = list.Get(i);
+    if (!v.IsNumber()) {
+      Napi::TypeError::New(env, "fds must be an array of numbers").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    fds.push_back(v.As<Napi::Number>().Int32Value());
+  }
+  Napi::Buffer<char> payload = info[1].As<Napi::Buffer<char>>();
+  int err = SendFds(info[0].As<Napi::Number>().Int32Value(), std::string(payload.Data(), payload.Length()), fds,
+                    info[3].As<Napi::Number>().Int32Value());
+  if (err) MakeError(env, err, "send descriptors on fd", std::to_string(info[0].As<Napi::Number>().Int32Value())).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// receiveFds(path, request: Buffer, timeoutMs): { payload: Buffer, fds:
+// number[], socket: number } (one reply line; the connection stays open in
+// `socket` until the caller closes it), or null when nothing listens at path
+// (ENOENT, ECONNREFUSED). Blocks at most timeoutMs; throws on any other failure.
+Napi::Value ReceiveFdsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckString(info, 0, "path") || !CheckBuffer(info, 1, "request") || !CheckNumber(info, 2, "timeoutMs")) return env.Undefined();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  Napi::Buffer<char> request = info[1].As<Napi::Buffer<char>>();
+  std::string payload;
+  std::vector<int> fds;
+  int sock = -1;
+  int err = ReceiveFds(path, std::string(request.Data(), request.Length()), info[2].As<Napi::Number>().Int32Value(), &payload, &fds, &sock);
+  if (err == -ENOENT || err == -ECONNREFUSED) return env.Null();
+  if (err) {
+    MakeError(env, err, "receive descriptors from", path).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("payload", Napi::Buffer<char>::Copy(env, payload.data(), payload.size()));
+  Napi::Array list = Napi::Array::New(env, fds.size());
+  for (size_t i = 0; i < fds.size(); i++) list.Set(static_cast<uint32_t>(i), Napi::Number::New(env, fds[i]));
+  out.Set("fds", list);
+  out.Set("socket", Napi::Number::New(env, sock));
+  return out;
+}
+
+// closeFd(fd): for a received descriptor that is not used after all.
+Napi::Value CloseFdJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckNumber(info, 0, "fd")) return env.Undefined();
+  close(info[0].As<Napi::Number>().Int32Value());
+  return env.Undefined();
+}
+
 Napi::Value RelayStopJs(const Napi::CallbackInfo& info) {
   if (g_relay) {
     g_relay->Stop();
@@ -554,6 +618,9 @@ Napi::Object InitGlue(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpKeepalive", Napi::Function::New(env, TcpKeepaliveJs));
   exports.Set("socketError", Napi::Function::New(env, SocketErrorJs));
   exports.Set("resetOnClose", Napi::Function::New(env, ResetOnCloseJs));
+  exports.Set("sendFds", Napi::Function::New(env, SendFdsJs));
+  exports.Set("receiveFds", Napi::Function::New(env, ReceiveFdsJs));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFdJs));
   exports.Set("schemaVersion", Napi::Number::New(env, SLUICE_SCHEMA_VERSION));
   return exports;
 }

@@ -13,7 +13,7 @@ import { serviceCodec, workloadCodec } from '../xds/resource-types';
 import type { Service } from '../model/resources';
 import { PodNetnsRegistry } from '../kernel/pod-netns-registry';
 import { SpliceRelay } from '../kernel/splice-relay';
-import { endedByReset, resetOnClose, setTcpKeepalive, socketFd, type KeepaliveSettings } from '../kernel/socket-options';
+import { endedByReset, resetOnClose, serverFd, setTcpKeepalive, socketFd, type KeepaliveSettings } from '../kernel/socket-options';
 import { authorizeConnection } from '../proxy/connection-decision';
 import * as fs from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
@@ -42,6 +42,8 @@ import { connectionLimits } from './connection-budget';
 import { trace } from './trace';
 import { XdsSource } from './xds-source';
 import { CniEndpoint, MESH_RECORD_FILE } from './cni-endpoint';
+import { HandoverServer, requestHandover, type HandedOver, type ListenerName } from './handover';
+import { closeDescriptor } from '../kernel/descriptor-passing';
 import * as path from 'node:path';
 
 const BLOCKERS = ['bpf attached', 'config synced', 'pod netns scanned', 'maps reconciled', 'proxy listening', 'workload certificates'];
@@ -105,6 +107,16 @@ export class Agent {
   private registry_?: promClient.Registry;
   private istio?: IstioTcpMetrics;
   private telemetryTimer?: NodeJS.Timeout;
+  private handover?: HandoverServer;
+  /** Set once this agent handed its listeners to a newer one: it only drains from then on. */
+  private handedOverAt?: number;
+  private resolveDrained!: () => void;
+  /**
+   * Resolves when, after a handover, this agent's open connections have all
+   * ended, or --drain-seconds passed and the rest were reset: the process
+   * may exit then.
+   */
+  readonly drained = new Promise<void>((resolve) => (this.resolveDrained = resolve));
 
   constructor(
     readonly config: Readonly<AgentConfig>,
@@ -117,6 +129,10 @@ export class Agent {
 
   async start(): Promise<void> {
     const { config, logger } = this;
+    // Before anything is bound: an agent already running on this node
+    // releases its sockets and hands over its listeners (handover.ts).
+    const inherited = requestHandover(config.handoverSocket, config.nodeName);
+    if (inherited) logger.info({ from: inherited.from, listeners: [...inherited.listeners.keys()] }, 'took over the listening sockets of the running agent');
     // Admin first, so an agent stuck on start-up can still be asked why.
     await this.startAdmin();
 
@@ -145,14 +161,7 @@ export class Agent {
     });
     await this.cni.listen();
 
-    let token = '';
-    if (config.nodeTokenFile) {
-      try {
-        token = fs.readFileSync(config.nodeTokenFile, 'utf8').trim();
-      } catch (err) {
-        throw new Error(`--node-token-file ${config.nodeTokenFile}: ${(err as Error).message}`);
-      }
-    }
+    const token = config.nodeTokenFile ? nodeTokenReader(config.nodeTokenFile, this.logs.component('certificates')) : undefined;
     const credentials = config.controlPlaneCa ? controlPlaneChannelCredentials(config.controlPlaneCa, config.trustDomain) : undefined;
     if (config.snapshot) this.startFileSource();
     else this.startXdsSource(credentials, token);
@@ -199,7 +208,7 @@ export class Agent {
         accessLog: (entry) => accessLog.write(entry),
         logger: this.logs.component('tunnel'),
       });
-      await this.tunnelServer.listen(config.proxyAddress, TUNNEL_PORT);
+      await this.listenInherited('tunnel', inherited, (fd) => this.tunnelServer!.listen(config.proxyAddress, TUNNEL_PORT, fd));
     }
     this.proxy = new NodeProxy({
       offload: this.relay,
@@ -217,7 +226,12 @@ export class Agent {
       telemetry,
       accessLog: (entry) => accessLog.write(entry),
     });
-    await this.proxy.listen(config.proxyAddress, config.proxyPort);
+    const proxy = this.proxy;
+    await this.listenInherited('proxy', inherited, (fd) => proxy.listen(config.proxyAddress, config.proxyPort, fd));
+    if (inherited) {
+      for (const fd of inherited.listeners.values()) closeDescriptor(fd); // any not used (no tunnels here)
+      inherited.accepting();
+    }
     this.readiness.done('proxy listening');
     if (telemetry) {
       this.telemetryTimer = setInterval(() => {
@@ -231,7 +245,107 @@ export class Agent {
       this.resyncTimer = setInterval(() => this.resync(), config.resyncInterval * 1000);
       this.resyncTimer.unref();
     }
+    this.handover = new HandoverServer(
+      config.handoverSocket,
+      config.nodeName,
+      () => this.releaseToSuccessor(),
+      () => this.drain(),
+      // The new agent failed: keep serving what this one has until it is stopped (SIGTERM stops it normally).
+      () => (this.handedOverAt = undefined),
+      this.logs.component('handover'),
+    );
+    // Without it the agent still serves; only an upgrade would refuse connections for a moment.
+    await this.handover.listen().catch((err) => logger.error({ err: (err as Error).message, socket: config.handoverSocket }, 'handover socket not available; a newer agent cannot take over without a gap'));
     logger.info({ node: config.nodeName, proxy: `${config.proxyAddress}:${config.proxyPort}` }, 'agent started');
+  }
+
+  /**
+   * Listens on the descriptor a previous agent handed over for `name`, or
+   * binds afresh when there is none or it does not fit (a changed address).
+   * A descriptor used is taken out of `inherited`.
+   */
+  private async listenInherited(name: ListenerName, inherited: HandedOver | undefined, listen: (fd?: number) => Promise<void>): Promise<void> {
+    const fd = inherited?.listeners.get(name);
+    if (fd === undefined) return listen();
+    inherited!.listeners.delete(name);
+    try {
+      await listen(fd);
+    } catch (err) {
+      this.logger.warn({ listener: name, err: (err as Error).message }, 'inherited listener not used; binding afresh');
+      await listen();
+    }
+  }
+
+  /**
+   * The old agent's part of a handover: stops everything a new agent binds
+   * or would do twice (following the control plane, reconciling maps,
+   * renewing certificates, the CNI, admin, metrics and readiness sockets),
+   * keeps the state file current, and returns the listening descriptors.
+   * The data path (live connections, relay threads, tunnel sessions) goes on.
+   */
+  private async releaseToSuccessor(): Promise<Map<ListenerName, number>> {
+    this.handedOverAt = Date.now();
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.reconcileTimer) clearImmediate(this.reconcileTimer);
+    if (this.persistTimer) {
+      clearTimeout(this.persistTimer);
+      this.persistTimer = undefined;
+      await this.persist();
+    }
+    this.source?.stop();
+    this.xds?.stop();
+    this.certificates?.stopRenewing();
+    this.registry?.stop();
+    await this.cni?.close();
+    await this.closeServers();
+    const listeners = new Map<ListenerName, number>();
+    if (this.proxy) listeners.set('proxy', serverFd(this.proxy.listener));
+    if (this.tunnelServer) listeners.set('tunnel', serverFd(this.tunnelServer.listener));
+    for (const [name, fd] of listeners) if (fd < 0) listeners.delete(name);
+    return listeners;
+  }
+
+  /**
+   * After a handover: stops accepting (the new agent accepts on the same
+   * sockets), asks tunnel peers to open new sessions (GOAWAY), and lets open
+   * connections run to their end. Past --drain-seconds the rest are reset at
+   * both ends. Resolves `drained` either way.
+   */
+  private drain(): void {
+    const log = this.logger.child({ component: 'handover' });
+    this.proxy?.stopAccepting();
+    this.tunnelServer?.stopAccepting();
+    // Inbound tunnel sessions count until they closed themselves after their
+    // last stream (GOAWAY was sent): destroying one earlier could drop the
+    // final frames of a stream that just ended.
+    const open = () => (this.proxy?.activeConnections ?? 0) + (this.proxy?.waitingConnections ?? 0) + (this.tunnelServer?.openStreams ?? 0) + (this.tunnelServer?.openSessions ?? 0);
+    log.info({ open: open(), drainSeconds: this.config.drainSeconds }, 'listeners handed over; draining open connections');
+    const deadline = Date.now() + this.config.drainSeconds * 1000;
+    const check = setInterval(() => {
+      const left = open();
+      if (left > 0 && Date.now() < deadline) return;
+      clearInterval(check);
+      if (left > 0) log.warn({ reset: left, drainSeconds: this.config.drainSeconds }, 'drain time is up; resetting the connections still open');
+      else log.info('every open connection ended');
+      void this.stop().finally(() => this.resolveDrained());
+    }, 100);
+  }
+
+  /** Closes the admin, metrics and readiness servers, and their open keep-alive connections. */
+  private async closeServers(): Promise<void> {
+    const servers = this.servers.splice(0);
+    await Promise.all(
+      servers.map((s) => {
+        const closed = new Promise<void>((r) => s.close(() => r()));
+        s.closeAllConnections();
+        return closed;
+      }),
+    );
+  }
+
+  /** True once this agent handed over to a newer one and only drains. */
+  get handedOver(): boolean {
+    return this.handedOverAt !== undefined;
   }
 
   /**
@@ -282,6 +396,7 @@ export class Agent {
 
   /** Stops serving. Links and maps stay pinned: capture survives the agent. */
   async stop(): Promise<void> {
+    await this.handover?.close();
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     if (this.reconcileTimer) clearImmediate(this.reconcileTimer);
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
@@ -298,7 +413,7 @@ export class Agent {
     this.tunnels?.close();
     await this.tunnelServer?.close();
     this.relay?.stop();
-    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    await this.closeServers();
     this.datapath?.close();
   }
 
@@ -315,7 +430,7 @@ export class Agent {
     this.source.start();
   }
 
-  private startXdsSource(credentials: grpc.ChannelCredentials | undefined, token: string): void {
+  private startXdsSource(credentials: grpc.ChannelCredentials | undefined, token: (() => string) | undefined): void {
     const log = this.logs.component('xds');
     this.configFrom = `control plane ${this.config.controlPlane}${credentials ? ' (TLS)' : ''}`;
     const node = this.config.nodeName;
@@ -323,7 +438,7 @@ export class Agent {
       ? () => {
           const md = new GrpcMetadata();
           md.set(NODE_METADATA, node);
-          md.set('authorization', `Bearer ${token}`);
+          md.set('authorization', `Bearer ${token()}`);
           return md;
         }
       : undefined;
@@ -802,4 +917,29 @@ export class Agent {
       await listenTcp(readiness, config.statusAddress, config.readinessPort);
     }
   }
+}
+
+/**
+ * Reads the node credential from `file` now (throws naming the flag when it
+ * cannot) and returns a reader for later requests: each reads the file
+ * again, since the kubelet rotates a projected service account token in
+ * place; when a later read fails, the last token read is used and the
+ * failure logged.
+ */
+function nodeTokenReader(file: string, log: Logger): () => string {
+  const read = () => fs.readFileSync(file, 'utf8').trim();
+  let last: string;
+  try {
+    last = read();
+  } catch (err) {
+    throw new Error(`--node-token-file ${file}: ${(err as Error).message}`);
+  }
+  return () => {
+    try {
+      last = read();
+    } catch (err) {
+      log.warn({ file, err: (err as Error).message }, 'node token file unreadable; using the token read before');
+    }
+    return last;
+  };
 }

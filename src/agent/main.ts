@@ -16,6 +16,11 @@ async function run(values: Parameters<typeof agentConfigFromValues>[0]): Promise
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
+    if (agent.handedOver) {
+      // A newer agent serves; this one exits once drained (--drain-seconds at most).
+      logger.info({ signal, drainSeconds: config.drainSeconds }, 'agent handed over; it exits when its connections are drained');
+      return;
+    }
     stopping = true;
     logger.info({ signal }, 'agent stopping; capture programs stay attached');
     // Whatever still holds on (a peer that never answers), the process ends
@@ -38,6 +43,10 @@ async function run(values: Parameters<typeof agentConfigFromValues>[0]): Promise
       },
     );
   };
+  void agent.drained.then(() => {
+    logger.info('handed over and drained; exiting');
+    logger.flush(() => exitAfterFlush(EXIT.OK));
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {

@@ -38,6 +38,10 @@ export interface AgentConfig {
   proxyPort: number;
   /** Admin endpoint: a unix socket path. */
   adminSocket: string;
+  /** Unix socket where a newer agent asks this one for its listening sockets ('' = <state-dir>/handover.sock). */
+  handoverSocket: string;
+  /** After handing over, how long open connections may run on before the rest are reset, seconds. */
+  drainSeconds: number;
   adminPort: number;
   metricsPort: number;
   readinessPort: number;
@@ -82,6 +86,8 @@ const schema = {
     proxyAddress: { type: 'string', format: 'ipv4' },
     proxyPort: { type: 'integer', minimum: 1, maximum: 65535, default: 15001 },
     adminSocket: { type: 'string', default: '/run/sluice/admin.sock' },
+    handoverSocket: { type: 'string', default: '' },
+    drainSeconds: { type: 'integer', minimum: 0, maximum: 3600, default: 25 },
     adminPort: { type: 'integer', minimum: 0, maximum: 65535, default: 15000 },
     metricsPort: { type: 'integer', minimum: 0, maximum: 65535, default: 15020 },
     readinessPort: { type: 'integer', minimum: 0, maximum: 65535, default: 15021 },
@@ -124,6 +130,8 @@ export const agentFlags: readonly ConfigFlag[] = [
   { name: 'proxy-address', field: 'proxyAddress', value: 'IPV4', complete: 'none', description: 'address of the node proxy that captured connections are sent to (required)' },
   { name: 'proxy-port', field: 'proxyPort', value: 'PORT', complete: 'none', default: '15001', description: 'port of the node proxy' },
   { name: 'admin-socket', field: 'adminSocket', value: 'PATH', default: '/run/sluice/admin.sock', description: 'unix socket of the admin endpoint (what sluicectl reads)' },
+  { name: 'handover-socket', field: 'handoverSocket', value: 'PATH', description: 'unix socket where a newer agent on this node takes over the listening sockets, so an upgrade refuses no connection (default: STATE-DIR/handover.sock)' },
+  { name: 'drain-seconds', field: 'drainSeconds', value: 'SECONDS', complete: 'none', default: '25', description: 'after a handover, how long open connections run on before the rest are reset (keep it below the pod\'s termination grace period)' },
   { name: 'admin-port', field: 'adminPort', value: 'PORT', complete: 'none', default: '15000', description: 'admin endpoint on 127.0.0.1 (0: none)' },
   { name: 'metrics-port', field: 'metricsPort', value: 'PORT', complete: 'none', default: '15020', description: 'Prometheus metrics port (0: none)' },
   { name: 'readiness-port', field: 'readinessPort', value: 'PORT', complete: 'none', default: '15021', description: 'readiness port, /healthz/ready (0: none)' },
@@ -158,5 +166,6 @@ function checkAgentConfig(config: AgentConfig): Readonly<AgentConfig> {
   if (config.nodeTokenFile && !config.controlPlane) {
     throw new ConfigError('invalid agent configuration: --node-token-file needs --control-plane (certificates come from it)');
   }
+  if (!config.handoverSocket) config.handoverSocket = `${config.stateDir.replace(/\/+$/, '')}/handover.sock`;
   return Object.freeze(config);
 }

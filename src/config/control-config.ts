@@ -18,8 +18,21 @@ export interface ControlConfig {
   trustDomain: string;
   /** Where the CA's root certificate and key live (generated on first start if absent). */
   caDir: string;
-  /** File with the secret node credentials derive from; certificates are issued only when set. */
+  /** Where the control plane keeps its own serving certificate and key ('' = caDir; a Secret-mounted caDir is read-only). */
+  servingDir: string;
+  /** File with the secret node credentials derive from (node auth "secret"). */
   nodeSecretFile: string;
+  /**
+   * How agents prove their node: "secret" (HMAC tokens from nodeSecretFile),
+   * "tokenreview" (projected service account tokens checked by the API
+   * server), or "none" (plaintext xDS, no certificates). Default: "secret"
+   * when nodeSecretFile is given, else "none".
+   */
+  nodeAuth: 'none' | 'secret' | 'tokenreview';
+  /** The agents' service account, NAMESPACE/NAME (node auth "tokenreview"). */
+  agentServiceAccount: string;
+  /** The audience agents' tokens must be for (node auth "tokenreview"). */
+  tokenAudience: string;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   logFile: string;
   /** Where Service cluster IPs must lie (kube-apiserver --service-cluster-ip-range); one CIDR per family, comma-separated. */
@@ -44,7 +57,11 @@ const schema = {
     metricsListen: { type: 'string', pattern: '^$|^[^:]*:[0-9]{1,5}$', default: '0.0.0.0:15014' },
     trustDomain: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'cluster.local' },
     caDir: { type: 'string', minLength: 1, default: '/var/lib/sluice-control/ca' },
+    servingDir: { type: 'string', default: '' },
     nodeSecretFile: { type: 'string', default: '' },
+    nodeAuth: { enum: ['', 'none', 'secret', 'tokenreview'], default: '' },
+    agentServiceAccount: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'sluice-system/sluice-agent' },
+    tokenAudience: { type: 'string', minLength: 1, default: 'sluice' },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error'], default: 'info' },
     logFile: { type: 'string', default: '' },
     serviceCidr: { type: 'string', minLength: 1, default: DEFAULT_SERVICE_CIDR },
@@ -65,13 +82,20 @@ export const controlFlags: readonly ConfigFlag[] = [
   { name: 'metrics-listen', field: 'metricsListen', value: 'HOST:PORT', complete: 'none', default: '0.0.0.0:15014', description: "Prometheus /metrics (as istiod's monitoring port; '' for none, port 0: any free port)" },
   { name: 'trust-domain', field: 'trustDomain', value: 'DOMAIN', complete: 'none', default: 'cluster.local', description: 'trust domain of workload identities' },
   { name: 'ca-dir', field: 'caDir', value: 'DIR', complete: 'directory', default: '/var/lib/sluice-control/ca', description: 'where the CA\'s root certificate and key live (generated on first start)' },
-  { name: 'node-secret-file', field: 'nodeSecretFile', value: 'FILE', description: 'secret node credentials derive from; certificates are issued only when set' },
+  { name: 'serving-dir', field: 'servingDir', value: 'DIR', complete: 'directory', description: 'where the control plane keeps its own serving certificate, renewed while it runs (default: --ca-dir; give a writable one when --ca-dir is a Secret)' },
+  { name: 'node-secret-file', field: 'nodeSecretFile', value: 'FILE', description: 'secret node credentials derive from (--node-auth secret)' },
+  { name: 'node-auth', field: 'nodeAuth', value: 'MODE', suggestions: ['none', 'secret', 'tokenreview'], description: 'how agents prove their node: secret (--node-secret-file), tokenreview (projected service account tokens, checked by the API server), none (plaintext xDS, no certificates); default: secret with --node-secret-file, else none' },
+  { name: 'agent-service-account', field: 'agentServiceAccount', value: 'NS/NAME', complete: 'none', default: 'sluice-system/sluice-agent', description: 'the agents\' service account (--node-auth tokenreview)' },
+  { name: 'token-audience', field: 'tokenAudience', value: 'AUDIENCE', complete: 'none', default: 'sluice', description: 'audience the agents\' tokens must be for (--node-auth tokenreview)' },
   { name: 'log-level', field: 'logLevel', value: 'LEVEL', suggestions: LEVELS, default: 'info', description: 'log level' },
   { name: 'log-file', field: 'logFile', value: 'FILE', description: 'log to this file instead of stdout' },
   { name: 'service-cidr', field: 'serviceCidr', value: 'CIDR[,CIDR]', complete: 'none', default: DEFAULT_SERVICE_CIDR, description: 'where Service cluster IPs must lie (as kube-apiserver --service-cluster-ip-range)' },
   { name: 'pod-cidr', field: 'podCidr', value: 'CIDR[,CIDR]', complete: 'none', default: DEFAULT_POD_CIDR, description: 'pod addresses: never a cluster IP (as --cluster-cidr)' },
   { name: 'node-cidrs', field: 'nodeCidrs', value: 'CIDR,...', complete: 'none', description: 'node addresses: never a cluster IP' },
 ];
+
+/** The flags that "sluice-control ca" reads. */
+export const caFlags: readonly ConfigFlag[] = controlFlags.filter((f) => ['ca-dir', 'trust-domain'].includes(f.name));
 
 /** The flags that "sluice-control render" reads. */
 export const renderFlags: readonly ConfigFlag[] = controlFlags.filter((f) => ['manifests', 'trust-domain', 'service-cidr', 'pod-cidr', 'node-cidrs'].includes(f.name));
@@ -101,7 +125,9 @@ export function controlSource(config: ControlConfig): ControlSource {
 }
 
 function withSource(config: Readonly<ControlConfig>): Readonly<ControlConfig> {
-  controlSource(config);
+  const source = controlSource(config);
+  if (config.nodeAuth === 'secret' && !config.nodeSecretFile) throw new ConfigError('invalid control plane configuration: --node-auth secret needs --node-secret-file');
+  if (config.nodeAuth === 'tokenreview' && source.kind !== 'kubernetes') throw new ConfigError('invalid control plane configuration: --node-auth tokenreview needs the Kubernetes API (--kubeconfig or --in-cluster) to send TokenReviews to');
   return config;
 }
 
@@ -109,13 +135,15 @@ function withSource(config: Readonly<ControlConfig>): Readonly<ControlConfig> {
 function withRanges(config: ControlConfig): Readonly<ControlConfig> {
   const ranges = parseClusterRanges(config);
   if (typeof ranges === 'string') throw new ConfigError(`invalid control plane configuration: ${ranges}`);
-  return Object.freeze({ ...config, ranges });
+  // '' (not given): derived from --node-secret-file, as before --node-auth existed.
+  const nodeAuth = (config.nodeAuth as string) === '' ? (config.nodeSecretFile ? 'secret' : 'none') : config.nodeAuth;
+  return Object.freeze({ ...config, ranges, nodeAuth });
 }
 
 /** Like loadControlConfig, from flag values already parsed (by the control plane's command line). */
-export function controlConfigFromValues(values: FlagValues, env: NodeJS.ProcessEnv, command: 'serve' | 'render' = 'serve'): Readonly<ControlConfig> {
+export function controlConfigFromValues(values: FlagValues, env: NodeJS.ProcessEnv, command: 'serve' | 'render' | 'ca' = 'serve'): Readonly<ControlConfig> {
   const config = withRanges(configFromValues<ControlConfig>(values, env, controlFlagSpec, validate));
-  // render reads manifest files only.
+  // render reads manifest files only; ca needs no source.
   if (command === 'render' && !config.manifests) throw new ConfigError('invalid control plane configuration: missing --manifests');
-  return command === 'render' ? config : withSource(config);
+  return command === 'serve' ? withSource(config) : config;
 }

@@ -8,7 +8,7 @@ import type { Workload } from '../model/resources';
 import type { CertificateAuthority } from '../identity/ca';
 import { NODE_METADATA, certificateServiceDefinition, type CreateCertificateRequest, type CreateCertificateResponse } from '../identity/certificate-protocol';
 import { nodeScopedAuthorizer } from '../identity/issuance-policy';
-import { verifyNodeToken } from '../identity/node-credential';
+import type { NodeAuthenticator } from '../identity/node-credential';
 
 export interface IssuanceCounters {
   issued: number;
@@ -20,7 +20,7 @@ export class CertificateService {
 
   constructor(
     private readonly ca: CertificateAuthority,
-    private readonly nodeSecret: Buffer,
+    private readonly nodes: NodeAuthenticator,
     private readonly workloads: () => Iterable<Workload>,
     private readonly logger: Logger,
   ) {}
@@ -51,7 +51,8 @@ export class CertificateService {
     const auth = String(call.metadata.get('authorization')[0] ?? '');
     const token = auth.startsWith('Bearer ') ? auth.slice('Bearer '.length) : '';
     if (!node || !token) throw this.refuse(grpc.status.UNAUTHENTICATED, 'UNAUTHENTICATED', node, `missing node credential (metadata ${NODE_METADATA} and authorization: Bearer <token>)`);
-    if (!verifyNodeToken(this.nodeSecret, node, token)) throw this.refuse(grpc.status.UNAUTHENTICATED, 'UNAUTHENTICATED', node, `node credential for ${node} does not verify`);
+    const verdict = await this.nodes.verify(node, token);
+    if (!verdict.ok) throw this.refuse(grpc.status.UNAUTHENTICATED, 'UNAUTHENTICATED', node, verdict.reason);
     const result = await this.ca.issue(
       { csrPem: call.request.csr, node },
       nodeScopedAuthorizer(this.workloads()),

@@ -1,7 +1,7 @@
-// sluice-control's command line: serve (the default) and render, with the
+// sluice-control's command line: serve (the default), render and ca, with the
 // control plane's flags; help, version and completion come with it.
 import { type ProgramDecl } from '../command-line';
-import { controlFlags, renderFlags } from '../config/control-config';
+import { caFlags, controlFlags, renderFlags } from '../config/control-config';
 
 export const controlProgram: ProgramDecl = {
   name: 'sluice-control',
@@ -22,6 +22,14 @@ export const controlProgram: ProgramDecl = {
       summary: 'print, as JSON, the resources the manifests translate to, and the objects rejected',
       description: 'Exits 1 when any object is rejected (the errors are listed in the output).',
       flags: renderFlags,
+    },
+    {
+      name: 'ca',
+      summary: 'create a mesh root (root-cert.pem, root-key.pem) in --ca-dir, to keep in a Secret',
+      description:
+        'Refuses to overwrite a root that is there. Prints the kubectl commands that put the root and its key into the\n' +
+        'sluice-ca Secret (mounted by sluice-control) and the root alone into the sluice-ca-root ConfigMap (mounted by agents).',
+      flags: caFlags,
     },
   ],
   defaultCommand: 'serve',

@@ -3,15 +3,17 @@
 // manifest files (--manifests), followed as they change.
 import { EXIT, SERVING, exitAfterFlush, runProgram, type CommandResult, type FlagValues } from '../command-line';
 import { ConfigError } from '../config/flags';
-import { controlConfigFromValues, controlSource } from '../config/control-config';
+import { controlConfigFromValues, controlSource, type ControlConfig } from '../config/control-config';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { createControlRegistry } from '../observability/control-metrics';
 import { createJsonServer, listenTcp, listenUnix } from '../observability/http-json';
 import { createLogger } from '../observability/logger';
 import type * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { NODE_METADATA } from '../identity/certificate-protocol';
 import { controlPlaneServerCredentials } from '../identity/control-plane-tls';
-import { verifyNodeToken } from '../identity/node-credential';
+import { SharedSecretAuthenticator, TokenReviewAuthenticator, type NodeAuthenticator } from '../identity/node-credential';
 import { CertificateAuthority } from '../identity/ca';
 import { CertificateService } from './certificate-service';
 import { ControlPlane } from './control-plane';
@@ -22,6 +24,28 @@ import { renderManifests } from './render';
 import { formatTranslationError } from './translate';
 import { controlProgram } from './command-line';
 import { packageVersion } from '../command-line/version';
+
+/** `sluice-control ca`: a new mesh root in --ca-dir, never over an existing one. */
+async function createRoot(values: FlagValues): Promise<CommandResult> {
+  const config = controlConfigFromValues(values, process.env, 'ca');
+  const files = ['root-cert.pem', 'root-key.pem'].map((f) => path.join(config.caDir, f));
+  const present = files.filter((f) => fs.existsSync(f));
+  if (present.length) {
+    process.stderr.write(`sluice-control ca: ${present.join(', ')} already exists; remove it to create a new root (every workload certificate then changes)\n`);
+    return EXIT.FAILURE;
+  }
+  const ca = await CertificateAuthority.loadOrCreate(config.caDir, { trustDomain: config.trustDomain });
+  process.stdout.write(
+    [
+      `mesh root for ${config.trustDomain} in ${config.caDir} (fingerprint ${ca.rootFingerprint})`,
+      'keep it in the cluster (the key only in the Secret, readable by sluice-control alone):',
+      `  kubectl -n sluice-system create secret generic sluice-ca --from-file=${files[0]} --from-file=${files[1]}`,
+      `  kubectl -n sluice-system create configmap sluice-ca-root --from-file=${files[0]}`,
+      '',
+    ].join('\n'),
+  );
+  return EXIT.OK;
+}
 
 function render(values: FlagValues): CommandResult {
   const config = controlConfigFromValues(values, process.env, 'render');
@@ -40,6 +64,7 @@ async function serve(values: FlagValues): Promise<CommandResult> {
   const control = new ControlPlane({ ...config, endpointSource: from.kind === 'kubernetes' ? 'endpoint-slices' : 'pod-selectors' }, logger);
   let source: { start(): void; stop(): void; problems: { file: string; reason: string }[]; digest?: string };
   let kubernetes: KubernetesSource | undefined;
+  let kubeConfigOfSource: KubeConfig | undefined;
   if (from.kind === 'kubernetes') {
     // Loaded only for this source: the manifest source (and the sim) never load the Kubernetes client.
     const { KubernetesSource, loadKubeConfig } = await import('./kubernetes-source');
@@ -49,6 +74,7 @@ async function serve(values: FlagValues): Promise<CommandResult> {
     } catch (err) {
       throw new ConfigError(`${from.kubeconfig ? '--kubeconfig' : '--in-cluster'}: ${(err as Error).message}`);
     }
+    kubeConfigOfSource = kubeConfig;
     kubernetes = new KubernetesSource(kubeConfig, logger.child({ component: 'kubernetes' }), (objects) => control.publish(objects));
     source = kubernetes;
   } else {
@@ -57,27 +83,21 @@ async function serve(values: FlagValues): Promise<CommandResult> {
   source.start();
   let certificates: CertificateService | undefined;
   let serverCredentials: grpc.ServerCredentials | undefined;
-  if (config.nodeSecretFile) {
+  const nodes = await nodeAuthenticator(config, kubeConfigOfSource);
+  if (nodes) {
     const ca = await CertificateAuthority.loadOrCreate(config.caDir, { trustDomain: config.trustDomain });
-    let secret: Buffer;
-    try {
-      secret = fs.readFileSync(config.nodeSecretFile);
-    } catch (err) {
-      throw new ConfigError(`--node-secret-file ${config.nodeSecretFile}: ${(err as Error).message}`);
-    }
-    if (secret.length < 16) throw new ConfigError(`--node-secret-file ${config.nodeSecretFile}: too short (${secret.length} bytes, want at least 16)`);
-    certificates = new CertificateService(ca, secret, () => control.resources().workloads, logger.child({ component: 'ca' }));
+    certificates = new CertificateService(ca, nodes, () => control.resources().workloads, logger.child({ component: 'ca' }));
     control.server.addService(certificates.definition(), certificates.implementation());
     // With a CA, agents talk to us over TLS and every xDS stream carries a node credential.
-    serverCredentials = await controlPlaneServerCredentials(ca, config.caDir, (err) => logger.error({ err: err.message }, 'control plane certificate renewal failed'));
-    const nodeSecret = secret;
-    control.server.authenticate = (md) => {
+    serverCredentials = await controlPlaneServerCredentials(ca, config.servingDir || config.caDir, (err) => logger.error({ err: err.message }, 'control plane certificate renewal failed'));
+    control.server.authenticate = async (md) => {
       const node = String(md.get(NODE_METADATA)[0] ?? '');
       const auth = String(md.get('authorization')[0] ?? '');
       if (!node || !auth.startsWith('Bearer ')) return { refused: `missing node credential (metadata ${NODE_METADATA} and authorization: Bearer <token>)` };
-      return verifyNodeToken(nodeSecret, node, auth.slice('Bearer '.length)) ? { node } : { refused: `node credential for ${node} does not verify` };
+      const verdict = await nodes.verify(node, auth.slice('Bearer '.length));
+      return verdict.ok ? { node } : { refused: verdict.reason };
     };
-    logger.info({ caDir: config.caDir, root: ca.rootFingerprint }, 'issuing workload certificates; agents connect over TLS with node credentials');
+    logger.info({ caDir: config.caDir, root: ca.rootFingerprint, nodeAuth: nodes.kind }, 'issuing workload certificates; agents connect over TLS with node credentials');
   }
   const port = await control.server.listen(config.listen, serverCredentials);
   const admin = createJsonServer({
@@ -134,7 +154,7 @@ async function serve(values: FlagValues): Promise<CommandResult> {
 void runProgram(
   controlProgram,
   process.argv.slice(2),
-  { serve: (p) => serve(p.values), render: (p) => render(p.values) },
+  { serve: (p) => serve(p.values), render: (p) => render(p.values), ca: (p) => createRoot(p.values) },
   {
     classify: (err) =>
       err instanceof ManifestError
@@ -144,3 +164,24 @@ void runProgram(
           : undefined,
   },
 );
+
+/** How agents prove their node (--node-auth); undefined for none. Throws ConfigError naming the flag. */
+async function nodeAuthenticator(config: Readonly<ControlConfig>, kubeConfig: KubeConfig | undefined): Promise<NodeAuthenticator | undefined> {
+  if (config.nodeAuth === 'secret') {
+    let secret: Buffer;
+    try {
+      secret = fs.readFileSync(config.nodeSecretFile);
+    } catch (err) {
+      throw new ConfigError(`--node-secret-file ${config.nodeSecretFile}: ${(err as Error).message}`);
+    }
+    if (secret.length < 16) throw new ConfigError(`--node-secret-file ${config.nodeSecretFile}: too short (${secret.length} bytes, want at least 16)`);
+    return new SharedSecretAuthenticator(secret);
+  }
+  if (config.nodeAuth === 'tokenreview') {
+    const { apiServerTokenReviewer } = await import('./token-review');
+    const [namespace, name] = config.agentServiceAccount.split('/');
+    // --node-auth tokenreview requires the Kubernetes source (checked with the configuration).
+    return new TokenReviewAuthenticator(apiServerTokenReviewer(kubeConfig!), { audience: config.tokenAudience, serviceAccount: { namespace, name } });
+  }
+  return undefined;
+}

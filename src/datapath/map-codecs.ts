@@ -5,6 +5,7 @@
 // sizes) with the BTF of the compiled object, so a header change cannot skew
 // the codecs silently.
 import * as net from 'node:net';
+import type { OriginalDestination } from '../model/resources';
 
 /** One member of a C struct as BTF describes it. */
 export interface FieldLayout {
@@ -176,20 +177,12 @@ export const vipValueCodec = structCodec<VipValue>('sluice_vip_value', 8, [
   { name: 'flags', offset: 4, kind: 'u32le', prop: 'flags' },
 ]);
 
-/**
- * Where a captured connection was going, as the kernel recorded it at
- * connect(): the VIP and port the pod dialled and the netns cookie of the pod.
- * The node proxy reads the same record under the same name
- * (src/proxy/node-proxy.ts), without the kernel's service id.
- */
-export interface OriginalDestination {
-  address: string;
-  port: number;
+/** The kernel's record of a captured connection: the OriginalDestination, plus the service id it matched. */
+export interface OriginalDestinationRecord extends OriginalDestination {
   serviceId: number;
-  netnsCookie: bigint;
 }
 
-export const originalDestinationCodec = structCodec<OriginalDestination>('sluice_orig_dst', 32, [
+export const originalDestinationCodec = structCodec<OriginalDestinationRecord>('sluice_orig_dst', 32, [
   { name: 'addr', offset: 0, kind: 'addr16', prop: 'address' },
   { name: 'port', offset: 16, kind: 'u16be', prop: 'port' },
   { name: 'pad', offset: 18, kind: 'pad', size: 2 },

@@ -36,7 +36,8 @@ interface Held extends WorkloadCertificate {
 export interface CertificateManagerOptions {
   target: string;
   node: string;
-  token: string;
+  /** This node's credential, read at every request (a projected token is rotated by the kubelet). */
+  token: () => string;
   credentials?: grpc.ChannelCredentials;
   /** Lifetime to ask for; 0 = the CA's default. */
   validitySeconds?: number;
@@ -87,9 +88,19 @@ export class CertificateManager {
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.client.close();
+    this.stopRenewing();
     this.held.clear();
+  }
+
+  /**
+   * Stops requesting and renewing but keeps the certificates held: an agent
+   * that handed over to a newer one still serves its open connections (and
+   * those it accepts until the new one does) with them.
+   */
+  stopRenewing(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.client.close();
   }
 
   /** The identities this node needs now; others are dropped with their keys. */
@@ -214,7 +225,7 @@ export class CertificateManager {
       const res = await new Promise<CreateCertificateResponse>((resolve, reject) => {
         const md = new grpc.Metadata();
         md.set(NODE_METADATA, this.opts.node);
-        md.set('authorization', `Bearer ${this.opts.token}`);
+        md.set('authorization', `Bearer ${this.opts.token()}`);
         this.client.CreateCertificate({ csr: csrPem, validity_seconds: this.opts.validitySeconds ?? 0 }, md, { deadline: Date.now() + 10000 }, (err, r) =>
           err ? reject(err) : resolve(r!),
         );

@@ -21,6 +21,7 @@ async function issueServing(ca: CertificateAuthority, dir: string): Promise<void
   const { keyPem, csrPem } = await createKeyAndCsr(identity);
   const r = await ca.issue({ csrPem, node: '' }, (id) => (id === identity ? undefined : `the control plane serves only as ${identity}`), { ttlSeconds: TTL_SECONDS });
   if (!r.ok) throw new Error(`control plane certificate: ${r.reason}`);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileAtomic(path.join(dir, KEY_FILE), keyPem, { mode: 0o600 });
   writeFileAtomic(path.join(dir, CERT_FILE), [r.certPem, ...r.chainPem.slice(0, -1)].join(''), { mode: 0o644 });
 }

@@ -20,7 +20,7 @@ import {
   vipValueCodec,
   type CounterName,
   type Enrollment,
-  type OriginalDestination,
+  type OriginalDestinationRecord,
   type StrictEntry,
   type TupleKey,
   type VipKey,
@@ -97,7 +97,7 @@ const codecFor = { size: 8, encode: (v: bigint) => netnsCookieCodec.encode(v), d
 export class BpfDatapath {
   readonly enroll: BpfMap<bigint, Enrollment>;
   readonly vips: BpfMap<VipKey, VipValue>;
-  readonly tuples: BpfMap<TupleKey, OriginalDestination>;
+  readonly tuples: BpfMap<TupleKey, OriginalDestinationRecord>;
   readonly strict: BpfMap<number, StrictEntry>;
   /** Interfaces whose tc filter this agent run has (re)attached. */
   private readonly strictAttached = new Set<number>();
@@ -301,7 +301,7 @@ export class BpfDatapath {
   }
 
   /** Original destination of an accepted proxy socket; the record is consumed. */
-  originalDst(socketFd: number): OriginalDestination | undefined {
+  originalDst(socketFd: number): OriginalDestinationRecord | undefined {
     const raw = addon().originalDstByFd(this.tuples.info.fd, socketFd, true);
     return raw ? originalDestinationCodec.decode(raw) : undefined;
   }

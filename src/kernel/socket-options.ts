@@ -1,5 +1,5 @@
 // Kernel socket options the node proxy needs and Node.js does not expose.
-// The only place that reads a net.Socket's descriptor.
+// The only place that reads a net.Socket's or net.Server's descriptor.
 import type * as net from 'node:net';
 import { addon } from '../native/bpf-addon';
 
@@ -24,6 +24,14 @@ export function keepaliveDetectionMs(k: KeepaliveSettings): number {
  */
 export function socketFd(socket: net.Socket): number {
   return (socket as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
+}
+
+/**
+ * The listening descriptor behind a net.Server (a tls or http2 server too),
+ * or -1 when it is not listening. Reads libuv's handle, as socketFd does.
+ */
+export function serverFd(server: net.Server): number {
+  return (server as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
 }
 
 /**

@@ -112,3 +112,15 @@ export function spiffeId(trustDomain: string, namespace: string, serviceAccount:
 export function serviceKey(s: { namespace: string; name: string }): string {
   return `${s.namespace}/${s.name}`;
 }
+
+/**
+ * Where a captured connection was going, as the kernel recorded it at
+ * connect(): the VIP (or captured pod address) and port the pod dialled,
+ * and the netns cookie of the pod that dialled it. The node proxy decides
+ * from it; the kernel's record adds its service id (src/datapath/map-codecs.ts).
+ */
+export interface OriginalDestination {
+  address: string;
+  port: number;
+  netnsCookie: bigint;
+}

@@ -61,6 +61,11 @@ interface Addon {
   /** SO_LINGER {1,0} (on: a close or a crash resets the peer) or {0,0} (off: a normal close). */
   resetOnClose(fd: number, on: boolean): void;
   tcpKeepalive(fd: number, idleSeconds: number, intervalSeconds: number, probes: number, userTimeoutMs: number): void;
+  /** Writes payload on a connected unix socket with the descriptors attached (SCM_RIGHTS), within timeoutMs. */
+  sendFds(socketFd: number, payload: Buffer, fds: number[], timeoutMs: number): void;
+  /** Connects to a unix socket, writes request, reads one reply line (the connection stays open in `socket`): null when nothing listens there. */
+  receiveFds(path: string, request: Buffer, timeoutMs: number): { payload: Buffer; fds: number[]; socket: number } | null;
+  closeFd(fd: number): void;
   schemaVersion: number;
 }
 

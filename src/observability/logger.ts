@@ -1,13 +1,18 @@
 // One pino logger per process, asynchronous, with a child per component.
 // Lines carry the ISO time and the level as a word ("level":"info"), as
 // ztunnel's JSON logs do; each component's level can change at run time.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import pino, { type Logger } from 'pino';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export function createLogger(name: string, level: string, file = ''): Logger {
-  const destination = pino.destination({ dest: file || 1, sync: false, mkdir: true });
+  // The file is opened here, not later: a process that fails at once must
+  // still be able to flush its last lines on exit.
+  if (file) fs.mkdirSync(path.dirname(file), { recursive: true });
+  const destination = pino.destination({ fd: file ? fs.openSync(file, 'a') : 1, sync: false });
   return pino(
     { name, level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
     destination,

@@ -6,7 +6,7 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { endpointTargetPort, type Workload } from '../model/resources';
+import { endpointTargetPort, type OriginalDestination, type Workload } from '../model/resources';
 import { PolicySet, type Peer } from './authorization';
 import { authorizeConnection, peerOf } from './connection-decision';
 import { EndpointStats, endpointKey, pickEndpoint } from './endpoint-picker';
@@ -15,11 +15,7 @@ import type { ServiceIndex, VipTarget } from './service-index';
 import type { TunnelPool } from './tunnel-client';
 import { ByteTally, RESPONSE_FLAGS, asReporter, tcpLabels, workloadName, type IstioTcpLabels, type TelemetrySink } from './telemetry';
 
-export interface OriginalDestination {
-  address: string;
-  port: number;
-  netnsCookie: bigint;
-}
+export type { OriginalDestination };
 
 /**
  * Carries an established (client, endpoint) pair's bytes elsewhere (the
@@ -283,15 +279,43 @@ export class NodeProxy {
     this.server.on('error', (err) => deps.logger.error({ err }, 'proxy listener error'));
   }
 
-  listen(address: string, port: number): Promise<void> {
+  /**
+   * Listens on address:port, or on `inherited`: a listening descriptor
+   * handed over by the agent this one replaces, whose queued connections
+   * are then served here. An inherited socket bound elsewhere than
+   * address:port is not used (rejects with the addresses).
+   */
+  listen(address: string, port: number, inherited?: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(new Error(`proxy listen ${address}:${port}: ${err.message}`));
+      const onError = (err: Error) => reject(new Error(`proxy listen ${inherited !== undefined ? `on inherited fd ${inherited}` : `${address}:${port}`}: ${err.message}`));
       this.server.once('error', onError);
-      this.server.listen({ host: address, port, backlog: 4096 }, () => {
+      const done = () => {
         this.server.off('error', onError);
+        const bound = this.address();
+        if (inherited !== undefined && (bound?.address !== address || bound.port !== port)) {
+          this.server.close();
+          reject(new Error(`the inherited proxy listener is bound to ${bound?.address}:${bound?.port}, not ${address}:${port}`));
+          return;
+        }
         resolve();
-      });
+      };
+      if (inherited !== undefined) this.server.listen({ fd: inherited }, done);
+      else this.server.listen({ host: address, port, backlog: 4096 }, done);
     });
+  }
+
+  /** The listening socket, to hand over to a new agent. */
+  get listener(): net.Server {
+    return this.server;
+  }
+
+  /**
+   * Stops accepting (this process's reference to the listener is closed at
+   * once); live and waiting connections go on.
+   */
+  stopAccepting(): void {
+    // close()'s callback would wait for every accepted connection to end.
+    if (this.server.listening) this.server.close();
   }
 
   address(): net.AddressInfo | undefined {
@@ -645,20 +669,7 @@ export class NodeProxy {
     const onFailure = (err: Error) => {
       clearTimeout(timer);
       upstream.destroy();
-      this.counters.connectAttemptsFailed++;
-      this.endpoints.connectFailed(key, Date.now());
-      this.deps.logger.debug({ endpoint: key, err: err.message, attempt }, 'endpoint connect failed');
-      conn.error = `connect ${key}: ${err.message}`;
-      if (conn.client.destroyed) return;
-      if (attempt < service.loadBalancing.maxConnectAttempts) {
-        this.counters.retried++;
-        this.connect(conn, target, tried, attempt + 1);
-      } else {
-        this.failures.report('connect failed', { service: conn.info.service, tried: [...tried], err: err.message }, 'every endpoint tried failed to connect');
-        conn.outcome = 'connect failed';
-        conn.error = `connect ${key}: ${err.message}`;
-        conn.client.resetAndDestroy();
-      }
+      this.attemptFailed(conn, target, tried, attempt, key, `connect ${key}: ${err.message}`);
     };
     upstream.once('error', onFailure);
     upstream.once('connect', () => {
@@ -679,25 +690,31 @@ export class NodeProxy {
     });
   }
 
+  /**
+   * One attempt to reach an endpoint failed (a direct connect, or a tunnel
+   * stream): counted, the endpoint ejected for a while, and the next
+   * endpoint tried while attempts are left; then the client is reset.
+   */
+  private attemptFailed(conn: LiveConnection, target: VipTarget, tried: Set<string>, attempt: number, key: string, error: string): void {
+    this.counters.connectAttemptsFailed++;
+    this.endpoints.connectFailed(key, Date.now());
+    this.deps.logger.debug({ endpoint: key, err: error, attempt }, 'endpoint attempt failed');
+    conn.error = error;
+    if (conn.client.destroyed) return;
+    if (attempt < target.service.loadBalancing.maxConnectAttempts) {
+      this.counters.retried++;
+      this.connect(conn, target, tried, attempt + 1);
+      return;
+    }
+    this.failures.report('connect failed', { service: conn.info.service, tried: [...tried], err: error }, 'every endpoint tried failed to connect');
+    conn.outcome = 'connect failed';
+    conn.client.resetAndDestroy();
+  }
+
   private connectTunnel(conn: LiveConnection, target: VipTarget, tried: Set<string>, attempt: number, workloadUid: string, key: string): void {
     const { service } = target;
     const dest = this.deps.index().workload(workloadUid);
-    const fail = (err: Error) => {
-      this.counters.connectAttemptsFailed++;
-      this.endpoints.connectFailed(key, Date.now());
-      this.deps.logger.debug({ endpoint: key, err: err.message, attempt }, 'tunnel to endpoint failed');
-      conn.error = err.message;
-      if (conn.client.destroyed) return;
-      if (attempt < service.loadBalancing.maxConnectAttempts) {
-        this.counters.retried++;
-        this.connect(conn, target, tried, attempt + 1);
-      } else {
-        this.failures.report('connect failed', { service: conn.info.service, tried: [...tried], err: err.message }, 'every endpoint tried failed to connect');
-        conn.outcome = 'connect failed';
-        conn.error = err.message;
-        conn.client.resetAndDestroy();
-      }
-    };
+    const fail = (err: Error) => this.attemptFailed(conn, target, tried, attempt, key, err.message);
     if (!dest?.identity || !dest.nodeAddress || !conn.peer.principal) {
       fail(new Error(`no identity or node address known for the tunnel to ${key}`));
       return;

@@ -22,9 +22,12 @@ export interface TunnelRequest {
   target: string;
 }
 
+/** The destination never processed the stream: safe to send again. */
+class UnprocessedStream extends Error {}
+
 export class TunnelPool {
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
-  readonly counters = { sessionsOpened: 0, streamsOpened: 0, refused: 0, deadPeers: 0 };
+  readonly counters = { sessionsOpened: 0, streamsOpened: 0, refused: 0, deadPeers: 0, retriedUnprocessed: 0 };
 
   /**
    * `keepalive`: applied to each session's TCP socket (may throw);
@@ -36,12 +39,32 @@ export class TunnelPool {
     private readonly options: { keepalive?: (socket: net.Socket) => void; liveness?: LivenessSettings } = {},
   ) {}
 
-  /** Resolves with the stream once the destination agent answered 200. */
-  open(req: TunnelRequest, timeoutMs: number): Promise<Duplex> {
+  /**
+   * Resolves with the stream once the destination agent answered 200.
+   * A stream the destination refused unprocessed (REFUSED_STREAM, or a
+   * GOAWAY before it was answered: the destination agent is handing over
+   * to a new one) is opened once more, on a new session (RFC 9113 §8.7: such
+   * a request is safe to retry).
+   */
+  async open(req: TunnelRequest, timeoutMs: number): Promise<Duplex> {
+    const deadline = Date.now() + timeoutMs;
+    try {
+      return await this.openOnce(req, timeoutMs);
+    } catch (err) {
+      if (!(err instanceof UnprocessedStream) || Date.now() >= deadline) throw err;
+      this.counters.retriedUnprocessed++;
+      return this.openOnce(req, deadline - Date.now());
+    }
+  }
+
+  private openOnce(req: TunnelRequest, timeoutMs: number): Promise<Duplex> {
     const creds = this.credentials(req.sourceIdentity);
     if (!creds) return Promise.reject(new Error(`no certificate for ${req.sourceIdentity} yet`));
     const session = this.session(req, creds);
-    return new Promise((resolve, reject) => {
+    let goaway = false;
+    const onGoaway = () => (goaway = true);
+    session.once('goaway', onGoaway);
+    return new Promise<Duplex>((resolve, reject) => {
       const stream = session.request({ ':method': 'CONNECT', ':authority': req.target, forwarded: forwardedFor(req.sourceAddress) }, { endStream: false });
       const timer = setTimeout(() => {
         stream.close(http2.constants.NGHTTP2_CANCEL);
@@ -61,9 +84,15 @@ export class TunnelPool {
       });
       stream.once('error', (err) => {
         clearTimeout(timer);
-        reject(new Error(`tunnel to ${req.nodeAddress} for ${req.target}: ${err.message}`));
+        const unprocessed = goaway || stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+        reject(unprocessed ? new UnprocessedStream(`tunnel to ${req.nodeAddress} for ${req.target}: not processed (${err.message})`) : new Error(`tunnel to ${req.nodeAddress} for ${req.target}: ${err.message}`));
       });
-    });
+      // A stream refused without an error event (closed by the GOAWAY, no response).
+      stream.once('close', () => {
+        clearTimeout(timer);
+        reject(new UnprocessedStream(`tunnel to ${req.nodeAddress} for ${req.target}: closed before an answer (code ${stream.rstCode})`));
+      });
+    }).finally(() => session.off('goaway', onGoaway));
   }
 
   close(): void {

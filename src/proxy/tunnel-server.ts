@@ -122,11 +122,38 @@ export class TunnelServer {
     this.server.on('error', (err) => this.failures.report('tunnel listener', { err: err.message }, 'tunnel listener error', 'error'));
   }
 
-  listen(address: string, port: number): Promise<void> {
+  /** Listens on address:port, or on `inherited`, a listening descriptor handed over by the agent this one replaces. */
+  listen(address: string, port: number, inherited?: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', (err) => reject(new Error(`tunnel listen ${address}:${port}: ${err.message}`)));
-      this.server.listen(port, address, () => resolve());
+      this.server.once('error', (err) => reject(new Error(`tunnel listen ${inherited !== undefined ? `on inherited fd ${inherited}` : `${address}:${port}`}: ${err.message}`)));
+      const done = () => {
+        const bound = this.server.address() as net.AddressInfo | null;
+        if (inherited !== undefined && (bound?.address !== address || bound.port !== port)) {
+          this.server.close();
+          reject(new Error(`the inherited tunnel listener is bound to ${bound?.address}:${bound?.port}, not ${address}:${port}`));
+          return;
+        }
+        resolve();
+      };
+      if (inherited !== undefined) this.server.listen({ fd: inherited }, done);
+      else this.server.listen(port, address, done);
     });
+  }
+
+  /** The listening socket, to hand over to a new agent. */
+  get listener(): net.Server {
+    return this.server;
+  }
+
+  /**
+   * Stops accepting new sessions and asks every open one to go away
+   * (HTTP/2 GOAWAY): their open streams run to their end, new streams go to
+   * whoever listens now.
+   */
+  stopAccepting(): void {
+    for (const s of this.sessions) if (!s.closed && !s.destroyed) s.close();
+    // close()'s callback would wait for every session to end.
+    if (this.server.listening) this.server.close();
   }
 
   /** Stops accepting and ends every session (their streams are reset). */

@@ -211,7 +211,42 @@ export class Cluster {
       saveState(this.state);
       await this.waitSynced();
     }
-    if (!['stop', 'start', 'restart'].includes(action)) throw new SimError(`agent ${nodeName} ${action}: expected stop, start or restart`);
+    if (action === 'upgrade') await this.upgradeAgent(node);
+    if (!['stop', 'start', 'restart', 'upgrade'].includes(action)) throw new SimError(`agent ${nodeName} ${action}: expected stop, start, restart or upgrade`);
+  }
+
+  /**
+   * A DaemonSet rolling update with maxSurge: the new agent starts while the
+   * old one runs, takes over its listening sockets (src/agent/handover.ts),
+   * and once it is ready the old one gets SIGTERM, as the kubelet would send
+   * when it deletes the old pod; the old one exits when drained.
+   */
+  private async upgradeAgent(node: NodeState): Promise<void> {
+    const old = node.agentPid;
+    if (!old || !isAlive(old)) throw new SimError(`no agent is running on ${node.name} to upgrade; use start`);
+    this.startAgent(node);
+    saveState(this.state);
+    const deadline = Date.now() + SYNC_TIMEOUT_MS;
+    let last = 'no answer yet';
+    for (;;) {
+      if (!isAlive(node.agentPid)) throw new SimError(`the new agent on ${node.name} exited:\n${tail(`${node.agentLog}.stderr`)}\n${tail(node.agentLog, 10)}`);
+      try {
+        const { body } = await getJson(node.adminSocket, '/status', 2000);
+        const s = body as { pid: number; ready: boolean };
+        if (s.pid === node.agentPid && s.ready) break;
+        last = s.pid === node.agentPid ? 'the new agent is not ready yet' : `the admin socket is still the old agent's (pid ${s.pid})`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      if (Date.now() > deadline) throw new SimError(`the new agent on ${node.name} did not take over within ${SYNC_TIMEOUT_MS} ms: ${last}\n${tail(node.agentLog, 10)}`);
+      await sleep(50);
+    }
+    try {
+      process.kill(old, 'SIGTERM');
+    } catch {
+      // it exited already: drained
+    }
+    await this.waitSynced();
   }
 
   async control(action: string): Promise<void> {

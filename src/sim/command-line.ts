@@ -16,6 +16,7 @@ const files: FlagDecl = {
 };
 
 const ACTIONS = ['stop', 'start', 'restart'] as const;
+const AGENT_ACTIONS = [...ACTIONS, 'upgrade'] as const;
 
 export const simProgram: ProgramDecl = {
   name: 'sluice-sim',
@@ -40,7 +41,7 @@ export const simProgram: ProgramDecl = {
       summary: 'nodes, agents, pods (enrolled?), services, every network namespace',
       flags: [{ name: 'output', short: 'o', value: 'FORMAT', choices: ['table', 'json', 'yaml'], default: 'table', description: 'output format' }],
     },
-    { name: 'agent', summary: "stop, start or restart a node's agent", args: [{ name: 'NODE' }, { name: 'ACTION', choices: ACTIONS }] },
+    { name: 'agent', summary: "stop, start, restart or upgrade a node's agent (upgrade: the new one takes over the old one's listeners; none refused)", args: [{ name: 'NODE' }, { name: 'ACTION', choices: AGENT_ACTIONS }] },
     { name: 'control', summary: 'stop, start or restart the control plane', args: [{ name: 'ACTION', choices: ACTIONS }] },
     {
       name: 'ctl',

@@ -16,6 +16,12 @@
 //     stream; a resourceVersion older than the last compaction is answered
 //     with an ERROR event holding a Status of code 410 (reason Expired), as
 //     kube-apiserver does, or with HTTP 410 when asked to.
+//   - POST /apis/authentication.k8s.io/v1/tokenreviews for the service
+//     account tokens it issued itself (issueServiceAccountToken, standing in
+//     for TokenRequest): as kube-apiserver answers for a pod-bound token,
+//     the username system:serviceaccount:NS:NAME, the pod and node in the
+//     user extra, the audiences the caller asked for that the token has
+//     (none in common, or expired: not authenticated, with an error).
 // It validates nothing (no admission, no schemas, no defaulting) and knows
 // only the kinds in WATCHED_RESOURCES. For tests it can inject failures:
 // watch streams closed, 410 Gone, HTTP 500, slow responses.
@@ -76,6 +82,38 @@ export interface KubeApiStandInOptions {
   bookmarkIntervalMs?: number;
 }
 
+const TOKEN_REVIEWS = '/apis/authentication.k8s.io/v1/tokenreviews';
+
+interface IssuedToken {
+  namespace: string;
+  serviceAccount: string;
+  audiences: string[];
+  expiresAt: number;
+  pod: { name: string; uid: string };
+  node: string;
+}
+
+/** The request body as JSON (at most 1 MiB); rejects otherwise. */
+function readJson(req: http.IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > 1 << 20) req.destroy(new Error('request body over 1 MiB'));
+      else chunks.push(c);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch (err) {
+        reject(new Error(`request body is not JSON: ${(err as Error).message}`));
+      }
+    });
+  });
+}
+
 function status(code: number, reason: string, message: string): object {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
 }
@@ -119,6 +157,7 @@ export class KubeApiStandIn {
   private readonly faults = new Map<string, WatchFault[]>();
   private readonly counts = new Map<string, ResourceRequests>(WATCHED_RESOURCES.map((r) => [r.plural, { lists: 0, watches: 0, watchedFrom: [] }]));
   private revision = 1;
+  private readonly issuedTokens = new Map<string, IssuedToken>();
   /** Changes at or before this revision are forgotten: watching from there is 410 Gone. */
   private compactedAt = 0;
 
@@ -147,6 +186,18 @@ export class KubeApiStandIn {
   /** The current resourceVersion (etcd's revision): every change increments it. */
   get resourceVersion(): string {
     return String(this.revision);
+  }
+
+  /**
+   * A service account token for a pod, as the kubelet obtains it with a
+   * TokenRequest for a projected volume: opaque here (kube-apiserver signs
+   * a JWT), valid for `expirationSeconds` (negative: already expired), for
+   * `audiences`, bound to the pod and its node.
+   */
+  issueServiceAccountToken(t: { namespace: string; serviceAccount: string; audiences: string[]; expirationSeconds: number; pod: { name: string; uid: string }; node: string }): string {
+    const token = `sa.${randomBytes(24).toString('base64url')}`;
+    this.issuedTokens.set(token, { ...t, expiresAt: Date.now() + t.expirationSeconds * 1000 });
+    return token;
   }
 
   /** Requests seen for a resource ("pods"), for tests. */
@@ -273,6 +324,10 @@ export class KubeApiStandIn {
       if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
       if (req.headers.authorization !== `Bearer ${this.token}`) return reply(401, status(401, 'Unauthorized', 'Unauthorized'));
       const url = new URL(req.url ?? '/', 'https://stand-in');
+      if (url.pathname === TOKEN_REVIEWS) {
+        if (req.method !== 'POST') return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported for tokenreviews`));
+        return reply(201, this.review(await readJson(req)));
+      }
       const route = this.route(url.pathname);
       if (!route) return reply(404, status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
       if (req.method !== 'GET') return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported by the stand-in`));
@@ -283,6 +338,34 @@ export class KubeApiStandIn {
       if (!res.headersSent) reply(500, status(500, 'InternalError', (err as Error).message));
       else res.destroy();
     }
+  }
+
+  /** A TokenReview answered (authentication.k8s.io/v1), for the tokens this stand-in issued. */
+  private review(body: unknown): object {
+    const spec = (body as { spec?: { token?: unknown; audiences?: unknown } })?.spec ?? {};
+    const token = typeof spec.token === 'string' ? spec.token : '';
+    const wanted = Array.isArray(spec.audiences) ? spec.audiences.filter((a): a is string => typeof a === 'string') : [];
+    const answer = (s: object) => ({ kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, spec, status: s });
+    const issued = this.issuedTokens.get(token);
+    if (!issued) return answer({ authenticated: false, user: {}, error: 'invalid bearer token' });
+    if (issued.expiresAt <= Date.now()) return answer({ authenticated: false, user: {}, error: 'invalid bearer token, service account token has expired' });
+    // kube-apiserver authenticates for the intersection of the asked and the token's audiences.
+    const audiences = wanted.length ? wanted.filter((a) => issued.audiences.includes(a)) : issued.audiences;
+    if (audiences.length === 0) return answer({ authenticated: false, user: {}, error: `invalid bearer token, token audiences ${JSON.stringify(issued.audiences)} is invalid for the target audiences ${JSON.stringify(wanted)}` });
+    return answer({
+      authenticated: true,
+      audiences,
+      user: {
+        username: `system:serviceaccount:${issued.namespace}:${issued.serviceAccount}`,
+        uid: randomUUID(),
+        groups: ['system:serviceaccounts', `system:serviceaccounts:${issued.namespace}`, 'system:authenticated'],
+        extra: {
+          'authentication.kubernetes.io/pod-name': [issued.pod.name],
+          'authentication.kubernetes.io/pod-uid': [issued.pod.uid],
+          'authentication.kubernetes.io/node-name': [issued.node],
+        },
+      },
+    });
   }
 
   private current(resource: WatchedResource, namespace?: string): StoredObject[] {

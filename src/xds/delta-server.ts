@@ -55,10 +55,11 @@ export class DeltaAdsServer {
   private readonly server = new grpc.Server({ 'grpc.max_send_message_length': 256 << 20 });
 
   /**
-   * When set, every stream must authenticate from its metadata: returns the
-   * node name, or a string starting with "refused:" saying why not.
+   * When set, every stream must authenticate from its metadata: resolves
+   * with the node name, or with why not. Nothing the stream sends is read
+   * before it has.
    */
-  authenticate?: (metadata: grpc.Metadata) => { node: string } | { refused: string };
+  authenticate?: (metadata: grpc.Metadata) => Promise<{ node: string } | { refused: string }>;
 
   constructor(private readonly logger: Logger) {
     this.server.addService(adsServiceDefinition(), {
@@ -145,16 +146,27 @@ export class DeltaAdsServer {
   }
 
   private onStream(call: AdsCall): void {
-    let authenticatedNode = '';
-    if (this.authenticate) {
-      const auth = this.authenticate(call.metadata);
-      if ('refused' in auth) {
-        this.logger.warn({ peer: call.getPeer() }, `ADS stream refused: ${auth.refused}`);
-        call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: auth.refused });
-        return;
-      }
-      authenticatedNode = auth.node;
-    }
+    if (!this.authenticate) return this.serveStream(call, '');
+    call.pause();
+    call.on('error', () => undefined); // a client gone while it is checked
+    this.authenticate(call.metadata).then(
+      (auth) => {
+        if ('refused' in auth) {
+          this.logger.warn({ peer: call.getPeer() }, `ADS stream refused: ${auth.refused}`);
+          call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: auth.refused });
+          return;
+        }
+        this.serveStream(call, auth.node);
+        call.resume();
+      },
+      (err: Error) => {
+        this.logger.error({ peer: call.getPeer(), err: err.message }, 'ADS stream refused: authentication failed');
+        call.emit('error', { code: grpc.status.UNAVAILABLE, details: `authentication failed: ${err.message}` });
+      },
+    );
+  }
+
+  private serveStream(call: AdsCall, authenticatedNode: string): void {
     const stream: Stream = { id: this.nextStream++, node: authenticatedNode, peer: call.getPeer(), connectedAt: new Date().toISOString(), call, subscriptions: new Map() };
     this.streams.set(stream.id, stream);
     const log = this.logger.child({ stream: stream.id, peer: stream.peer });

@@ -13,7 +13,7 @@ import { CertificateAuthority } from '../../src/identity/ca';
 import { CertificateManager } from '../../src/identity/certificate-manager';
 import { NODE_METADATA, certificateServiceClient, certificateServiceDefinition, type CreateCertificateResponse } from '../../src/identity/certificate-protocol';
 import { createKeyAndCsr } from '../../src/identity/csr';
-import { nodeToken, verifyNodeToken } from '../../src/identity/node-credential';
+import { SharedSecretAuthenticator, nodeToken, verifyNodeToken } from '../../src/identity/node-credential';
 import type { Workload } from '../../src/model/resources';
 
 const quiet = pino({ level: 'silent' });
@@ -69,7 +69,7 @@ describe('certificate service and manager (gRPC on loopback)', { timeout: 60000 
 
   before(async () => {
     ca = await CertificateAuthority.loadOrCreate(path.join(dir, 'ca'), { trustDomain: 'cluster.local' });
-    service = new CertificateService(ca, secret, () => workloads, quiet);
+    service = new CertificateService(ca, new SharedSecretAuthenticator(secret), () => workloads, quiet);
     server = new grpc.Server();
     server.addService(certificateServiceDefinition(), service.implementation());
     port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
@@ -103,7 +103,7 @@ describe('certificate service and manager (gRPC on loopback)', { timeout: 60000 
 
   it('the agent-side manager obtains, rotates at half-life, and keeps a valid certificate when renewal fails', async () => {
     const keepDir = path.join(dir, 'credentials');
-    const options = { target: `127.0.0.1:${port}`, node: 'node-1', token: nodeToken(secret, 'node-1'), validitySeconds: 6, initialBackoffMs: 200, maxBackoffMs: 400, keepDir };
+    const options = { target: `127.0.0.1:${port}`, node: 'node-1', token: () => nodeToken(secret, 'node-1'), validitySeconds: 6, initialBackoffMs: 200, maxBackoffMs: 400, keepDir };
     const manager = new CertificateManager(options, quiet);
     const until = async (check: () => boolean, what: string) => {
       for (let i = 0; i < 200; i++) {

@@ -63,7 +63,7 @@ describe('agent to control plane over TLS with node credentials', { timeout: 600
     const other = await CertificateAuthority.create({ trustDomain: 'cluster.local' });
     otherRootFile = path.join(dir, 'other-root.pem');
     fs.writeFileSync(otherRootFile, other.rootPem);
-    server.authenticate = (md) => {
+    server.authenticate = async (md) => {
       const node = String(md.get(NODE_METADATA)[0] ?? '');
       const auth = String(md.get('authorization')[0] ?? '');
       return verifyNodeToken(secret, node, auth.replace(/^Bearer /, '')) ? { node } : { refused: `node credential for ${node} does not verify` };

@@ -86,4 +86,43 @@ describe('deploy manifests', () => {
     const agentArgs = (ds.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0].args;
     assert.ok(agentArgs.includes(`--control-plane=sluice-control.sluice-system.svc:${port}`));
   });
+
+  it('secure by default: agents prove their node with a projected token checked by TokenReview, over TLS to the mesh root', () => {
+    const all = docs();
+    const dep = all.find((d) => d.kind === 'Deployment' && d.metadata.name === 'sluice-control')!;
+    const control = loadControlConfig((dep.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0].args, {});
+    assert.equal(control.nodeAuth, 'tokenreview');
+    assert.equal(control.agentServiceAccount, 'sluice-system/sluice-agent');
+    const ds = all.find((d) => d.kind === 'DaemonSet')!;
+    const pod = (ds.spec as { template: { spec: PodSpec } }).template.spec;
+    assert.equal(pod.serviceAccountName, 'sluice-agent');
+    const agent = loadAgentConfig(pod.containers[0].args.map((a) => a.replace('$(NODE_NAME)', 'n').replace('$(HOST_IP)', '10.0.0.1')), {});
+    const tokenMount = pod.containers[0].volumeMounts.find((m) => agent.nodeTokenFile.startsWith(`${m.mountPath}/`))!;
+    const projected = pod.volumes.find((v) => v.name === tokenMount.name)?.projected?.sources?.[0]?.serviceAccountToken;
+    assert.deepEqual(projected && { audience: projected.audience, path: agent.nodeTokenFile.slice(tokenMount.mountPath.length + 1) }, { audience: control.tokenAudience, path: projected?.path });
+    assert.ok((projected?.expirationSeconds ?? Infinity) <= 3600, 'short-lived');
+    assert.ok(agent.controlPlaneCa, 'the agent verifies the control plane with the mesh root');
+    // The key of the mesh root never reaches the nodes: agents mount the ConfigMap with the root alone.
+    const caMount = pod.containers[0].volumeMounts.find((m) => agent.controlPlaneCa.startsWith(`${m.mountPath}/`))!;
+    assert.ok(pod.volumes.find((v) => v.name === caMount.name)?.configMap, 'the root from a ConfigMap, not the Secret');
+    const rbac = parseAllDocuments(fs.readFileSync(path.join(deployDir, 'sluice-control-rbac.yaml'), 'utf8')).map((d) => d.toJSON() as { kind: string; rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[] });
+    const rules = rbac.find((d) => d.kind === 'ClusterRole')!.rules!;
+    assert.ok(rules.some((r) => r.apiGroups.includes('authentication.k8s.io') && r.resources.includes('tokenreviews') && r.verbs.includes('create')));
+  });
+
+  it('DaemonSet updates start the new agent beside the old one (maxSurge), with no host port to block it', () => {
+    const ds = docs().find((d) => d.kind === 'DaemonSet')!;
+    const spec = ds.spec as { updateStrategy: { rollingUpdate: { maxSurge: number; maxUnavailable: number } }; template: { spec: PodSpec } };
+    assert.deepEqual(spec.updateStrategy.rollingUpdate, { maxSurge: 1, maxUnavailable: 0 });
+    // With hostNetwork every declared containerPort is a host port, and the surge pod would not fit.
+    assert.ok(spec.template.spec.containers.every((c) => !c.ports), 'no ports declared');
+    const agent = loadAgentConfig(spec.template.spec.containers[0].args.map((a) => a.replace('$(NODE_NAME)', 'n').replace('$(HOST_IP)', '10.0.0.1')), {});
+    assert.ok(agent.drainSeconds < ((spec.template.spec as { terminationGracePeriodSeconds?: number }).terminationGracePeriodSeconds ?? 30), 'drained before the kubelet kills it');
+  });
 });
+
+interface PodSpec {
+  serviceAccountName?: string;
+  containers: { args: string[]; ports?: unknown[]; volumeMounts: { name: string; mountPath: string }[] }[];
+  volumes: { name: string; configMap?: unknown; projected?: { sources?: { serviceAccountToken?: { audience: string; expirationSeconds?: number; path: string } }[] } }[];
+}

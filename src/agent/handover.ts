@@ -1,0 +1,208 @@
+// Agent upgrade without a refused connection. A new agent, before it binds
+// anything, asks the running one (over a unix socket, --handover-socket) to
+// hand over. The old agent releases everything the new one binds (admin,
+// CNI, metrics and readiness sockets, this socket), stops following the
+// control plane, and passes its listening sockets (node proxy, tunnel) with
+// SCM_RIGHTS. The kernel keeps queueing connections on those sockets all
+// along, so none is refused. The old agent then drains: its open connections
+// run to their end, or to --drain-seconds, when the rest are reset at both
+// ends. Envoy's hot restart passes listeners the same way.
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import { closeDescriptor, receiveDescriptors, sendDescriptors, sendOnDescriptor } from '../kernel/descriptor-passing';
+
+/** Bumped when the messages below change; an agent refuses a version it does not know. */
+export const HANDOVER_VERSION = 1;
+
+/** The listening sockets an agent hands over. */
+export type ListenerName = 'proxy' | 'tunnel';
+
+/** New agent -> old agent, one JSON line. */
+interface HandoverRequest {
+  version: number;
+  node: string;
+  pid: number;
+}
+
+/** Old agent -> new agent: JSON, with the descriptors of `listeners` attached in that order. */
+interface HandoverReply {
+  version: number;
+  node: string;
+  pid: number;
+  listeners: ListenerName[];
+}
+
+/** What a new agent received. */
+export interface HandedOver {
+  /** The old agent's pid. */
+  from: number;
+  /** Listening descriptors by name, owned by the receiver. */
+  listeners: Map<ListenerName, number>;
+  /**
+   * Tells the old agent that this one accepts on the listeners now: it
+   * stops accepting and drains. Until then both accept, so nothing waits
+   * on this agent's start-up. Idempotent.
+   */
+  accepting(): void;
+}
+
+/** New agent -> old agent once it accepts on the listeners; a close without it means the new agent failed. */
+const ACCEPTING = 'accepting\n';
+
+/** The old agent may take this long to release its sockets and answer, ms. */
+export const HANDOVER_TIMEOUT_MS = 10_000;
+const MAX_REQUEST_BYTES = 4096;
+
+/**
+ * Asks the agent at `socketPath` to hand over. Returns what it passed, or
+ * undefined when no agent listens there (a first start, or one after a
+ * crash). Blocks for at most timeoutMs. Throws when an agent answers
+ * wrongly (another node, another version, a malformed reply) or not in
+ * time; descriptors received with a bad reply are closed.
+ */
+export function requestHandover(socketPath: string, node: string, timeoutMs = HANDOVER_TIMEOUT_MS): HandedOver | undefined {
+  const request: HandoverRequest = { version: HANDOVER_VERSION, node, pid: process.pid };
+  let received: { payload: Buffer; fds: number[]; socket: number } | undefined;
+  try {
+    received = receiveDescriptors(socketPath, Buffer.from(`${JSON.stringify(request)}\n`), timeoutMs);
+  } catch (err) {
+    throw new Error(`handover from the running agent at ${socketPath}: ${(err as Error).message}`);
+  }
+  if (!received) return undefined;
+  const connection = received.socket;
+  let open = true;
+  const accepting = (say = true) => {
+    if (!open) return;
+    open = false;
+    try {
+      if (say) sendOnDescriptor(connection, Buffer.from(ACCEPTING), HANDOVER_TIMEOUT_MS);
+    } catch {
+      // the old agent is gone: nothing left to tell
+    }
+    closeDescriptor(connection);
+  };
+  try {
+    const reply = parseReply(received.payload, node, received.fds.length);
+    return { from: reply.pid, listeners: new Map(reply.listeners.map((name, i) => [name, received!.fds[i]])), accepting };
+  } catch (err) {
+    accepting(false);
+    for (const fd of received.fds) closeDescriptor(fd);
+    throw new Error(`handover from the running agent at ${socketPath}: ${(err as Error).message}`);
+  }
+}
+
+function parseReply(payload: Buffer, node: string, fds: number): HandoverReply {
+  let reply: HandoverReply;
+  try {
+    reply = JSON.parse(payload.toString('utf8')) as HandoverReply;
+  } catch {
+    throw new Error(`the reply is not JSON (${payload.length} bytes)`);
+  }
+  if (reply?.version !== HANDOVER_VERSION) throw new Error(`it speaks handover version ${String(reply?.version)}, this agent ${HANDOVER_VERSION}`);
+  if (reply.node !== node) throw new Error(`it runs node ${JSON.stringify(reply.node)}, this agent ${JSON.stringify(node)}`);
+  if (!Array.isArray(reply.listeners) || reply.listeners.some((l) => l !== 'proxy' && l !== 'tunnel')) throw new Error(`listeners ${JSON.stringify(reply.listeners)}: expected "proxy" and "tunnel"`);
+  if (reply.listeners.length !== fds) throw new Error(`it names ${reply.listeners.length} listeners but passed ${fds} descriptors`);
+  return reply;
+}
+
+/**
+ * The old agent's side: serves one handover. `release` stops everything the
+ * new agent will bind and returns the listening descriptors to pass (this
+ * agent keeps accepting on them meanwhile); `passed` runs once the new agent
+ * accepts on them (it closes the connection), or is gone: it stops
+ * accepting here and starts the drain.
+ */
+export class HandoverServer {
+  private readonly server: net.Server;
+  private handled = false;
+
+  constructor(
+    private readonly socketPath: string,
+    private readonly node: string,
+    private readonly release: () => Promise<Map<ListenerName, number>>,
+    private readonly passed: () => void,
+    private readonly failed: () => void,
+    private readonly logger: Logger,
+  ) {
+    this.server = net.createServer((socket) => this.serve(socket));
+    this.server.on('error', (err) => logger.error({ err: err.message, socket: socketPath }, 'handover socket error'));
+  }
+
+  /** Listens at the socket path; a file left there by an agent that is gone is replaced. */
+  async listen(): Promise<void> {
+    fs.mkdirSync(path.dirname(this.socketPath), { recursive: true, mode: 0o700 });
+    // The caller asked whoever listened there first: nobody answered, so the file is stale.
+    fs.rmSync(this.socketPath, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.socketPath, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    fs.chmodSync(this.socketPath, 0o600);
+  }
+
+  /** Stops listening (libuv unlinks the socket file). */
+  close(): Promise<void> {
+    return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private serve(socket: net.Socket): void {
+    socket.on('error', () => undefined);
+    let line = '';
+    const timer = setTimeout(() => socket.destroy(), HANDOVER_TIMEOUT_MS);
+    socket.on('data', (d) => {
+      line += d.toString('utf8');
+      if (line.length > MAX_REQUEST_BYTES) return void socket.destroy();
+      const end = line.indexOf('\n');
+      if (end < 0) return;
+      socket.removeAllListeners('data');
+      socket.pause();
+      clearTimeout(timer);
+      void this.answer(socket, line.slice(0, end));
+    });
+  }
+
+  private async answer(socket: net.Socket, text: string): Promise<void> {
+    let request: HandoverRequest;
+    try {
+      request = JSON.parse(text) as HandoverRequest;
+    } catch {
+      this.logger.warn({ socket: this.socketPath }, 'handover request is not JSON; ignored');
+      return void socket.destroy();
+    }
+    if (request?.version !== HANDOVER_VERSION || request.node !== this.node || this.handled) {
+      this.logger.warn({ request, handled: this.handled }, 'handover request refused (another version or node, or already handed over)');
+      return void socket.destroy();
+    }
+    this.handled = true;
+    this.logger.info({ successorPid: request.pid }, 'handing over to a new agent');
+    // Stops listening before the reply, so the file is unlinked before the
+    // new agent binds its own. Not awaited: close() resolves only when this
+    // very connection has ended.
+    this.server.close();
+    let listeners: Map<ListenerName, number>;
+    try {
+      listeners = await this.release();
+      const reply: HandoverReply = { version: HANDOVER_VERSION, node: this.node, pid: process.pid, listeners: [...listeners.keys()] };
+      sendDescriptors(socket, Buffer.from(`${JSON.stringify(reply)}\n`), [...listeners.values()], HANDOVER_TIMEOUT_MS);
+    } catch (err) {
+      // The new agent then fails to bind and restarts; this one keeps what it still has.
+      this.logger.error({ err: (err as Error).message }, 'handover failed');
+      socket.destroy();
+      return;
+    }
+    // Both accept until the new agent says it does.
+    let said = '';
+    socket.on('data', (d) => (said = (said + d.toString('utf8')).slice(0, ACCEPTING.length)));
+    socket.once('close', () => {
+      if (said === ACCEPTING) return this.passed();
+      this.logger.error('the new agent went away before it accepted on the listeners; this one keeps accepting, without configuration updates, until it is stopped');
+      this.failed();
+    });
+    socket.resume();
+  }
+}

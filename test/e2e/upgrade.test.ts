@@ -1,0 +1,126 @@
+// Agent upgrade under load, as a DaemonSet rolling update with maxSurge does
+// it: the new agent starts beside the old one, takes over its listening
+// sockets, and the old one drains. A new connection every 10 ms on the same
+// node and across nodes sees no refusal and no reset; long-lived connections
+// opened before run on and end cleanly; what is still open when the drain
+// time is up is reset at both ends, never closed cleanly. A plain restart,
+// for contrast, refuses connections while no agent listens.
+import * as assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { SimFixture, eventually, fixtures } from '../helpers/sim-fixture';
+
+const VIP_1 = '10.96.8.1';
+const VIP_2 = '10.96.8.2';
+const TOPOLOGY = `
+apiVersion: v1
+kind: Namespace
+metadata: { name: up, labels: { sluice.dev/mesh: enabled } }
+${[1, 2].map((n) => `---
+apiVersion: v1
+kind: Pod
+metadata: { name: echo-${n}, namespace: up, labels: { app: echo-${n} } }
+spec:
+  nodeName: node-${n}
+  containers: [{ name: echo, command: ["node", "{{FIXTURES}}/echo-server.js", "echo", "7000"] }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: echo-${n}, namespace: up }
+spec:
+  clusterIP: ${n === 1 ? VIP_1 : VIP_2}
+  selector: { app: echo-${n} }
+  ports: [{ port: 80, targetPort: 7000 }]
+`).join('')}---
+apiVersion: v1
+kind: Pod
+metadata: { name: client, namespace: up }
+spec:
+  nodeName: node-1
+  containers: [{ name: c, command: ["sleep", "infinity"] }]
+`;
+
+interface Load {
+  requests: number;
+  ok: number;
+  failed: number;
+  errors: Record<string, number>;
+  longestGapMs: number;
+}
+interface Hold {
+  lines: number;
+  echoed: number;
+  end: string;
+}
+
+const sim = new SimFixture('e2e-upgrade');
+const pidOf = (node: string) => sim.ctlJson<{ pid: number }>(node, 'status').pid;
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const run = async <T>(argv: string[], timeoutMs = 60000): Promise<T> => {
+  const r = await sim.execAsync('up/client', ['node', `${fixtures}/restart-load.js`, ...argv], timeoutMs);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout.trim()) as T;
+};
+
+describe('agent upgrade without a refused or cut connection', { timeout: 300000 }, () => {
+  before(() => {
+    process.env.SLUICE_DRAIN_SECONDS = '20';
+    sim.up(TOPOLOGY, 2);
+  });
+  after(() => {
+    sim.down();
+    delete process.env.SLUICE_DRAIN_SECONDS;
+  });
+
+  it('upgrading both agents under load: 0 refused, 0 reset; long-lived connections run on and end cleanly', async () => {
+    const old = [pidOf('node-1'), pidOf('node-2')];
+    const holds = [run<Hold>(['hold', VIP_1, '80', '9000']), run<Hold>(['hold', VIP_2, '80', '9000'])];
+    const loads = [run<Load>(['load', VIP_1, '80', '8000']), run<Load>(['load', VIP_2, '80', '8000'])];
+    await new Promise((r) => setTimeout(r, 1000));
+    sim.must(['agent', 'node-1', 'upgrade']);
+    sim.must(['agent', 'node-2', 'upgrade']);
+    const fresh = [pidOf('node-1'), pidOf('node-2')];
+    assert.ok(fresh[0] !== old[0] && fresh[1] !== old[1], 'new agents serve');
+    for (const [i, l] of (await Promise.all(loads)).entries()) {
+      const name = i === 0 ? 'same node' : 'cross node';
+      assert.ok(l.requests > 300, `${name}: load ran (${l.requests})`);
+      assert.deepEqual({ failed: l.failed, errors: l.errors }, { failed: 0, errors: {} }, `${name}: ${JSON.stringify(l)}`);
+    }
+    for (const [i, h] of (await Promise.all(holds)).entries()) {
+      const name = i === 0 ? 'same node' : 'cross node';
+      assert.equal(h.end, 'FIN', `${name}: ends as the client ended it (${JSON.stringify(h)})`);
+      assert.ok(h.lines > 50, `${name}: lines were sent through the upgrade`);
+      assert.equal(h.echoed, h.lines, `${name}: every line echoed`);
+    }
+    // Their connections ended: the old agents are drained and gone.
+    assert.ok(await eventually(() => !alive(old[0]) && !alive(old[1]), 100, 100), 'the old agents exited once drained');
+  });
+
+  it('what is still open when the drain time is up is reset at both ends, never closed cleanly', async () => {
+    process.env.SLUICE_DRAIN_SECONDS = '2';
+    sim.must(['agent', 'node-1', 'restart']);
+    const old = pidOf('node-1');
+    const hold = run<Hold>(['hold', VIP_1, '80', '15000']);
+    await new Promise((r) => setTimeout(r, 1000));
+    sim.must(['agent', 'node-1', 'upgrade']);
+    const h = await hold;
+    assert.equal(h.end, 'ECONNRESET', JSON.stringify(h));
+    assert.ok(h.echoed > 5, 'it ran through the upgrade until the drain time was up');
+    assert.ok(await eventually(() => !alive(old), 50, 100), 'the old agent exited');
+    process.env.SLUICE_DRAIN_SECONDS = '20';
+  });
+
+  it('a plain restart, for contrast, refuses connections while no agent listens', async () => {
+    const load = run<Load>(['load', VIP_1, '80', '5000']);
+    await new Promise((r) => setTimeout(r, 1000));
+    sim.must(['agent', 'node-1', 'restart']);
+    const l = await load;
+    assert.ok(l.failed > 0, `connections failed during the restart (${JSON.stringify(l)})`);
+  });
+});
