@@ -44,6 +44,7 @@ import { XdsSource } from './xds-source';
 import { CniEndpoint, MESH_RECORD_FILE } from './cni-endpoint';
 import { HandoverServer, requestHandover, type HandedOver, type ListenerName } from './handover';
 import { closeDescriptor } from '../kernel/descriptor-passing';
+import { detectKubepodsCgroup } from '../kernel/kubepods-cgroup';
 import * as path from 'node:path';
 
 const BLOCKERS = ['bpf attached', 'config synced', 'pod netns scanned', 'maps reconciled', 'proxy listening', 'workload certificates'];
@@ -138,7 +139,7 @@ export class Agent {
 
     this.datapath = await BpfDatapath.open({
       bpffsDir: config.bpffs,
-      cgroupPath: config.cgroup,
+      cgroupPath: config.cgroup === 'auto' ? detectKubepodsCgroup() : config.cgroup,
       proxyAddress: config.proxyAddress,
       proxyPort: config.proxyPort,
     });

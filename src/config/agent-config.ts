@@ -32,7 +32,7 @@ export interface AgentConfig {
   hostNetnsDir: string;
   /** bpffs directory of this agent; pins live in <bpffs>/v<schema>/. */
   bpffs: string;
-  /** cgroup v2 directory whose subtree is captured. */
+  /** cgroup v2 directory whose subtree is captured, or "auto": the kubelet's kubepods cgroup (src/kernel/kubepods-cgroup.ts). */
   cgroup: string;
   proxyAddress: string;
   proxyPort: number;
@@ -82,7 +82,7 @@ const schema = {
     cniSocket: { type: 'string', pattern: '^(/.*)?$', default: '' },
     hostNetnsDir: { type: 'string', pattern: '^(/.*)?$', default: '' },
     bpffs: { type: 'string', pattern: '^/' },
-    cgroup: { type: 'string', pattern: '^/' },
+    cgroup: { type: 'string', pattern: '^(/|auto$)' },
     proxyAddress: { type: 'string', format: 'ipv4' },
     proxyPort: { type: 'integer', minimum: 1, maximum: 65535, default: 15001 },
     adminSocket: { type: 'string', default: '/run/sluice/admin.sock' },
@@ -126,7 +126,7 @@ export const agentFlags: readonly ConfigFlag[] = [
   { name: 'cni-socket', field: 'cniSocket', value: 'PATH', description: 'unix socket where sluice-cni reports new pods (the DaemonSet: /run/sluice/cni.sock; default: none)' },
   { name: 'host-netns-dir', field: 'hostNetnsDir', value: 'DIR', complete: 'directory', description: 'the node\'s named network namespaces, searched at start for pods running before the agent (default: no search)' },
   { name: 'bpffs', field: 'bpffs', value: 'DIR', complete: 'directory', description: 'bpffs directory of this agent; pins live in DIR/v<schema>/ (required)' },
-  { name: 'cgroup', field: 'cgroup', value: 'DIR', complete: 'directory', description: 'cgroup v2 directory whose subtree is captured (required)' },
+  { name: 'cgroup', field: 'cgroup', value: 'DIR', complete: 'directory', description: 'cgroup v2 directory whose subtree is captured, or "auto": the kubelet\'s kubepods cgroup, for either cgroup driver, on unified or hybrid hosts (required)' },
   { name: 'proxy-address', field: 'proxyAddress', value: 'IPV4', complete: 'none', description: 'address of the node proxy that captured connections are sent to (required)' },
   { name: 'proxy-port', field: 'proxyPort', value: 'PORT', complete: 'none', default: '15001', description: 'port of the node proxy' },
   { name: 'admin-socket', field: 'adminSocket', value: 'PATH', default: '/run/sluice/admin.sock', description: 'unix socket of the admin endpoint (what sluicectl reads)' },

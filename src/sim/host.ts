@@ -1,6 +1,7 @@
 // Small helpers over host tools (ip, nsenter) and kernel interfaces (cgroup2),
 // each failing with the command and what it said.
 import { execFileSync } from 'node:child_process';
+import { cgroup2MountPoint } from '../kernel/kubepods-cgroup';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 
@@ -26,12 +27,9 @@ export function runIgnoringFailure(cmd: string, args: string[]): void {
 
 /** The cgroup v2 mount point (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts). */
 export function cgroup2Root(): string {
-  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
-  for (const line of mounts) {
-    const [pre, post] = line.split(' - ');
-    if (post?.startsWith('cgroup2 ')) return pre.split(' ')[4];
-  }
-  throw new Error('no cgroup v2 hierarchy is mounted (sluice needs cgroup v2)');
+  const root = cgroup2MountPoint(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+  if (!root) throw new Error('no cgroup v2 hierarchy is mounted (sluice needs cgroup v2)');
+  return root;
 }
 
 export function requireRoot(tool: string): void {

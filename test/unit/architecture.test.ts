@@ -81,6 +81,7 @@ const edges: Record<string, Record<string, string>> = {
     'src/identity': 'the sim issues node tokens and the control plane CA',
     'src/model': 'resources and cluster ranges',
     'src/files': 'sim state and pod records are written atomically',
+    'src/kernel': 'the cgroup v2 mount point is found the way the agent finds it',
   },
   bench: {
     'src/kernel': 'the scale bench inspects pins under the schema directory',
