@@ -10,6 +10,8 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   resourceVersion?: string;
+  /** Counts changes of the spec (the API server's); a status reports the one it describes. */
+  generation?: number;
   /** Set when deletion began: a pod with it is terminating. */
   deletionTimestamp?: string;
 }

@@ -263,9 +263,26 @@ export class KubernetesSource {
     return { metadata: { resourceVersion }, items };
   }
 
-  private async get(pathAndQuery: string): Promise<unknown> {
+  private get(pathAndQuery: string): Promise<unknown> {
+    return this.request('GET', pathAndQuery);
+  }
+
+  /**
+   * A JSON merge patch of an object's status subresource (`objectPath`:
+   * "/apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME"). Rejects with the API
+   * server's message (HttpError with its status code).
+   */
+  async patchStatus(objectPath: string, status: object): Promise<void> {
+    await this.request('PATCH', `${objectPath}/status`, { status }, 'application/merge-patch+json');
+  }
+
+  private async request(method: 'GET' | 'PATCH', pathAndQuery: string, body?: object, contentType?: string): Promise<unknown> {
     const url = new URL(this.server + pathAndQuery);
-    const options: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
+    const payload = body ? Buffer.from(JSON.stringify(body)) : undefined;
+    const options: https.RequestOptions = {
+      method,
+      headers: { accept: 'application/json', ...(payload ? { 'content-type': contentType ?? 'application/json', 'content-length': payload.length } : {}) },
+    };
     await this.kubeConfig.applyToHTTPSOptions(options);
     return new Promise((resolve, reject) => {
       const req = https.request(url, options, (res) => {
@@ -274,25 +291,25 @@ export class KubernetesSource {
         res.on('error', reject);
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== 200) {
+          if (res.statusCode !== 200 && res.statusCode !== 201) {
             let message = text.slice(0, 200);
             try {
               message = (JSON.parse(text) as { message?: string }).message ?? message;
             } catch {
               // not a Status: keep the text
             }
-            return reject(new HttpError(`GET ${url.pathname}: ${message}`, res.statusCode ?? 0));
+            return reject(new HttpError(`${method} ${url.pathname}: ${message}`, res.statusCode ?? 0));
           }
           try {
             resolve(JSON.parse(text));
           } catch (err) {
-            reject(new Error(`GET ${url.pathname}: not JSON: ${(err as Error).message}`));
+            reject(new Error(`${method} ${url.pathname}: not JSON: ${(err as Error).message}`));
           }
         });
       });
-      req.setTimeout(60_000, () => req.destroy(new Error(`GET ${url.pathname}: no answer in 60 s`)));
+      req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${url.pathname}: no answer in 60 s`)));
       req.on('error', reject);
-      req.end();
+      req.end(payload);
     });
   }
 }

@@ -19,6 +19,7 @@ import { CertificateService } from './certificate-service';
 import { ControlPlane } from './control-plane';
 import type { KubernetesSource } from './kubernetes-source';
 import { ManifestSource } from './manifest-source';
+import { PolicyStatusWriter } from './policy-status';
 import { ManifestError } from './manifests';
 import { renderManifests } from './render';
 import { formatTranslationError } from './translate';
@@ -75,7 +76,9 @@ async function serve(values: FlagValues): Promise<CommandResult> {
       throw new ConfigError(`${from.kubeconfig ? '--kubeconfig' : '--in-cluster'}: ${(err as Error).message}`);
     }
     kubeConfigOfSource = kubeConfig;
-    kubernetes = new KubernetesSource(kubeConfig, logger.child({ component: 'kubernetes' }), (objects) => control.publish(objects));
+    // Each policy object gets an Accepted condition saying whether it is served, and why not.
+    const statusWriter = new PolicyStatusWriter((objectPath, status) => kubernetes!.patchStatus(objectPath, status), logger.child({ component: 'policy-status' }));
+    kubernetes = new KubernetesSource(kubeConfig, logger.child({ component: 'kubernetes' }), (objects) => statusWriter.update(objects, control.publish(objects).errors));
     source = kubernetes;
   } else {
     source = new ManifestSource(config.manifests, logger.child({ component: 'manifests' }), (objects) => control.publish(objects));

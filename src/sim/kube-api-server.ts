@@ -16,6 +16,10 @@
 //     stream; a resourceVersion older than the last compaction is answered
 //     with an ERROR event holding a Status of code 410 (reason Expired), as
 //     kube-apiserver does, or with HTTP 410 when asked to.
+//   - PATCH .../<plural>/<name>/status (application/merge-patch+json) of
+//     sluice's policy kinds, whose status a write of the object keeps, as
+//     for a CRD with a status subresource; metadata.generation counts spec
+//     changes;
 //   - POST /apis/authentication.k8s.io/v1/tokenreviews for the service
 //     account tokens it issued itself (issueServiceAccountToken, standing in
 //     for TokenRequest): as kube-apiserver answers for a pod-bound token,
@@ -83,6 +87,22 @@ export interface KubeApiStandInOptions {
 }
 
 const TOKEN_REVIEWS = '/apis/authentication.k8s.io/v1/tokenreviews';
+
+/** sluice's policy kinds have a status subresource (deploy/crds); the built-in kinds here are served without one. */
+function hasStatusSubresource(resource: WatchedResource): boolean {
+  return resource.apiVersion.startsWith('security.sluice.dev/');
+}
+
+/** RFC 7386 JSON merge patch of `target` with `patch`. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
 
 interface IssuedToken {
   namespace: string;
@@ -217,6 +237,14 @@ export class KubeApiStandIn {
     const stored: StoredObject = structuredClone(object);
     stored.apiVersion = resource.apiVersion;
     stored.metadata.uid = before?.metadata.uid ?? object.metadata.uid ?? randomUUID();
+    // metadata.generation counts changes of the spec, as kube-apiserver keeps it.
+    const generation = typeof before?.metadata.generation === 'number' ? before.metadata.generation : 0;
+    stored.metadata.generation = before && JSON.stringify(before.spec) === JSON.stringify(stored.spec) ? generation : generation + 1;
+    // A kind with a status subresource keeps its status: a write of the object does not change it.
+    if (hasStatusSubresource(resource)) {
+      if (before?.status !== undefined) stored.status = structuredClone(before.status);
+      else delete stored.status;
+    }
     if (resource.namespaced) stored.metadata.namespace ||= 'default';
     stored.metadata.resourceVersion = String(++this.revision);
     this.store.get(resource.plural)!.set(key, stored);
@@ -324,6 +352,14 @@ export class KubeApiStandIn {
       if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
       if (req.headers.authorization !== `Bearer ${this.token}`) return reply(401, status(401, 'Unauthorized', 'Unauthorized'));
       const url = new URL(req.url ?? '/', 'https://stand-in');
+      const statusOf = /^(.*)\/([^/]+)\/status$/.exec(url.pathname);
+      if (statusOf && req.method === 'PATCH') {
+        const owner = this.route(statusOf[1]);
+        if (!owner || !hasStatusSubresource(owner.resource)) return reply(404, status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
+        if (!String(req.headers['content-type'] ?? '').startsWith('application/merge-patch+json')) return reply(415, status(415, 'UnsupportedMediaType', 'the stand-in takes application/merge-patch+json'));
+        const patched = this.patchStatus(owner.resource, owner.namespace, decodeURIComponent(statusOf[2]), await readJson(req));
+        return patched ? reply(200, patched) : reply(404, status(404, 'NotFound', `${owner.resource.plural} "${decodeURIComponent(statusOf[2])}" not found`));
+      }
       if (url.pathname === TOKEN_REVIEWS) {
         if (req.method !== 'POST') return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported for tokenreviews`));
         return reply(201, this.review(await readJson(req)));
@@ -338,6 +374,27 @@ export class KubeApiStandIn {
       if (!res.headersSent) reply(500, status(500, 'InternalError', (err as Error).message));
       else res.destroy();
     }
+  }
+
+  /** Status PATCHes seen, for tests ("plural namespace/name"). */
+  readonly statusPatches: string[] = [];
+
+  /**
+   * A JSON merge patch (RFC 7386) of the status subresource: only `status`
+   * of the patch is applied; a new resourceVersion, MODIFIED to the
+   * watches. Undefined when there is no such object.
+   */
+  private patchStatus(resource: WatchedResource, namespace: string | undefined, name: string, patch: unknown): StoredObject | undefined {
+    const key = this.keyOf(resource, namespace, name);
+    const before = this.store.get(resource.plural)!.get(key);
+    if (!before) return undefined;
+    this.statusPatches.push(`${resource.plural} ${namespace ?? ''}/${name}`);
+    const stored = structuredClone(before);
+    stored.status = mergePatch(before.status, (patch as { status?: unknown })?.status);
+    stored.metadata.resourceVersion = String(++this.revision);
+    this.store.get(resource.plural)!.set(key, stored);
+    this.emit({ rv: this.revision, plural: resource.plural, type: 'MODIFIED', object: stored });
+    return stored;
   }
 
   /** A TokenReview answered (authentication.k8s.io/v1), for the tokens this stand-in issued. */
