@@ -111,6 +111,9 @@ export class Agent {
   private handover?: HandoverServer;
   /** Set once this agent handed its listeners to a newer one: it only drains from then on. */
   private handedOverAt?: number;
+  /** Set while a newer agent owns the maps: changes go to the store only. */
+  private mapsPaused = false;
+  private draining = false;
   private resolveDrained!: () => void;
   /**
    * Resolves when, after a handover, this agent's open connections have all
@@ -246,17 +249,7 @@ export class Agent {
       this.resyncTimer = setInterval(() => this.resync(), config.resyncInterval * 1000);
       this.resyncTimer.unref();
     }
-    this.handover = new HandoverServer(
-      config.handoverSocket,
-      config.nodeName,
-      () => this.releaseToSuccessor(),
-      () => this.drain(),
-      // The new agent failed: keep serving what this one has until it is stopped (SIGTERM stops it normally).
-      () => (this.handedOverAt = undefined),
-      this.logs.component('handover'),
-    );
-    // Without it the agent still serves; only an upgrade would refuse connections for a moment.
-    await this.handover.listen().catch((err) => logger.error({ err: (err as Error).message, socket: config.handoverSocket }, 'handover socket not available; a newer agent cannot take over without a gap'));
+    await this.offerHandover();
     logger.info({ node: config.nodeName, proxy: `${config.proxyAddress}:${config.proxyPort}` }, 'agent started');
   }
 
@@ -277,26 +270,41 @@ export class Agent {
     }
   }
 
+  /** Listens on --handover-socket for a newer agent; without it the agent still serves, only an upgrade would refuse connections for a moment. */
+  private async offerHandover(): Promise<void> {
+    const { config, logger } = this;
+    this.handover = new HandoverServer(
+      config.handoverSocket,
+      config.nodeName,
+      () => this.releaseToSuccessor(),
+      () => this.drain(),
+      () => void this.resume(),
+      this.logs.component('handover'),
+    );
+    await this.handover
+      .listen()
+      .catch((err) => logger.error({ err: (err as Error).message, socket: config.handoverSocket }, 'handover socket not available; a newer agent cannot take over without a gap'));
+  }
+
   /**
-   * The old agent's part of a handover: stops everything a new agent binds
-   * or would do twice (following the control plane, reconciling maps,
-   * renewing certificates, the CNI, admin, metrics and readiness sockets),
+   * The old agent's part of a handover, until the new agent says it
+   * accepts: closes what the new agent binds (the CNI, admin, metrics and
+   * readiness sockets), stops writing the maps (the new agent owns them
+   * now; changes from the control plane still reach this agent's store),
    * keeps the state file current, and returns the listening descriptors.
-   * The data path (live connections, relay threads, tunnel sessions) goes on.
+   * The data path goes on, and nothing here is lost should the new agent
+   * fail (resume()).
    */
   private async releaseToSuccessor(): Promise<Map<ListenerName, number>> {
     this.handedOverAt = Date.now();
-    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.mapsPaused = true;
     if (this.reconcileTimer) clearImmediate(this.reconcileTimer);
+    this.reconcileTimer = undefined;
     if (this.persistTimer) {
       clearTimeout(this.persistTimer);
       this.persistTimer = undefined;
       await this.persist();
     }
-    this.source?.stop();
-    this.xds?.stop();
-    this.certificates?.stopRenewing();
-    this.registry?.stop();
     await this.cni?.close();
     await this.closeServers();
     const listeners = new Map<ListenerName, number>();
@@ -307,13 +315,49 @@ export class Agent {
   }
 
   /**
-   * After a handover: stops accepting (the new agent accepts on the same
-   * sockets), asks tunnel peers to open new sessions (GOAWAY), and lets open
-   * connections run to their end. Past --drain-seconds the rest are reset at
-   * both ends. Resolves `drained` either way.
+   * The new agent went away (or never said it accepts) after it took the
+   * listeners: this agent takes everything back (its sockets, the maps, a
+   * full pass over them, the handover socket) and serves as before; a later
+   * upgrade may try again.
+   */
+  private async resume(): Promise<void> {
+    // Told to stop meanwhile (SIGTERM): the drain has begun and goes on.
+    if (this.draining) return;
+    const log = this.logs.component('handover');
+    log.warn('the new agent failed before it took over; this agent resumes in full');
+    this.handedOverAt = undefined;
+    this.mapsPaused = false;
+    try {
+      await this.startAdmin();
+      await this.cni?.listen();
+      await this.startStatusServers();
+      await this.offerHandover();
+      // Whatever changed meanwhile, and anything the new agent wrote: one full pass.
+      this.enrollmentDirty = true;
+      this.scheduleReconcile();
+      this.resync();
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'resuming after a failed handover failed; the data path still serves');
+    }
+  }
+
+  /**
+   * After a handover: stops following the control plane, renewing
+   * certificates and scanning pods, stops accepting (the new agent accepts
+   * on the same sockets), asks tunnel peers to open new sessions (GOAWAY),
+   * and lets open connections run to their end. Past --drain-seconds the
+   * rest are reset at both ends. Resolves `drained` either way. Idempotent.
    */
   private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.handedOverAt ??= Date.now();
     const log = this.logger.child({ component: 'handover' });
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.source?.stop();
+    this.xds?.stop();
+    this.certificates?.stopRenewing();
+    this.registry?.stop();
     this.proxy?.stopAccepting();
     this.tunnelServer?.stopAccepting();
     // Inbound tunnel sessions count until they closed themselves after their
@@ -332,6 +376,17 @@ export class Agent {
     }, 100);
   }
 
+  /**
+   * SIGTERM while a handover is under way or done: drain now (from where
+   * the new agent took the listeners, this agent only finishes what it has).
+   * False when no handover began: the caller stops normally.
+   */
+  stopAfterHandover(): boolean {
+    if (this.handedOverAt === undefined) return false;
+    this.drain();
+    return true;
+  }
+
   /** Closes the admin, metrics and readiness servers, and their open keep-alive connections. */
   private async closeServers(): Promise<void> {
     const servers = this.servers.splice(0);
@@ -344,10 +399,6 @@ export class Agent {
     );
   }
 
-  /** True once this agent handed over to a newer one and only drains. */
-  get handedOver(): boolean {
-    return this.handedOverAt !== undefined;
-  }
 
   /**
    * Ready only once every identity on this node has a valid certificate
@@ -372,7 +423,7 @@ export class Agent {
    * The service index is not rebuilt: only kernel state can drift.
    */
   private resync(): void {
-    if (!this.datapath || !this.registry || this.readiness.blockers().includes('maps reconciled')) return;
+    if (!this.datapath || !this.registry || this.mapsPaused || this.readiness.blockers().includes('maps reconciled')) return;
     const log = this.logger.child({ component: 'datapath' });
     try {
       const registry = this.registry;
@@ -490,7 +541,8 @@ export class Agent {
     for (const k of delta.services) p.services.add(k);
     for (const k of delta.workloads) p.workloads.add(k);
     this.scheduleReconcile();
-    if (this.xds) this.schedulePersist();
+    // While a newer agent takes over, the state file is its to write.
+    if (this.xds && !this.mapsPaused) this.schedulePersist();
   }
 
   private schedulePersist(): void {
@@ -516,7 +568,7 @@ export class Agent {
 
   /** Applies what changed: one service at a time, or everything after a full change. */
   private reconcile(): void {
-    if (!this.datapath || !this.registry || this.readiness.blockers().includes('config synced')) return;
+    if (!this.datapath || !this.registry || this.mapsPaused || this.readiness.blockers().includes('config synced')) return;
     const delta = this.pendingDelta;
     this.pendingDelta = emptyDelta();
     const log = this.logs.component('datapath');

@@ -51,6 +51,9 @@ export interface HandedOver {
 /** New agent -> old agent once it accepts on the listeners; a close without it means the new agent failed. */
 const ACCEPTING = 'accepting\n';
 
+/** How long the old agent waits for the new one to start accepting, ms: a start that takes longer is taken for failed. */
+const ACCEPT_TIMEOUT_MS = 10 * 60_000;
+
 /** The old agent may take this long to release its sockets and answer, ms. */
 export const HANDOVER_TIMEOUT_MS = 10_000;
 const MAX_REQUEST_BYTES = 4096;
@@ -78,10 +81,13 @@ export function requestHandover(socketPath: string, node: string, timeoutMs = HA
     open = false;
     try {
       if (say) sendOnDescriptor(connection, Buffer.from(ACCEPTING), HANDOVER_TIMEOUT_MS);
-    } catch {
-      // the old agent is gone: nothing left to tell
+    } catch (err) {
+      // The old agent stopped waiting (or died): it may have taken its
+      // sockets back, and two agents must never both own the node.
+      throw new Error(`handover: the running agent no longer waits for this one (${(err as Error).message}); exiting so that a fresh start decides`);
+    } finally {
+      closeDescriptor(connection);
     }
-    closeDescriptor(connection);
   };
   try {
     const reply = parseReply(received.payload, node, received.fds.length);
@@ -195,7 +201,12 @@ export class HandoverServer {
       socket.destroy();
       return;
     }
-    // Both accept until the new agent says it does.
+    // Both accept until the new agent says it does; one that never does is taken for failed.
+    const giveUp = setTimeout(() => {
+      this.logger.error({ waitedMs: ACCEPT_TIMEOUT_MS }, 'the new agent did not say it accepts; taking everything back');
+      socket.destroy();
+    }, ACCEPT_TIMEOUT_MS);
+    socket.once('close', () => clearTimeout(giveUp));
     let said = '';
     socket.on('data', (d) => (said = (said + d.toString('utf8')).slice(0, ACCEPTING.length)));
     socket.once('close', () => {

@@ -16,8 +16,8 @@ async function run(values: Parameters<typeof agentConfigFromValues>[0]): Promise
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
-    if (agent.handedOver) {
-      // A newer agent serves; this one exits once drained (--drain-seconds at most).
+    if (agent.stopAfterHandover()) {
+      // A newer agent serves (or is taking over); this one exits once drained (--drain-seconds at most).
       logger.info({ signal, drainSeconds: config.drainSeconds }, 'agent handed over; it exits when its connections are drained');
       return;
     }

@@ -30,6 +30,10 @@ export interface Status {
   enrolled: { workload: string; ips: string[]; preexistingConnections?: number }[];
   activeConnections: number;
   proxyCounters?: Record<string, number>;
+  connectionBudget?: { maxConnections: number; maxPerSource: number; inUse: number; waiting?: number };
+  mapFill?: Record<string, { entries: number; capacity: number; admitted?: { entries: number; limit: number }; rejectedResources?: number }>;
+  resync?: { intervalSeconds: number; last?: string; repairs: number };
+  tunnels?: { openSessions?: number; streamsOpened?: number; server?: Record<string, number> } | null;
 }
 
 export function statusTable(s: Status): string {
@@ -49,6 +53,13 @@ export function statusTable(s: Status): string {
   for (const e of s.enrolled.filter((x) => x.preexistingConnections)) {
     lines.push(`              ${e.workload}: ${e.preexistingConnections} connection(s) opened before enrollment, left uncaptured`);
   }
+  const b = s.connectionBudget;
+  if (b) lines.push(`budget:       ${b.inUse} of ${b.maxConnections} connections, ${b.maxPerSource} per pod${b.waiting ? `, ${b.waiting} waiting` : ''}`);
+  for (const [map, f] of Object.entries(s.mapFill ?? {})) {
+    lines.push(`map fill:     ${map} ${f.entries}/${f.capacity}${f.admitted ? `, admitted ${f.admitted.entries}/${f.admitted.limit}` : ''}${f.rejectedResources ? `, ${f.rejectedResources} resource(s) rejected` : ''}`);
+  }
+  if (s.resync) lines.push(`resync:       ${s.resync.intervalSeconds ? `every ${s.resync.intervalSeconds} s, last ${s.resync.last ?? 'not yet'}` : 'off'}, ${s.resync.repairs} repair(s)`);
+  if (s.tunnels) lines.push(`tunnels:      ${s.tunnels.openSessions ?? 0} session(s) out, ${s.tunnels.streamsOpened ?? 0} stream(s) opened${s.tunnels.server ? `, ${s.tunnels.server.accepted ?? 0} accepted in` : ''}`);
   if (s.proxyCounters) lines.push(`proxy:        ${Object.entries(s.proxyCounters).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   return lines.join('\n') + '\n';
 }

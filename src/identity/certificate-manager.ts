@@ -78,6 +78,8 @@ export class CertificateManager {
     this.client = new Ctor(opts.target, opts.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.initial_reconnect_backoff_ms': opts.initialBackoffMs ?? 1000,
       'grpc.max_reconnect_backoff_ms': Math.min(opts.maxBackoffMs ?? 60000, 30000),
+      // A name, not an IP, as the TLS server name (see delta-client.ts).
+      'grpc.ssl_target_name_override': 'sluice-control',
     }) as unknown as Client;
   }
 

@@ -645,6 +645,8 @@ export class NodeProxy {
       conn.client.resetAndDestroy();
       return;
     }
+    // Counted only when there was another endpoint to try.
+    if (attempt > 1) this.counters.retried++;
     // This endpoint's own number for the port (a named targetPort resolves per pod).
     const targetPort = endpointTargetPort(endpoint, port) ?? port.targetPort;
     const key = endpointKey(endpoint.address, targetPort);
@@ -664,7 +666,9 @@ export class NodeProxy {
     const upstream = net.connect({ host: endpoint.address, port: targetPort, allowHalfOpen: true, noDelay: true });
     upstream.pause(); // read nothing into JS until the relay is chosen
     conn.upstream = upstream;
-    const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), service.loadBalancing.connectTimeoutMs);
+    const timer = afterPendingIo(service.loadBalancing.connectTimeoutMs, () => {
+      if (upstream.connecting) upstream.destroy(new Error('connect timeout'));
+    });
 
     const onFailure = (err: Error) => {
       clearTimeout(timer);
@@ -702,7 +706,6 @@ export class NodeProxy {
     conn.error = error;
     if (conn.client.destroyed) return;
     if (attempt < target.service.loadBalancing.maxConnectAttempts) {
-      this.counters.retried++;
       this.connect(conn, target, tried, attempt + 1);
       return;
     }
@@ -985,4 +988,15 @@ export function peerEntry(w: Workload | undefined, address: string, principal?: 
     principal: principal ?? w?.identity ?? '',
     address,
   };
+}
+
+/**
+ * Runs `fire` after `ms`, but only once the I/O that was already pending
+ * when the time came has been handled (setImmediate runs after the event
+ * loop's poll phase): on a loaded agent a connect that completed in time
+ * must not be failed because its callback had not run yet. Returns the
+ * timer, for clearTimeout.
+ */
+export function afterPendingIo(ms: number, fire: () => void): NodeJS.Timeout {
+  return setTimeout(() => setImmediate(fire), ms);
 }

@@ -27,6 +27,8 @@ class UnprocessedStream extends Error {}
 
 export class TunnelPool {
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
+  /** Sessions the peer sent a GOAWAY on: their unanswered streams were never processed. */
+  private readonly wentAway = new WeakSet<http2.ClientHttp2Session>();
   readonly counters = { sessionsOpened: 0, streamsOpened: 0, refused: 0, deadPeers: 0, retriedUnprocessed: 0 };
 
   /**
@@ -61,16 +63,21 @@ export class TunnelPool {
     const creds = this.credentials(req.sourceIdentity);
     if (!creds) return Promise.reject(new Error(`no certificate for ${req.sourceIdentity} yet`));
     const session = this.session(req, creds);
-    let goaway = false;
-    const onGoaway = () => (goaway = true);
-    session.once('goaway', onGoaway);
     return new Promise<Duplex>((resolve, reject) => {
       const stream = session.request({ ':method': 'CONNECT', ':authority': req.target, forwarded: forwardedFor(req.sourceAddress) }, { endStream: false });
-      const timer = setTimeout(() => {
-        stream.close(http2.constants.NGHTTP2_CANCEL);
-        reject(new Error(`tunnel to ${req.nodeAddress} for ${req.target}: no answer in ${timeoutMs} ms`));
-      }, timeoutMs);
+      let answered = false;
+      // After the I/O already pending when the time is up: an answer that came in time counts on a loaded agent.
+      const timer = setTimeout(
+        () =>
+          setImmediate(() => {
+            if (answered) return;
+            stream.close(http2.constants.NGHTTP2_CANCEL);
+            reject(new Error(`tunnel to ${req.nodeAddress} for ${req.target}: no answer in ${timeoutMs} ms`));
+          }),
+        timeoutMs,
+      );
       stream.once('response', (headers) => {
+        answered = true;
         clearTimeout(timer);
         const status = Number(headers[':status']);
         if (status === 200) {
@@ -84,7 +91,7 @@ export class TunnelPool {
       });
       stream.once('error', (err) => {
         clearTimeout(timer);
-        const unprocessed = goaway || stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+        const unprocessed = this.wentAway.has(session) || stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
         reject(unprocessed ? new UnprocessedStream(`tunnel to ${req.nodeAddress} for ${req.target}: not processed (${err.message})`) : new Error(`tunnel to ${req.nodeAddress} for ${req.target}: ${err.message}`));
       });
       // A stream refused without an error event (closed by the GOAWAY, no response).
@@ -92,7 +99,7 @@ export class TunnelPool {
         clearTimeout(timer);
         reject(new UnprocessedStream(`tunnel to ${req.nodeAddress} for ${req.target}: closed before an answer (code ${stream.rstCode})`));
       });
-    }).finally(() => session.off('goaway', onGoaway));
+    });
   }
 
   close(): void {
@@ -144,7 +151,10 @@ export class TunnelPool {
     });
     session.on('error', () => this.sessions.delete(key));
     session.on('close', () => this.sessions.delete(key));
-    session.on('goaway', () => this.sessions.delete(key));
+    session.on('goaway', () => {
+      this.wentAway.add(session);
+      this.sessions.delete(key);
+    });
     session.unref();
     this.sessions.set(key, session);
     this.counters.sessionsOpened++;

@@ -203,12 +203,12 @@ export class Cluster {
     if (action === 'stop' || action === 'restart') {
       await stopProcess(node.agentPid, 10000);
       node.agentPid = undefined;
-      saveState(this.state);
+      this.saveAgentPid(node);
     }
     if (action === 'start' || action === 'restart') {
       if (isAlive(node.agentPid)) throw new SimError(`agent on ${nodeName} is already running (pid ${node.agentPid})`);
       this.startAgent(node);
-      saveState(this.state);
+      this.saveAgentPid(node);
       await this.waitSynced();
     }
     if (action === 'upgrade') await this.upgradeAgent(node);
@@ -225,7 +225,7 @@ export class Cluster {
     const old = node.agentPid;
     if (!old || !isAlive(old)) throw new SimError(`no agent is running on ${node.name} to upgrade; use start`);
     this.startAgent(node);
-    saveState(this.state);
+    this.saveAgentPid(node);
     const deadline = Date.now() + SYNC_TIMEOUT_MS;
     let last = 'no answer yet';
     for (;;) {
@@ -247,6 +247,20 @@ export class Cluster {
       // it exited already: drained
     }
     await this.waitSynced();
+  }
+
+  /**
+   * Records this node's agent pid on the state as it is on disk now: agent
+   * commands for different nodes may run at once, and each writes only its
+   * own node.
+   */
+  private saveAgentPid(node: NodeState): void {
+    const fresh = loadState(this.state.name) ?? this.state;
+    const stored = fresh.nodes.find((n) => n.name === node.name);
+    if (stored) stored.agentPid = node.agentPid;
+    saveState(fresh);
+    // And learn the other nodes' agents as they are now (waitSynced checks them).
+    for (const n of this.state.nodes) if (n !== node) n.agentPid = fresh.nodes.find((f) => f.name === n.name)?.agentPid ?? n.agentPid;
   }
 
   async control(action: string): Promise<void> {

@@ -91,6 +91,10 @@ export class DeltaAdsClient {
     return new Ctor(this.opts.target, this.opts.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 256 << 20,
       'grpc.keepalive_time_ms': 30000,
+      // The TLS server name: a name, never the IP the target may be (RFC 6066
+      // forbids IP server names and Node warns); the control plane's identity
+      // is checked from its certificate, not from this name.
+      'grpc.ssl_target_name_override': 'sluice-control',
       'grpc.initial_reconnect_backoff_ms': this.opts.initialBackoffMs ?? 500,
       'grpc.max_reconnect_backoff_ms': this.opts.maxBackoffMs ?? 30000,
     }) as unknown as typeof this.client;

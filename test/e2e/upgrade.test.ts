@@ -3,11 +3,15 @@
 // sockets, and the old one drains. A new connection every 10 ms on the same
 // node and across nodes sees no refusal and no reset; long-lived connections
 // opened before run on and end cleanly; what is still open when the drain
-// time is up is reset at both ends, never closed cleanly. A plain restart,
-// for contrast, refuses connections while no agent listens.
+// time is up is reset at both ends, never closed cleanly; a new agent that
+// dies before it accepts leaves the old one serving in full. A plain
+// restart, for contrast, refuses connections while no agent listens.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SimFixture, eventually, fixtures } from '../helpers/sim-fixture';
+import { simDir } from '../../src/sim/sim-state';
+import { SimFixture, eventually, fixtures, projectRoot } from '../helpers/sim-fixture';
 
 const VIP_1 = '10.96.8.1';
 const VIP_2 = '10.96.8.2';
@@ -51,6 +55,17 @@ interface Hold {
   echoed: number;
   end: string;
 }
+
+const VIP_NEW = '10.96.8.3';
+const NEW_SERVICE = `
+apiVersion: v1
+kind: Service
+metadata: { name: echo-1-again, namespace: up }
+spec:
+  clusterIP: ${VIP_NEW}
+  selector: { app: echo-1 }
+  ports: [{ port: 80, targetPort: 7000 }]
+`;
 
 const sim = new SimFixture('e2e-upgrade');
 const pidOf = (node: string) => sim.ctlJson<{ pid: number }>(node, 'status').pid;
@@ -114,6 +129,28 @@ describe('agent upgrade without a refused or cut connection', { timeout: 300000 
     assert.ok(h.echoed > 5, 'it ran through the upgrade until the drain time was up');
     assert.ok(await eventually(() => !alive(old), 50, 100), 'the old agent exited');
     process.env.SLUICE_DRAIN_SECONDS = '20';
+  });
+
+  it('a new agent that dies after taking the listeners: the old one resumes in full, and a later upgrade works', async () => {
+    const old = pidOf('node-1');
+    const load = run<Load>(['load', VIP_1, '80', '6000']);
+    await new Promise((r) => setTimeout(r, 500));
+    // A "new agent" that takes the listeners and exits without ever accepting (a crash at start).
+    const socket = path.join(simDir(sim.name), 'nodes', 'node-1', 'state', 'handover.sock');
+    const handover = path.join(projectRoot, 'dist', 'src', 'agent', 'handover.js');
+    const died = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(handover)}).requestHandover(${JSON.stringify(socket)}, 'node-1', 5000)`]);
+    assert.equal(died.status, 0, String(died.stderr));
+    // The old agent takes everything back: its admin socket, the maps (a new Service works), the handover socket.
+    assert.ok(await eventually(() => sim.run(['ctl', 'node-1', '--', 'status']).code === 0, 50, 100), 'admin socket back');
+    assert.equal(pidOf('node-1'), old);
+    sim.apply(NEW_SERVICE);
+    const r = sim.exec('up/client', ['node', `${fixtures}/restart-load.js`, 'load', VIP_NEW, '80', '300']);
+    assert.equal((JSON.parse(r.stdout.trim()) as Load).failed, 0, `the new Service is served: ${r.stdout}${r.stderr}`);
+    const l = await load;
+    assert.deepEqual({ failed: l.failed, errors: l.errors }, { failed: 0, errors: {} }, JSON.stringify(l));
+    sim.must(['agent', 'node-1', 'upgrade']);
+    assert.notEqual(pidOf('node-1'), old, 'a later upgrade takes over');
+    assert.ok(await eventually(() => !alive(old), 100, 100), 'and the old agent drains and exits');
   });
 
   it('a plain restart, for contrast, refuses connections while no agent listens', async () => {

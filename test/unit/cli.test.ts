@@ -372,6 +372,25 @@ describe('sluicectl against an agent admin endpoint', () => {
     assert.match(r.stderr, /^sluicectl: the agent at .* says: datapath not loaded\n$/);
   });
 
+  it('status shows the connection budget, map fill, resync and tunnels', async () => {
+    answer = () => ({
+      body: {
+        node: 'node-1', ready: true, pending: [], uptimeSeconds: 5, proxy: '10.0.0.1:15001', relay: 'splice, 1 thread(s)',
+        bpf: { attached: [] }, config: { version: 'v', source: 'control plane x' }, enrolled: [], activeConnections: 3,
+        connectionBudget: { maxConnections: 100, maxPerSource: 25, inUse: 3, waiting: 2 },
+        mapFill: { sluice_vips: { entries: 4, capacity: 65536, admitted: { entries: 4, limit: 1000 }, rejectedResources: 1 } },
+        resync: { intervalSeconds: 30, last: '2026-11-30T00:00:00.000Z', repairs: 7 },
+        tunnels: { openSessions: 2, streamsOpened: 9, server: { accepted: 5 } },
+      },
+    });
+    const r = await ctl('status');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^budget: +3 of 100 connections, 25 per pod, 2 waiting$/m);
+    assert.match(r.stdout, /^map fill: +sluice_vips 4\/65536, admitted 4\/1000, 1 resource\(s\) rejected$/m);
+    assert.match(r.stdout, /^resync: +every 30 s, last 2026-11-30T00:00:00\.000Z, 7 repair\(s\)$/m);
+    assert.match(r.stdout, /^tunnels: +2 session\(s\) out, 9 stream\(s\) opened, 5 accepted in$/m);
+  });
+
   it('status pointed at a control plane says to use --control', async () => {
     answer = () => ({ body: { version: 'v1', listen: '0.0.0.0:15010', manifests: '/m', streams: [] } });
     const r = await ctl('status');
