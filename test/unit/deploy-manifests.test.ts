@@ -1,10 +1,16 @@
-// deploy/ is validated offline: every document is a well-formed object, and
-// the agent's arguments in the DaemonSet are ones the agent accepts.
+// deploy/ is validated offline: every object against the Kubernetes OpenAPI
+// schema of its kind (kubernetes-models), then against the API server's own
+// validation rules that schemas do not encode (each test names the rule of
+// kube-apiserver it mirrors), and the binaries' arguments are ones they accept.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
+import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
+import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
+import { Namespace, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { loadAgentConfig } from '../../src/config/agent-config';
 import { loadControlConfig } from '../../src/config/control-config';
 
@@ -28,6 +34,95 @@ function docs(): Doc[] {
       }),
     );
 }
+
+/** The schema-validated model of each kind deploy/ holds. */
+const MODELS: Record<string, new (o: never) => { validate(): void }> = {
+  ClusterRole, ClusterRoleBinding, CustomResourceDefinition, DaemonSet, Deployment, Namespace, Service, ServiceAccount,
+} as never;
+
+interface Container {
+  name: string;
+  securityContext?: { privileged?: boolean };
+  ports?: { containerPort: number; hostPort?: number }[];
+  volumeMounts?: { name: string; mountPath: string; mountPropagation?: string }[];
+  readinessProbe?: { httpGet?: { port: number | string } };
+}
+interface AnyPodSpec {
+  hostNetwork?: boolean;
+  containers: Container[];
+  initContainers?: Container[];
+  volumes?: { name: string; projected?: { sources?: { serviceAccountToken?: { expirationSeconds?: number } }[] } }[];
+}
+
+/** The pod templates of the workloads in deploy/. */
+function podSpecs(): [string, AnyPodSpec][] {
+  return docs()
+    .filter((d) => d.kind === 'DaemonSet' || d.kind === 'Deployment')
+    .map((d) => [`${d.kind} ${d.metadata.name}`, (d.spec as { template: { spec: AnyPodSpec } }).template.spec]);
+}
+
+describe('deploy manifests against the Kubernetes API rules', () => {
+  it('every object validates against the OpenAPI schema of its kind', () => {
+    for (const d of docs()) {
+      const Model = MODELS[d.kind];
+      assert.ok(Model, `${d.kind} ${d.metadata.name}: no schema known for this kind`);
+      assert.doesNotThrow(() => new Model(d as never).validate(), `${d.kind} ${d.metadata.name}`);
+    }
+  });
+
+  it('the schema check can fail: a mistyped field is caught', () => {
+    const ds = docs().find((d) => d.kind === 'DaemonSet')!;
+    const broken = structuredClone(ds) as unknown as { spec: { template: { spec: { containers: { args: unknown }[] } } } };
+    broken.spec.template.spec.containers[0].args = '--node-name=x';
+    assert.throws(() => new DaemonSet(broken as never).validate(), /args/);
+  });
+
+  it('Bidirectional mount propagation only in privileged containers (core validation: validateMountPropagation)', () => {
+    for (const [what, pod] of podSpecs()) {
+      for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+        for (const m of c.volumeMounts ?? []) {
+          if (m.mountPropagation === 'Bidirectional') assert.equal(c.securityContext?.privileged, true, `${what} ${c.name} ${m.mountPath}: Bidirectional needs a privileged container`);
+        }
+      }
+    }
+  });
+
+  it('every volume mount names a volume of the pod, names are unique (core validation: validateVolumeMounts, validateVolumes)', () => {
+    for (const [what, pod] of podSpecs()) {
+      const volumes = (pod.volumes ?? []).map((v) => v.name);
+      assert.equal(new Set(volumes).size, volumes.length, `${what}: duplicate volume names`);
+      const containers = [...pod.containers, ...(pod.initContainers ?? [])];
+      assert.equal(new Set(containers.map((c) => c.name)).size, containers.length, `${what}: duplicate container names`);
+      for (const c of containers) for (const m of c.volumeMounts ?? []) assert.ok(volumes.includes(m.name), `${what} ${c.name}: volume ${m.name} not found`);
+    }
+  });
+
+  it('with hostNetwork a hostPort equals its containerPort (core validation: validateHostNetwork)', () => {
+    for (const [what, pod] of podSpecs()) {
+      if (!pod.hostNetwork) continue;
+      for (const c of pod.containers) for (const p of c.ports ?? []) assert.ok(p.hostPort === undefined || p.hostPort === p.containerPort, `${what} ${c.name}: hostPort ${p.hostPort} != containerPort ${p.containerPort}`);
+    }
+  });
+
+  it('a projected service account token lives at least 10 minutes (core validation: validateProjectionSources)', () => {
+    for (const [what, pod] of podSpecs()) {
+      for (const v of pod.volumes ?? []) {
+        for (const src of v.projected?.sources ?? []) {
+          const s = src.serviceAccountToken?.expirationSeconds;
+          if (s !== undefined) assert.ok(s >= 600 && s <= 2 ** 32, `${what} volume ${v.name}: expirationSeconds ${s}`);
+        }
+      }
+    }
+  });
+
+  it('a DaemonSet rolling update: maxSurge and maxUnavailable not both 0 (apps validation: ValidateRollingUpdateDaemonSet)', () => {
+    for (const d of docs().filter((x) => x.kind === 'DaemonSet')) {
+      const r = (d.spec as { updateStrategy?: { rollingUpdate?: { maxSurge?: number | string; maxUnavailable?: number | string } } }).updateStrategy?.rollingUpdate;
+      if (!r) continue;
+      assert.ok(!(String(r.maxSurge ?? 0) === '0' && String(r.maxUnavailable ?? 1) === '0'), `${d.metadata.name}: both 0`);
+    }
+  });
+});
 
 describe('deploy manifests', () => {
   it('the kustomization lists every object file', () => {
