@@ -7,7 +7,7 @@
 // dies before it accepts leaves the old one serving in full. A plain
 // restart, for contrast, refuses connections while no agent listens.
 import * as assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { simDir } from '../../src/sim/sim-state';
@@ -151,6 +151,26 @@ describe('agent upgrade without a refused or cut connection', { timeout: 300000 
     sim.must(['agent', 'node-1', 'upgrade']);
     assert.notEqual(pidOf('node-1'), old, 'a later upgrade takes over');
     assert.ok(await eventually(() => !alive(old), 100, 100), 'and the old agent drains and exits');
+  });
+
+  it('a SIGTERM while a new agent is taking over starts the drain: the old agent exits, it does not wait for the new one', async () => {
+    const old = pidOf('node-1');
+    const socket = path.join(simDir(sim.name), 'nodes', 'node-1', 'state', 'handover.sock');
+    const handover = path.join(projectRoot, 'dist', 'src', 'agent', 'handover.js');
+    // A "new agent" that takes the listeners and then hangs, never saying it accepts.
+    const hung = spawn(process.execPath, ['-e', `require(${JSON.stringify(handover)}).requestHandover(${JSON.stringify(socket)}, 'node-1', 5000); console.log('taken'); setTimeout(() => {}, 60000)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve) => hung.stdout!.once('data', () => resolve()));
+      process.kill(old, 'SIGTERM');
+      assert.ok(await eventually(() => !alive(old), 100, 100), 'the old agent drained and exited within 10 s');
+    } finally {
+      hung.kill('SIGKILL');
+      await new Promise((r) => hung.once('exit', r));
+    }
+    // The listeners died with the hung process: a fresh start binds them again.
+    sim.must(['agent', 'node-1', 'start']);
+    const l = await run<Load>(['load', VIP_1, '80', '500']);
+    assert.equal(l.failed, 0, JSON.stringify(l));
   });
 
   it('a plain restart, for contrast, refuses connections while no agent listens', async () => {
