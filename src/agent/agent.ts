@@ -399,7 +399,6 @@ export class Agent {
     );
   }
 
-
   /**
    * Ready only once every identity on this node has a valid certificate
    * (obtained, or kept from before a restart): without them nothing can

@@ -1,12 +1,14 @@
 // Agent upgrade without a refused connection. A new agent, before it binds
 // anything, asks the running one (over a unix socket, --handover-socket) to
-// hand over. The old agent releases everything the new one binds (admin,
-// CNI, metrics and readiness sockets, this socket), stops following the
-// control plane, and passes its listening sockets (node proxy, tunnel) with
-// SCM_RIGHTS. The kernel keeps queueing connections on those sockets all
-// along, so none is refused. The old agent then drains: its open connections
-// run to their end, or to --drain-seconds, when the rest are reset at both
-// ends. Envoy's hot restart passes listeners the same way.
+// hand over. The old agent closes what the new one binds (admin, CNI,
+// metrics and readiness sockets, this socket), stops writing the maps, and
+// passes its listening sockets (node proxy, tunnel) with SCM_RIGHTS. Both
+// accept on them until the new agent says it does, and the kernel queues
+// connections all along, so none is refused. Then the old agent drains: its
+// open connections run to their end, or to --drain-seconds, when the rest are
+// reset at both ends. A new agent that goes away first, or stays silent,
+// gives everything back to the old one. Envoy's hot restart passes listeners
+// the same way.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -114,11 +116,12 @@ function parseReply(payload: Buffer, node: string, fds: number): HandoverReply {
 }
 
 /**
- * The old agent's side: serves one handover. `release` stops everything the
- * new agent will bind and returns the listening descriptors to pass (this
- * agent keeps accepting on them meanwhile); `passed` runs once the new agent
- * accepts on them (it closes the connection), or is gone: it stops
- * accepting here and starts the drain.
+ * The old agent's side: serves one handover. `release` closes what the new
+ * agent will bind and returns the listening descriptors to pass (this agent
+ * keeps accepting on them meanwhile); `passed` runs once the new agent says
+ * it accepts on them: this agent stops accepting and drains. `failed` runs
+ * when the handover cannot finish (the release or the send failed, the new
+ * agent went away or stayed silent): this agent takes everything back.
  */
 export class HandoverServer {
   private readonly server: net.Server;
@@ -196,9 +199,10 @@ export class HandoverServer {
       const reply: HandoverReply = { version: HANDOVER_VERSION, node: this.node, pid: process.pid, listeners: [...listeners.keys()] };
       sendDescriptors(socket, Buffer.from(`${JSON.stringify(reply)}\n`), [...listeners.values()], HANDOVER_TIMEOUT_MS);
     } catch (err) {
-      // The new agent then fails to bind and restarts; this one keeps what it still has.
+      // The new agent then fails to start; this one takes back what it released.
       this.logger.error({ err: (err as Error).message }, 'handover failed');
       socket.destroy();
+      this.failed();
       return;
     }
     // Both accept until the new agent says it does; one that never does is taken for failed.
@@ -211,7 +215,7 @@ export class HandoverServer {
     socket.on('data', (d) => (said = (said + d.toString('utf8')).slice(0, ACCEPTING.length)));
     socket.once('close', () => {
       if (said === ACCEPTING) return this.passed();
-      this.logger.error('the new agent went away before it accepted on the listeners; this one keeps accepting, without configuration updates, until it is stopped');
+      this.logger.error('the new agent went away before it accepted on the listeners');
       this.failed();
     });
     socket.resume();
