@@ -276,7 +276,12 @@ export class KubernetesSource {
     await this.request('PATCH', `${objectPath}/status`, { status }, 'application/merge-patch+json');
   }
 
-  private async request(method: 'GET' | 'PATCH', pathAndQuery: string, body?: object, contentType?: string): Promise<unknown> {
+  /** Creates a core/v1 Event in `namespace`. Rejects with the API server's message. */
+  async createEvent(namespace: string, event: object): Promise<void> {
+    await this.request('POST', `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, event);
+  }
+
+  private async request(method: 'GET' | 'PATCH' | 'POST', pathAndQuery: string, body?: object, contentType?: string): Promise<unknown> {
     const url = new URL(this.server + pathAndQuery);
     const payload = body ? Buffer.from(JSON.stringify(body)) : undefined;
     const options: https.RequestOptions = {

@@ -10,6 +10,7 @@ import { createJsonServer, listenTcp, listenUnix } from '../observability/http-j
 import { createLogger } from '../observability/logger';
 import type * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { NODE_METADATA } from '../identity/certificate-protocol';
 import { controlPlaneServerCredentials } from '../identity/control-plane-tls';
@@ -77,7 +78,12 @@ async function serve(values: FlagValues): Promise<CommandResult> {
     }
     kubeConfigOfSource = kubeConfig;
     // Each policy object gets an Accepted condition saying whether it is served, and why not.
-    const statusWriter = new PolicyStatusWriter((objectPath, status) => kubernetes!.patchStatus(objectPath, status), logger.child({ component: 'policy-status' }));
+    const statusWriter = new PolicyStatusWriter(
+      (objectPath, status) => kubernetes!.patchStatus(objectPath, status),
+      logger.child({ component: 'policy-status' }),
+      (event) => kubernetes!.createEvent(event.metadata.namespace, event),
+      os.hostname(),
+    );
     kubernetes = new KubernetesSource(kubeConfig, logger.child({ component: 'kubernetes' }), (objects) => statusWriter.update(objects, control.publish(objects).errors));
     source = kubernetes;
   } else {

@@ -20,6 +20,8 @@
 //     sluice's policy kinds, whose status a write of the object keeps, as
 //     for a CRD with a status subresource; metadata.generation counts spec
 //     changes;
+//   - POST /api/v1/namespaces/NS/events, kept for tests (not listed or
+//     watched);
 //   - POST /apis/authentication.k8s.io/v1/tokenreviews for the service
 //     account tokens it issued itself (issueServiceAccountToken, standing in
 //     for TokenRequest): as kube-apiserver answers for a pod-bound token,
@@ -360,6 +362,13 @@ export class KubeApiStandIn {
         const patched = this.patchStatus(owner.resource, owner.namespace, decodeURIComponent(statusOf[2]), await readJson(req));
         return patched ? reply(200, patched) : reply(404, status(404, 'NotFound', `${owner.resource.plural} "${decodeURIComponent(statusOf[2])}" not found`));
       }
+      const events = /^\/api\/v1\/namespaces\/([^/]+)\/events$/.exec(url.pathname);
+      if (events && req.method === 'POST') {
+        const event = (await readJson(req)) as StoredObject;
+        event.metadata = { ...(event.metadata ?? {}), namespace: decodeURIComponent(events[1]), name: `${event.metadata?.generateName ?? 'event.'}${randomBytes(4).toString('hex')}`, uid: randomUUID(), resourceVersion: String(++this.revision) };
+        this.events.push(event);
+        return reply(201, event);
+      }
       if (url.pathname === TOKEN_REVIEWS) {
         if (req.method !== 'POST') return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported for tokenreviews`));
         return reply(201, this.review(await readJson(req)));
@@ -378,6 +387,8 @@ export class KubeApiStandIn {
 
   /** Status PATCHes seen, for tests ("plural namespace/name"). */
   readonly statusPatches: string[] = [];
+  /** Events created (POST /api/v1/namespaces/NS/events), for tests; not served back. */
+  readonly events: StoredObject[] = [];
 
   /**
    * A JSON merge patch (RFC 7386) of the status subresource: only `status`

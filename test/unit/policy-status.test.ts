@@ -72,7 +72,7 @@ describe('policy status: written through the Kubernetes API (stand-in)', () => {
         '',
       ].join('\n'),
     );
-    const writer = new PolicyStatusWriter((objectPath, status) => source.patchStatus(objectPath, status), quiet);
+    const writer = new PolicyStatusWriter((objectPath, status) => source.patchStatus(objectPath, status), quiet, (event) => source.createEvent(event.metadata.namespace, event), 'control-0');
     source = new KubernetesSource(loadKubeConfig(kubeconfig), quiet, (objects) => writer.update(objects, control.publish(objects).errors), { baseBackoffMs: 20, maxBackoffMs: 200, debounceMs: 5 });
     source.start();
   });
@@ -102,5 +102,16 @@ describe('policy status: written through the Kubernetes API (stand-in)', () => {
     await waitFor('the fixed status', () => accepted('broken')?.status === 'True');
     assert.equal(statusOf('broken')?.observedGeneration, 2);
     assert.equal(accepted('allow-shop')?.status, 'True');
+  });
+
+  it('an Event when a policy is rejected and when it is served again; none for a policy accepted from the start', async () => {
+    await waitFor('two events', () => api.events.length >= 2);
+    await new Promise((r) => setTimeout(r, 300));
+    const seen = api.events.map((e) => {
+      const ev = e as StoredObject & { involvedObject: { kind: string; name: string }; reason: string; type: string; message: string; reportingInstance: string };
+      return `${ev.involvedObject.kind}/${ev.involvedObject.name} ${ev.type} ${ev.reason} ${ev.metadata.namespace} ${ev.reportingInstance}`;
+    });
+    assert.deepEqual(seen, ['AuthorizationPolicy/broken Warning Rejected shop control-0', 'AuthorizationPolicy/broken Normal Accepted shop control-0']);
+    assert.match(String((api.events[0] as { message?: string }).message), /^not served: .*principals/);
   });
 });
