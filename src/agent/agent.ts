@@ -291,7 +291,8 @@ export class Agent {
    * accepts: closes what the new agent binds (the CNI, admin, metrics and
    * readiness sockets), stops writing the maps (the new agent owns them
    * now; changes from the control plane still reach this agent's store),
-   * keeps the state file current, and returns the listening descriptors.
+   * writes the state file one last time (from here it is the new agent's),
+   * and returns the listening descriptors.
    * The data path goes on, and nothing here is lost should the new agent
    * fail (resume()).
    */
