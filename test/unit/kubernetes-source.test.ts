@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import type { SourcedObject } from '../../src/control/kubernetes-objects';
 import { KUBERNETES_SOURCE, KubernetesSource, backoffDelay, loadKubeConfig } from '../../src/control/kubernetes-source';
+import { writeKubeconfig } from '../helpers/kubeconfig';
 import { renderObjects } from '../../src/control/render';
 import { KubeApiStandIn, type StoredObject } from '../../src/sim/kube-api-server';
 
@@ -25,25 +26,6 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = 5000)
   }
 }
 
-function writeKubeconfig(dir: string, api: KubeApiStandIn, token = api.token): string {
-  const file = path.join(dir, `kubeconfig-${token.slice(0, 6)}`);
-  fs.writeFileSync(
-    file,
-    [
-      'apiVersion: v1',
-      'kind: Config',
-      'clusters:',
-      `- name: stand-in\n  cluster:\n    server: ${api.url}\n    certificate-authority-data: ${Buffer.from(api.caPem).toString('base64')}`,
-      'users:',
-      `- name: tester\n  user:\n    token: ${token}`,
-      'contexts:',
-      '- name: test\n  context:\n    cluster: stand-in\n    user: tester',
-      'current-context: test',
-      '',
-    ].join('\n'),
-  );
-  return file;
-}
 
 const namespace = (name: string): StoredObject => ({ kind: 'Namespace', metadata: { name, labels: { 'sluice.dev/mesh': 'enabled' } } });
 const pod = (name: string, ip: string, labels: Record<string, string> = { app: 'web' }): StoredObject => ({

@@ -12,6 +12,7 @@ import { loadKubeConfig } from '../../src/control/kubernetes-source';
 import { apiServerTokenReviewer } from '../../src/control/token-review';
 import { NODE_NAME_EXTRA, SharedSecretAuthenticator, TokenReviewAuthenticator, nodeToken, type TokenReviewStatus } from '../../src/identity/node-credential';
 import { KubeApiStandIn } from '../../src/sim/kube-api-server';
+import { writeKubeconfig } from '../helpers/kubeconfig';
 
 const AGENT = { namespace: 'sluice-system', name: 'sluice-agent' };
 
@@ -78,19 +79,7 @@ describe('node credentials: TokenReview against the API (stand-in)', () => {
 
   before(async () => {
     api = await KubeApiStandIn.start();
-    const kubeconfig = path.join(dir, 'kubeconfig');
-    fs.writeFileSync(
-      kubeconfig,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        `clusters:\n- name: stand-in\n  cluster:\n    server: ${api.url}\n    certificate-authority-data: ${Buffer.from(api.caPem).toString('base64')}`,
-        `users:\n- name: control\n  user:\n    token: ${api.token}`,
-        'contexts:\n- name: c\n  context:\n    cluster: stand-in\n    user: control',
-        'current-context: c',
-        '',
-      ].join('\n'),
-    );
+    const kubeconfig = writeKubeconfig(dir, api);
     nodes = new TokenReviewAuthenticator(apiServerTokenReviewer(loadKubeConfig(kubeconfig)), { audience: 'sluice', serviceAccount: AGENT, cacheMs: 0 });
   });
 
@@ -119,8 +108,7 @@ describe('node credentials: TokenReview against the API (stand-in)', () => {
   });
 
   it('the control plane without the RBAC rule (or any review failure) refuses, naming the API error', async () => {
-    const kubeconfig = path.join(dir, 'kubeconfig-wrong');
-    fs.writeFileSync(kubeconfig, fs.readFileSync(path.join(dir, 'kubeconfig'), 'utf8').replace(api.token, 'not-the-token'));
+    const kubeconfig = writeKubeconfig(dir, api, 'not-the-token');
     const denied = new TokenReviewAuthenticator(apiServerTokenReviewer(loadKubeConfig(kubeconfig)), { audience: 'sluice', serviceAccount: AGENT });
     const verdict = await denied.verify('node-1', issue());
     assert.equal(verdict.ok, false);

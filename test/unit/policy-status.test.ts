@@ -14,6 +14,7 @@ import { KUBERNETES_SOURCE, KubernetesSource, loadKubeConfig } from '../../src/c
 import { PolicyStatusWriter, desiredPolicyStatus, type PolicyStatus } from '../../src/control/policy-status';
 import { defaultRenderOptions } from '../../src/control/render';
 import { KubeApiStandIn, type StoredObject } from '../../src/sim/kube-api-server';
+import { writeKubeconfig } from '../helpers/kubeconfig';
 
 const quiet = pino({ level: 'silent' });
 const API = 'security.sluice.dev/v1alpha1';
@@ -59,19 +60,7 @@ describe('policy status: written through the Kubernetes API (stand-in)', () => {
     api.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
     api.apply(good('allow-shop'));
     api.apply(bad('broken'));
-    const kubeconfig = path.join(dir, 'kubeconfig');
-    fs.writeFileSync(
-      kubeconfig,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        `clusters:\n- name: stand-in\n  cluster:\n    server: ${api.url}\n    certificate-authority-data: ${Buffer.from(api.caPem).toString('base64')}`,
-        `users:\n- name: control\n  user:\n    token: ${api.token}`,
-        'contexts:\n- name: c\n  context:\n    cluster: stand-in\n    user: control',
-        'current-context: c',
-        '',
-      ].join('\n'),
-    );
+    const kubeconfig = writeKubeconfig(dir, api);
     const writer = new PolicyStatusWriter((objectPath, status) => source.patchStatus(objectPath, status), quiet, (event) => source.createEvent(event.metadata.namespace, event), 'control-0');
     source = new KubernetesSource(loadKubeConfig(kubeconfig), quiet, (objects) => writer.update(objects, control.publish(objects).errors), { baseBackoffMs: 20, maxBackoffMs: 200, debounceMs: 5 });
     source.start();
