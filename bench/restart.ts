@@ -20,39 +20,13 @@ import { sleep } from './processes';
 import { SimDriver } from './sim-driver';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const LOAD = path.join(ROOT, 'test', 'fixtures', 'restart-load.js');
-const ECHO = path.join(ROOT, 'test', 'fixtures', 'echo-server.js');
-const SAME_NODE = '10.96.9.1';
-const CROSS_NODE = '10.96.9.2';
+const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+const LOAD = path.join(FIXTURES, 'restart-load.js');
+/** The same two-node topology as test/e2e/upgrade.test.ts: echo-1 same node, echo-2 across. */
+const TOPOLOGY = path.join(FIXTURES, 'restart-topology.yaml');
+const SAME_NODE = '10.96.8.1';
+const CROSS_NODE = '10.96.8.2';
 const USAGE = 'usage: npm run bench:restart -- [--seconds N] [--name NAME] [--quick]';
-
-const MANIFEST = `
-apiVersion: v1
-kind: Namespace
-metadata: { name: bench, labels: { sluice.dev/mesh: enabled } }
-${[1, 2].map((n) => `---
-apiVersion: v1
-kind: Pod
-metadata: { name: echo-${n}, namespace: bench, labels: { app: echo-${n} } }
-spec:
-  nodeName: node-${n}
-  containers: [{ name: echo, command: ["node", "${ECHO}", "echo", "7000"] }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: echo-${n}, namespace: bench }
-spec:
-  clusterIP: ${n === 1 ? SAME_NODE : CROSS_NODE}
-  selector: { app: echo-${n} }
-  ports: [{ port: 80, targetPort: 7000 }]
-`).join('')}---
-apiVersion: v1
-kind: Pod
-metadata: { name: client, namespace: bench }
-spec:
-  nodeName: node-1
-  containers: [{ name: c, command: ["sleep", "infinity"] }]
-`;
 
 interface Load {
   requests: number;
@@ -95,9 +69,9 @@ function parse(argv: string[]): { seconds: number; name: string } {
 async function main(): Promise<number> {
   const { seconds, name } = parse(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('needs root (it starts a simulated cluster)');
-  const sim = new SimDriver(name, () => path.join(ROOT, 'bin', 'sluice-sim'), 'bench', { SLUICE_DRAIN_SECONDS: String(seconds + 5) });
+  const sim = new SimDriver(name, () => path.join(ROOT, 'bin', 'sluice-sim'), 'up', { SLUICE_DRAIN_SECONDS: String(seconds + 5) });
   const manifest = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-restart-')), 'restart.yaml');
-  fs.writeFileSync(manifest, MANIFEST);
+  fs.writeFileSync(manifest, fs.readFileSync(TOPOLOGY, 'utf8').replace(/\{\{FIXTURES\}\}/g, FIXTURES));
   const cleanup = () => sim.downSync();
   process.once('SIGINT', () => (cleanup(), process.exit(130)));
   sim.downSync();

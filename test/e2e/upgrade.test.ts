@@ -8,6 +8,7 @@
 // restart, for contrast, refuses connections while no agent listens.
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { simDir } from '../../src/sim/sim-state';
@@ -15,33 +16,8 @@ import { SimFixture, eventually, fixtures, projectRoot } from '../helpers/sim-fi
 
 const VIP_1 = '10.96.8.1';
 const VIP_2 = '10.96.8.2';
-const TOPOLOGY = `
-apiVersion: v1
-kind: Namespace
-metadata: { name: up, labels: { sluice.dev/mesh: enabled } }
-${[1, 2].map((n) => `---
-apiVersion: v1
-kind: Pod
-metadata: { name: echo-${n}, namespace: up, labels: { app: echo-${n} } }
-spec:
-  nodeName: node-${n}
-  containers: [{ name: echo, command: ["node", "{{FIXTURES}}/echo-server.js", "echo", "7000"] }]
----
-apiVersion: v1
-kind: Service
-metadata: { name: echo-${n}, namespace: up }
-spec:
-  clusterIP: ${n === 1 ? VIP_1 : VIP_2}
-  selector: { app: echo-${n} }
-  ports: [{ port: 80, targetPort: 7000 }]
-`).join('')}---
-apiVersion: v1
-kind: Pod
-metadata: { name: client, namespace: up }
-spec:
-  nodeName: node-1
-  containers: [{ name: c, command: ["sleep", "infinity"] }]
-`;
+/** Shared with npm run bench:restart: echo-1 on node-1 (VIP_1), echo-2 on node-2 (VIP_2), a client on node-1. */
+const TOPOLOGY = fs.readFileSync(path.join(fixtures, 'restart-topology.yaml'), 'utf8');
 
 interface Load {
   requests: number;
