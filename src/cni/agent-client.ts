@@ -28,8 +28,11 @@ export function agentRequest(socketPath: string, method: 'GET' | 'POST', path: s
       else resolve(answer!);
     };
     const timer = setTimeout(() => finish(Object.assign(new Error(`no answer from ${socketPath} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+    // Write without half-closing: Node's HTTP server ends a connection whose
+    // client has sent FIN before it answered, and the agent answers a pod
+    // report only once the pod is enrolled, which takes a while.
     socket.on('connect', () => {
-      socket.end(
+      socket.write(
         `${method} ${path} HTTP/1.1\r\nHost: sluice-agent\r\nConnection: close\r\nContent-Type: application/json\r\n` +
           `Content-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`,
       );

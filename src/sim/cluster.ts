@@ -2,7 +2,7 @@
 // are network namespaces and cgroups the sim creates; pods' commands run as
 // host processes inside them; one sluice agent runs per node.
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -15,7 +15,8 @@ import { manifestDigest, objectKey } from '../control/manifests';
 import { runAttached, spawnDetached, stopProcess, tail } from './processes';
 import { writeFileAtomic } from '../files/atomic-write';
 import { loadState, saveState, simDir, validateSimName, type NodeState, type PodState, type SimState, type StoredObject } from './sim-state';
-import { createFabric, createNode, createPodNetwork, deleteNetns, routeBetweenNodes } from './topology';
+import { createFabric, createNode, createPodNetns, deleteNetns, primaryCniConfig, routeBetweenNodes } from './topology';
+import { CNI_TRY_AGAIN_LATER, CniPluginError, addPodNetwork, addressesOf, hostInterfaceOf, removePodNetwork, type CniRuntime, type PodSandbox } from './cni-runtime';
 
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
 const AGENT_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'agent', 'main.js');
@@ -23,6 +24,12 @@ const CONTROL_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'control', 'main.js'
 const CONTROL_IP = '10.250.0.254';
 const XDS_PORT = 15010;
 const CLI_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js');
+const CNI_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'cni', 'main.js');
+/** Debian's containernetworking-plugins: bridge, host-local, loopback. */
+const DEBIAN_CNI_PLUGINS = '/usr/lib/cni';
+/** How long a pod's sandbox is retried, as a kubelet would, before apply gives up on it. */
+const POD_NETWORK_TIMEOUT_MS = 60000;
+const POD_NETWORK_RETRY_MS = 1000;
 const BPFFS_ROOT = '/sys/fs/bpf';
 const SERVICE_CIDR = { base: (10 << 24) | (96 << 16), bits: 12 }; // 10.96.0.0/12
 const SYNC_TIMEOUT_MS = 30000;
@@ -133,7 +140,6 @@ export class Cluster {
       nodes: [],
       pods: [],
       objects: [],
-      nextVeth: 1,
       generation: 0,
     };
     const cluster = new Cluster(state);
@@ -153,6 +159,7 @@ export class Cluster {
         fs.writeFileSync(n.nodeTokenFile, nodeToken(secret, n.name), { mode: 0o600 });
         createNode(n, state.fabricNetns, 24);
         state.nodes.push(n);
+        cluster.installCni(n);
       }
       routeBetweenNodes(state.nodes);
       cluster.writeManifests();
@@ -408,14 +415,27 @@ export class Cluster {
       for (const p of leaving) await this.removePod(p);
     }
 
-    // 2. New pods get their network and are enrolled before their command starts,
-    //    as a CNI plugin would have it: no connection of theirs escapes capture.
+    // 2. New pods get their network from the node's CNI chain, sluice-cni last,
+    //    which answers only once the agent has enrolled the pod: their command
+    //    starts after that, so no connection of theirs escapes capture.
     const arriving: PodState[] = [];
     for (const [key, o] of desiredPods) {
       if (state.pods.some((p) => p.key === key)) continue;
       arriving.push(this.createPod(key, o));
     }
     this.writeManifests();
+    saveState(state);
+    const networked = await Promise.allSettled(arriving.map((p) => this.networkPod(p)));
+    const failed = arriving.filter((_, i) => networked[i].status === 'rejected');
+    if (failed.length) {
+      for (const p of failed) await this.removePod(p);
+      state.pods = state.pods.filter((p) => !failed.includes(p));
+      state.objects = state.objects.filter((o) => !failed.some((p) => p.key === objectKey(o.object)));
+      this.writeManifests();
+      saveState(state);
+      const why = networked.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+      throw new SimError(`pods not started, their network could not be set up:\n  ${why.join('\n  ')}`);
+    }
     saveState(state);
     await this.waitSynced();
     for (const p of arriving) this.startPod(p);
@@ -444,15 +464,13 @@ export class Cluster {
       ip,
       netns: `${prefix(state.name)}${namespace}_${pod.metadata.name}`,
       cgroup: path.join(node.cgroup, 'pods', `${namespace}_${pod.metadata.name}`),
-      hostVeth: `vp${state.nextVeth++}`,
+      hostVeth: '',
       log: path.join(state.dir, 'logs', `pod-${namespace}_${pod.metadata.name}.log`),
       specHash: specHash(pod),
     };
     state.pods.push(p);
-    createPodNetwork(p.netns, node, p.hostVeth, ip, 24);
+    createPodNetns(p.netns);
     fs.mkdirSync(p.cgroup, { recursive: true });
-    // The CNI step's report to the node agent: which netns belongs to which pod.
-    writeFileAtomic(path.join(node.podNetnsDir, `${p.uid}.json`), JSON.stringify({ uid: p.uid, namespace, name: p.name, netns: `/run/netns/${p.netns}`, hostInterface: p.hostVeth }));
     return p;
   }
 
@@ -477,9 +495,87 @@ export class Cluster {
     await stopProcess(p.pid, 2000);
     killCgroup(p.cgroup);
     await removeCgroup(p.cgroup);
-    const node = this.findNode(p.node);
-    fs.rmSync(path.join(node.podNetnsDir, `${p.uid}.json`), { force: true });
+    await removePodNetwork(this.cniRuntime(this.findNode(p.node)), this.sandbox(p)).catch((err: Error) => {
+      process.stderr.write(`sluice-sim: CNI DEL of ${p.namespace}/${p.name}: ${err.message}\n`);
+    });
     deleteNetns(p.netns);
+  }
+
+  /** Where one node's CNI configuration lives; the plugin binaries are shared by the sim's nodes. */
+  private cniPaths(n: NodeState): { binDir: string; confDir: string; ipamDir: string; socket: string } {
+    const nodeDir = path.join(this.state.dir, 'nodes', n.name);
+    return {
+      binDir: path.join(this.state.dir, 'cni', 'bin'),
+      confDir: path.join(nodeDir, 'cni', 'net.d'),
+      ipamDir: path.join(nodeDir, 'cni', 'ipam'),
+      socket: path.join(nodeDir, 'cni.sock'),
+    };
+  }
+
+  private cniRuntime(n: NodeState): CniRuntime {
+    const { binDir, confDir } = this.cniPaths(n);
+    return { nodeNetns: `/run/netns/${n.netns}`, confDir, binDirs: [binDir, DEBIAN_CNI_PLUGINS], pluginTimeoutMs: 30000 };
+  }
+
+  private sandbox(p: PodState): PodSandbox {
+    const containerId = createHash('sha256').update(`${p.uid}/${p.netns}`).digest('hex');
+    return { containerId, netns: `/run/netns/${p.netns}`, ifName: 'eth0', namespace: p.namespace, name: p.name, uid: p.uid, ip: p.ip };
+  }
+
+  /**
+   * The node's network add-on and sluice's DaemonSet, done once per node at
+   * `up`: the primary conflist (bridge + host-local) in the node's CNI config
+   * directory, then `sluice-cni install`, the command the DaemonSet's
+   * cni-install container runs, pointed at this node's agent.
+   */
+  private installCni(n: NodeState): void {
+    for (const plugin of ['bridge', 'host-local', 'loopback']) {
+      if (!fs.existsSync(path.join(DEBIAN_CNI_PLUGINS, plugin))) {
+        throw new SimError(`${path.join(DEBIAN_CNI_PLUGINS, plugin)} is missing: the sim networks pods with Debian's CNI plugins (apt-get install containernetworking-plugins)`);
+      }
+    }
+    const c = this.cniPaths(n);
+    fs.mkdirSync(c.confDir, { recursive: true });
+    writeFileAtomic(path.join(c.confDir, '10-sim-pods.conflist'), `${JSON.stringify(primaryCniConfig(n, c.ipamDir), null, 2)}\n`);
+    const r = spawnSync(process.execPath, [
+      CNI_MAIN, 'install',
+      '--cni-bin-dir', c.binDir,
+      '--cni-conf-dir', c.confDir,
+      '--agent-socket', c.socket,
+      '--pod-netns-dir', n.podNetnsDir,
+      '--mesh-record', path.join(n.stateDir, 'meshed-namespaces.json'),
+    ], { encoding: 'utf8' });
+    if (r.status !== 0) throw new SimError(`sluice-cni install on ${n.name} failed: ${(r.stderr || r.stdout || String(r.error)).trim()}`);
+  }
+
+  /**
+   * Runs the node's CNI chain for a new pod, as the kubelet's runtime does,
+   * and like the kubelet retries a failed sandbox (cleaned up with DEL first)
+   * until POD_NETWORK_TIMEOUT_MS: sluice-cni refuses a meshed pod while the
+   * node's agent cannot enroll it (code 11, try again later).
+   */
+  private async networkPod(p: PodState): Promise<void> {
+    const node = this.findNode(p.node);
+    const rt = this.cniRuntime(node);
+    const sandbox = this.sandbox(p);
+    const deadline = Date.now() + POD_NETWORK_TIMEOUT_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await addPodNetwork(rt, sandbox);
+        const got = addressesOf(result);
+        // The manifests already carry the address the sim asked host-local for.
+        if (!got.includes(p.ip)) throw new SimError(`the CNI chain gave ${p.namespace}/${p.name} ${got.join(', ') || 'no address'}, not the ${p.ip} asked for`);
+        p.hostVeth = hostInterfaceOf(result) ?? '';
+        return;
+      } catch (err) {
+        await removePodNetwork(rt, sandbox).catch(() => undefined);
+        const retry = err instanceof CniPluginError && err.code === CNI_TRY_AGAIN_LATER;
+        if (!retry || Date.now() + POD_NETWORK_RETRY_MS > deadline) {
+          throw new SimError(`${p.namespace}/${p.name} on ${node.name}, attempt ${attempt}: ${(err as Error).message}`);
+        }
+        await sleep(POD_NETWORK_RETRY_MS);
+      }
+    }
   }
 
   private podEnv(p: PodState): Record<string, string> {
@@ -574,6 +670,7 @@ export class Cluster {
       '--cgroup', n.cgroup,
       '--proxy-address', n.gateway,
       '--admin-socket', n.adminSocket,
+      '--cni-socket', this.cniPaths(n).socket,
       '--log-file', n.agentLog,
     ];
     n.agentPid = spawnDetached({

@@ -34,6 +34,7 @@ export interface PodState {
   ip: string;
   netns: string;
   cgroup: string;
+  /** The pod's veth on the node, as the CNI chain reported it. */
   hostVeth: string;
   log: string;
   pid?: number;
@@ -69,7 +70,6 @@ export interface SimState {
   nodes: NodeState[];
   pods: PodState[];
   objects: StoredObject[];
-  nextVeth: number;
   generation: number;
 }
 

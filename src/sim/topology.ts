@@ -1,7 +1,8 @@
 // Network plumbing of the simulated cluster, all of it inside namespaces the
 // sim creates: a fabric netns with a bridge joining the nodes, one netns per
 // node with a pod bridge whose address is the node proxy address, one netns
-// per pod wired to its node's bridge. The machine's own network is never touched.
+// per pod, networked onto its node's bridge by the node's CNI chain
+// (cni-runtime.ts). The machine's own network is never touched.
 import { run, runIgnoringFailure } from './host';
 import type { NodeState } from './sim-state';
 
@@ -55,14 +56,39 @@ export function routeBetweenNodes(nodes: NodeState[]): void {
   for (const a of nodes) for (const b of nodes) if (a !== b) ipn(a.netns, 'route', 'replace', b.podCidr, 'via', b.fabricAddress);
 }
 
-export function createPodNetwork(podNetns: string, node: NodeState, hostVeth: string, ip: string, prefixLen: number): void {
+/**
+ * The pod's network namespace, as a container runtime creates it for a
+ * sandbox; its interfaces come from the node's CNI chain (cni-runtime.ts).
+ */
+export function createPodNetns(podNetns: string): void {
   run('ip', ['netns', 'add', podNetns]);
-  ipn(podNetns, 'link', 'set', 'lo', 'up');
-  ipn(node.netns, 'link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', podNetns);
-  ipn(node.netns, 'link', 'set', hostVeth, 'master', POD_BRIDGE, 'up');
-  ipn(podNetns, 'addr', 'add', `${ip}/${prefixLen}`, 'dev', 'eth0');
-  ipn(podNetns, 'link', 'set', 'eth0', 'up');
-  ipn(podNetns, 'route', 'add', 'default', 'via', node.gateway);
+}
+
+/**
+ * The node's primary CNI configuration, what a cluster's network add-on
+ * would install: Debian's `bridge` plugin on the node's pod bridge (the
+ * gateway is the node proxy address), `host-local` addresses from the node's
+ * pod CIDR, kept in ipamDir. sluice-cni chains itself after it (`sluice-cni install`).
+ */
+export function primaryCniConfig(node: NodeState, ipamDir: string): object {
+  return {
+    cniVersion: '1.0.0',
+    name: 'sim-pods',
+    plugins: [
+      {
+        type: 'bridge',
+        bridge: POD_BRIDGE,
+        isGateway: true,
+        ipMasq: false,
+        ipam: {
+          type: 'host-local',
+          dataDir: ipamDir,
+          ranges: [[{ subnet: node.podCidr, gateway: node.gateway }]],
+          routes: [{ dst: '0.0.0.0/0' }],
+        },
+      },
+    ],
+  };
 }
 
 /** Deleting a netns removes its veth ends, and with them the peers. */

@@ -115,6 +115,8 @@ async function runChain(command: 'ADD' | 'CHECK' | 'DEL', env: Record<string, st
 const workloads = new Map<string, LocalWorkload>();
 const workload = (uid: string, namespace: string, name: string, captured: boolean): LocalWorkload => ({ uid, namespace, name, node: 'node-t', captured, labels: {}, ips: [] });
 let endpoint: CniEndpoint | undefined;
+/** uid → when the stand-in reconciler enrolls the pod (ms since epoch): a slow reconcile. */
+const enrollAt = new Map<string, number>();
 
 /** The agent's endpoint; a pod counts as enrolled once its record is in the pod netns directory (the registry's job in the agent). */
 async function startAgent(): Promise<void> {
@@ -125,7 +127,7 @@ async function startAgent(): Promise<void> {
     meshRecordFile: meshRecord,
     hostNetnsDir: '',
     workload: (uid) => workloads.get(uid),
-    enrolled: (uid) => fs.existsSync(path.join(podsDir, `${uid}.json`)),
+    enrolled: (uid) => fs.existsSync(path.join(podsDir, `${uid}.json`)) && Date.now() >= (enrollAt.get(uid) ?? 0),
     podError: () => undefined,
     pending: () => [],
     logger: pino({ level: 'silent' }),
@@ -198,6 +200,21 @@ describe('sluice-cni chained after bridge + host-local', { concurrency: false },
     assert.equal(again.last.exitCode, 0, 'DEL is idempotent');
     const unknown = await runPlugin('sluice-cni', 'DEL', podEnv('nobody', 'shop', 'uid-nobody'), JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'sluice-cni', ...conf }));
     assert.equal(unknown.exitCode, 0, 'DEL of a pod nobody knows succeeds');
+  });
+
+  it('a pod enrolled only after a while: ADD waits for the answer and succeeds', async () => {
+    // Regression: the plugin half-closed its request, and Node's HTTP server
+    // then closed the connection before the answer ("answer is not HTTP").
+    enrollAt.set('uid-web', Date.now() + 700);
+    const env = podEnv('web', 'shop', 'uid-web');
+    const add = await runChain('ADD', env);
+    try {
+      assert.equal(add.last.exitCode, 0, add.last.stdout);
+      assert.ok(add.results[add.results.length - 1].ms >= 600, `sluice-cni answered after the enrollment (${add.results[add.results.length - 1].ms.toFixed(0)} ms)`);
+    } finally {
+      enrollAt.delete('uid-web');
+      await runChain('DEL', env, add.results[0].exitCode === 0 ? JSON.parse(add.results[0].stdout) : undefined);
+    }
   });
 
   it('agent down: ADD fails with 11 for a meshed pod, succeeds for unmeshed and excluded ones', async () => {
