@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages sluice needs to build and test: the BPF toolchain and libbpf,
 # cmake for the addon, iproute2/util-linux for the simulated cluster, and the
-# real clients and servers the tests and benchmarks use as workloads.
+# real clients and servers the tests and benchmarks use as workloads;
+# mmdebstrap and buildah build the container image without a registry.
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -14,6 +15,7 @@ packages=(
   iproute2 util-linux procps containernetworking-plugins
   curl iperf3 haproxy wrk nginx-light redis-server redis-tools tcpdump
   prometheus
+  mmdebstrap buildah
 )
 missing=()
 for p in "${packages[@]}"; do
