@@ -254,6 +254,32 @@ Napi::Value DetachPinnedLinkJs(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// detachTc(ifindex, egress): true if sluice's filter was there and is gone, false if there was none.
+Napi::Value DetachTcJs(const Napi::CallbackInfo& info) {
+  if (!CheckNumber(info, 0, "ifindex")) return info.Env().Undefined();
+  int ifindex = info[0].As<Napi::Number>().Int32Value();
+  int err = DetachTc(ifindex, info.Length() < 2 || info[1].ToBoolean());
+  if (err == -ENOENT) return Napi::Boolean::New(info.Env(), false);
+  if (err) {
+    MakeError(info.Env(), err, "detach tc filter from ifindex", std::to_string(ifindex)).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// openPinned(path): the descriptor of a pinned map, program or link (close it with closeFd).
+Napi::Value OpenPinnedJs(const Napi::CallbackInfo& info) {
+  if (!CheckString(info, 0, "pin")) return info.Env().Undefined();
+  std::string pin = info[0].As<Napi::String>();
+  int fd = -1;
+  int err = OpenPinned(pin, &fd);
+  if (err) {
+    MakeError(info.Env(), err, "open pinned object", pin).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
 Napi::Value MapLookupJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckNumber(info, 0, "fd") || !CheckBuffer(info, 1, "key") || !CheckNumber(info, 2, "valueSize"))
@@ -600,6 +626,8 @@ Napi::Object InitGlue(Napi::Env env, Napi::Object exports) {
   BpfObject::Init(env);
   exports.Set("loadObject", Napi::Function::New(env, LoadObjectJs));
   exports.Set("detachPinnedLink", Napi::Function::New(env, DetachPinnedLinkJs));
+  exports.Set("detachTc", Napi::Function::New(env, DetachTcJs));
+  exports.Set("openPinned", Napi::Function::New(env, OpenPinnedJs));
   exports.Set("mapLookup", Napi::Function::New(env, MapLookupJs));
   exports.Set("mapUpdate", Napi::Function::New(env, MapUpdateJs));
   exports.Set("mapDelete", Napi::Function::New(env, MapDeleteJs));

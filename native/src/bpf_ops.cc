@@ -176,6 +176,20 @@ int AttachTc(LoadedObject* lo, const std::string& prog_name, int ifindex, bool e
   return err < 0 ? err : 0;
 }
 
+int DetachTc(int ifindex, bool egress) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 0x5e, .priority = 1);
+  int err = bpf_tc_detach(&hook, &opts);
+  // No such interface (it left with its pod) counts as nothing to detach.
+  if (err == -ENODEV || err == -EINVAL) return -ENOENT;
+  return err < 0 ? err : 0;
+}
+
+int OpenPinned(const std::string& pin, int* fd) {
+  *fd = bpf_obj_get(pin.c_str());
+  return *fd < 0 ? Errno() : 0;
+}
+
 int DetachPinnedLink(const std::string& link_pin) {
   int fd = bpf_obj_get(link_pin.c_str());
   if (fd < 0) return Errno();

@@ -42,8 +42,14 @@ int AttachCgroup(LoadedObject* lo, const std::string& prog, const std::string& c
 // filter goes away with the interface.
 int AttachTc(LoadedObject* lo, const std::string& prog, int ifindex, bool egress);
 
+// Removes the filter AttachTc attached to an interface (same handle and
+// priority). -ENOENT if there is none (or no such interface).
+int DetachTc(int ifindex, bool egress);
+
 // Detaches the link pinned at link_pin and removes the pin. -ENOENT if none.
 int DetachPinnedLink(const std::string& link_pin);
+// Opens the pinned object (map, program, link) at pin; *fd owned by the caller.
+int OpenPinned(const std::string& pin, int* fd);
 
 int MapLookup(int fd, const void* key, void* value);
 int MapUpdate(int fd, const void* key, const void* value, uint64_t flags);

@@ -97,6 +97,11 @@ export class Agent {
    * re-resolved must keep it (security state never changes on an error path).
    */
   private readonly ifindexCache = new Map<string, number>();
+  /**
+   * Pods under STRICT whose filter is not in place (uid → why). sluice-cni is
+   * not told such a pod is enrolled, so it does not start with STRICT open.
+   */
+  private strictNotEnforced = new Map<string, string>();
   /** Pod IP -> workload, for this node's pods (tunnel targets). */
   private localByIp = new Map<string, Workload>();
 
@@ -160,8 +165,9 @@ export class Agent {
     this.cni = new CniEndpoint({
       node: config.nodeName, socketPath: config.cniSocket, podNetnsDir: config.podNetnsDir, hostNetnsDir: config.hostNetnsDir,
       meshRecordFile: path.join(config.stateDir, MESH_RECORD_FILE),
-      workload: (uid) => this.store.workloads.get(uid), enrolled: (uid) => this.enrolledSince.has(uid),
-      podError: (uid) => registry.errors()[uid], pending: () => this.readiness.blockers(), logger: this.logs.component('cni'),
+      workload: (uid) => this.store.workloads.get(uid),
+      enrolled: (uid) => this.enrolledSince.has(uid) && !this.strictNotEnforced.has(uid),
+      podError: (uid) => registry.errors()[uid] ?? this.strictNotEnforced.get(uid), pending: () => this.readiness.blockers(), logger: this.logs.component('cni'),
     });
     await this.cni.listen();
 
@@ -653,6 +659,8 @@ export class Agent {
   private applyPeerAuthentication(): { updated: number; deleted: number; errors: string[] } {
     const entries = new Map<number, StrictEntry>();
     const errors: string[] = [];
+    const strictIfindex = new Map<string, number>();
+    const notEnforced = new Map<string, string>();
     const peerAuthentications = [...this.store.peerAuthentications.values()];
     for (const w of this.workloadByCookie.values()) {
       const mode = effectiveMtlsMode(w, peerAuthentications);
@@ -660,7 +668,11 @@ export class Agent {
       if (mode === 'DISABLE') continue;
       const hostInterface = this.registry?.get(w.uid)?.hostInterface;
       if (!hostInterface) {
-        if (mode === 'STRICT') errors.push(`STRICT for ${w.namespace}/${w.name}: its host-side interface is unknown (the CNI step did not report it)`);
+        if (mode === 'STRICT') {
+          const why = `STRICT for ${w.namespace}/${w.name}: its host-side interface is unknown (the CNI step did not report it)`;
+          errors.push(why);
+          notEnforced.set(w.uid, why);
+        }
         continue;
       }
       try {
@@ -672,10 +684,22 @@ export class Agent {
           this.ifindexCache.set(cacheKey, ifindex);
         }
         entries.set(ifindex, { allowedAddress: this.config.proxyAddress, flags: mode === 'STRICT' ? 0 : STRICT_F_COUNT_ONLY });
+        if (mode === 'STRICT') strictIfindex.set(w.uid, ifindex);
       } catch (err) {
         errors.push(`${mode} for ${w.namespace}/${w.name}: ${(err as Error).message}`);
+        if (mode === 'STRICT') notEnforced.set(w.uid, `STRICT cannot be enforced: ${(err as Error).message}`);
       }
     }
+    const result = this.writeStrict(entries, errors);
+    for (const [uid, ifindex] of strictIfindex) {
+      const why = this.datapath!.strictFilterError(ifindex);
+      if (why !== undefined) notEnforced.set(uid, `STRICT cannot be enforced: ${why}`);
+    }
+    this.strictNotEnforced = notEnforced;
+    return result;
+  }
+
+  private writeStrict(entries: Map<number, StrictEntry>, errors: string[]): { updated: number; deleted: number; errors: string[] } {
     // Forget interfaces of pods that are gone (a new pod may reuse the name).
     const current = new Set([...this.workloadByCookie.values()].map((w) => `${w.uid} ${this.registry?.get(w.uid)?.hostInterface}`));
     for (const name of [...this.ifindexCache.keys()]) if (!current.has(name)) this.ifindexCache.delete(name);
@@ -762,6 +786,7 @@ export class Agent {
         netnsCookie: cookie,
         enrolledAt: this.enrolledSince.get(w.uid)?.at,
         preexistingConnections: this.enrolledSince.get(w.uid)?.preexistingConnections,
+        ...(this.strictNotEnforced.has(w.uid) ? { strictNotEnforced: this.strictNotEnforced.get(w.uid) } : {}),
       })),
       podNetnsErrors: this.registry?.errors() ?? {},
       lastReconcile: this.lastReconcile,

@@ -1,5 +1,5 @@
-// sluice-agent's command line: one command (run, the default) with the
-// agent's flags; help, version and completion come with it.
+// sluice-agent's command line: run (the default) with the agent's flags, and
+// uninstall; help, version and completion come with it.
 import { type ProgramDecl } from '../command-line';
 import { agentFlags } from '../config/agent-config';
 
@@ -15,6 +15,15 @@ export const agentProgram: ProgramDecl = {
         'Needs --node-name, --bpffs, --cgroup, --proxy-address and exactly one of --control-plane or --snapshot.\n' +
         'Every flag --some-flag can also be given as the variable SLUICE_SOME_FLAG; flags win.',
       flags: agentFlags,
+    },
+    {
+      name: 'uninstall',
+      summary: "take sluice off this node: STRICT filters, capture programs and every pin under --bpffs",
+      description:
+        'Run in the node\'s network namespace (the agent container) after removing sluice-cni from the node, and just\n' +
+        'before deleting the DaemonSet: pinned programs keep capturing after the agent is gone, and STRICT filters keep\n' +
+        'dropping plaintext into pods, until this runs. Prints what it removed, as JSON.',
+      flags: [{ name: 'bpffs', value: 'DIR', complete: 'directory', required: true, description: 'the agent\'s --bpffs directory (the DaemonSet: /sys/fs/bpf/sluice)' }],
     },
   ],
   defaultCommand: 'run',

@@ -1,7 +1,7 @@
 // sluice-agent: the per-node agent.
 import { EXIT, SERVING, exitAfterFlush, runProgram, type CommandResult } from '../command-line';
 import { agentConfigFromValues } from '../config/agent-config';
-import { isNativeError } from '../kernel/bpf-datapath';
+import { BpfDatapath, isNativeError } from '../kernel/bpf-datapath';
 import { createLogger } from '../observability/logger';
 import { Agent } from './agent';
 import { agentProgram } from './command-line';
@@ -62,4 +62,19 @@ async function run(values: Parameters<typeof agentConfigFromValues>[0]): Promise
   return SERVING;
 }
 
-void runProgram(agentProgram, process.argv.slice(2), { run: (p) => run(p.values) });
+/** `sluice-agent uninstall`: what BpfDatapath.uninstall removes, printed as JSON. */
+function uninstall(bpffs: string): CommandResult {
+  try {
+    const removed = BpfDatapath.uninstall(bpffs);
+    process.stdout.write(`${JSON.stringify({ bpffs, removed }, null, 2)}\n`);
+    return EXIT.OK;
+  } catch (err) {
+    process.stderr.write(`sluice-agent uninstall: ${(err as Error).message}\n`);
+    return EXIT.FAILURE;
+  }
+}
+
+void runProgram(agentProgram, process.argv.slice(2), {
+  run: (p) => run(p.values),
+  uninstall: (p) => uninstall(p.values.bpffs as string),
+});

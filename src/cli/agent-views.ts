@@ -27,7 +27,7 @@ export interface Status {
   relay: string;
   bpf: { pinRoot?: string; attached: { program: string; reused: boolean }[] };
   config: ConfigStatus;
-  enrolled: { workload: string; ips: string[]; preexistingConnections?: number }[];
+  enrolled: { workload: string; ips: string[]; preexistingConnections?: number; strictNotEnforced?: string }[];
   activeConnections: number;
   proxyCounters?: Record<string, number>;
   connectionBudget?: { maxConnections: number; maxPerSource: number; inUse: number; waiting?: number };
@@ -53,6 +53,7 @@ export function statusTable(s: Status): string {
   for (const e of s.enrolled.filter((x) => x.preexistingConnections)) {
     lines.push(`              ${e.workload}: ${e.preexistingConnections} connection(s) opened before enrollment, left uncaptured`);
   }
+  for (const e of s.enrolled.filter((x) => x.strictNotEnforced)) lines.push(`              ${e.workload}: ${e.strictNotEnforced}`);
   const b = s.connectionBudget;
   if (b) lines.push(`budget:       ${b.inUse} of ${b.maxConnections} connections, ${b.maxPerSource} per pod${b.waiting ? `, ${b.waiting} waiting` : ''}`);
   for (const [map, f] of Object.entries(s.mapFill ?? {})) {

@@ -101,6 +101,8 @@ export class BpfDatapath {
   readonly strict: BpfMap<number, StrictEntry>;
   /** Interfaces whose tc filter this agent run has (re)attached. */
   private readonly strictAttached = new Set<number>();
+  /** ifindex → why its STRICT filter could not be attached on the last try. */
+  private readonly strictAttachErrors = new Map<number, string>();
   private readonly counterMap: MapInfo;
   /** service key -> its VIP entries as written (key hex -> value), for one-service updates. */
   private readonly vipsByService = new Map<string, Map<string, Buffer>>();
@@ -160,11 +162,41 @@ export class BpfDatapath {
     }
   }
 
-  /** Removes every link and pin under bpffsDir: capture stops for the node. */
-  static uninstall(bpffsDir: string): void {
-    const pinRoot = schemaDir(bpffsDir);
-    for (const program of PROGRAMS) addon().detachPinnedLink(path.join(pinRoot, 'links', program));
+  /**
+   * Takes sluice off the node: removes the STRICT tc filter from every
+   * interface the STRICT map names (a filter's program holds the map, so
+   * unpinning alone would keep it dropping), detaches every pinned link,
+   * and removes every pin under bpffsDir, of every schema version. Returns
+   * what it removed. Must run in the node's network namespace (the map's
+   * ifindexes are that netns's). Throws a NativeError when a filter or link
+   * is there but cannot be removed (e.g. EPERM without CAP_NET_ADMIN).
+   */
+  static uninstall(bpffsDir: string): { strictFilters: number[]; links: string[] } {
+    const removed = { strictFilters: [] as number[], links: [] as string[] };
+    if (!fs.existsSync(bpffsDir)) return removed;
+    for (const entry of fs.readdirSync(bpffsDir)) {
+      const dir = path.join(bpffsDir, entry);
+      if (!/^v\d+$/.test(entry)) continue;
+      const strictPin = path.join(dir, 'sluice_strict');
+      if (fs.existsSync(strictPin)) {
+        const fd = addon().openPinned(strictPin);
+        try {
+          const { keys, count } = addon().mapEntries(fd, ifindexCodec.size, strictCodec.size);
+          for (let i = 0; i < count; i++) {
+            const ifindex = ifindexCodec.decode(keys, i * ifindexCodec.size);
+            if (addon().detachTc(ifindex, true)) removed.strictFilters.push(ifindex);
+          }
+        } finally {
+          addon().closeFd(fd);
+        }
+      }
+      const links = path.join(dir, 'links');
+      if (fs.existsSync(links)) {
+        for (const l of fs.readdirSync(links)) if (addon().detachPinnedLink(path.join(links, l))) removed.links.push(l);
+      }
+    }
     fs.rmSync(bpffsDir, { recursive: true, force: true });
+    return removed;
   }
 
   /** Makes both maps hold exactly the desired state (start-up, restart replay, periodic repair). */
@@ -285,6 +317,16 @@ export class BpfDatapath {
     return result;
   }
 
+  /**
+   * Why the STRICT filter of an interface is not attached (the error of the
+   * last attempt), or undefined when it is. Map entries alone drop nothing:
+   * the filter must be on the interface.
+   */
+  strictFilterError(ifindex: number): string | undefined {
+    if (this.strictAttached.has(ifindex)) return undefined;
+    return this.strictAttachErrors.get(ifindex) ?? `no filter attached to ifindex ${ifindex} yet`;
+  }
+
   /** Attaches the tc filter where missing; one interface failing does not stop the others. */
   private attachStrict(entries: Map<number, StrictEntry>): string[] {
     const errors: string[] = [];
@@ -293,8 +335,11 @@ export class BpfDatapath {
       try {
         this.object.attachTc('sluice_strict_ingress', ifindex, true);
         this.strictAttached.add(ifindex);
+        this.strictAttachErrors.delete(ifindex);
       } catch (err) {
-        errors.push(`attach tc to ifindex ${ifindex}: ${(err as Error).message}`);
+        const why = `attach tc to ifindex ${ifindex}: ${(err as Error).message}`;
+        errors.push(why);
+        this.strictAttachErrors.set(ifindex, why);
       }
     }
     return errors;

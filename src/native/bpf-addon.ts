@@ -38,6 +38,10 @@ export interface NativeError extends Error {
 interface Addon {
   loadObject(objectPath: string, pinRoot: string): Promise<LoadedBpfObject>;
   detachPinnedLink(linkPin: string): boolean;
+  /** Removes sluice's tc filter (handle 0x5e, priority 1) from an interface of this netns; false if there was none. */
+  detachTc(ifindex: number, egress: boolean): boolean;
+  /** The descriptor of a pinned map, program or link (BPF_OBJ_GET); close it with closeFd. */
+  openPinned(pin: string): number;
   mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | null;
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(fd: number, key: Buffer): boolean;

@@ -3,8 +3,9 @@
 // proxy) and probes from the node still get in.
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SimFixture, eventually } from '../helpers/sim-fixture';
+import { SimFixture, eventually, projectRoot } from '../helpers/sim-fixture';
 
 const VIP = '10.96.3.1';
 const TOPOLOGY = `
@@ -55,6 +56,7 @@ spec:
 `;
 
 const sim = new SimFixture('e2e-strict');
+const agentMain = path.join(projectRoot, 'dist', 'src', 'agent', 'main.js');
 let apiIp = '';
 const direct = (pod: string) => sim.exec(pod, ['curl', '-sS', '--max-time', '2', `http://${apiIp}:8080/`]);
 const viaVip = (pod: string) => sim.exec(pod, ['curl', '-sS', '--max-time', '5', `http://${VIP}/`]);
@@ -91,5 +93,22 @@ describe('PeerAuthentication STRICT', { timeout: 300000 }, () => {
     const r = direct('plain/outsider');
     assert.equal(r.code, 0, r.stderr);
     assert.ok(counted() > before, 'plaintext into an enrolled pod is counted under PERMISSIVE');
+  });
+
+  it('sluice-agent uninstall takes STRICT filters and capture off the node', () => {
+    sim.apply(peerAuthentication('STRICT'));
+    assert.notEqual(direct('plain/outsider').code, 0, 'STRICT holds before the uninstall');
+    const node = sim.status().nodes[0];
+    sim.must(['agent', 'node-1', 'stop']);
+    const r = spawnSync('nsenter', [`--net=/run/netns/${sim.status().netns.nodes[0]}`, '--', process.execPath, agentMain, 'uninstall', '--bpffs', node.bpffs], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const { removed } = JSON.parse(r.stdout) as { removed: { strictFilters: number[]; links: string[] } };
+    assert.ok(removed.strictFilters.length >= 1, 'the STRICT filter of the api pod');
+    assert.equal(removed.links.length, 5, 'every capture program');
+    const after = direct('plain/outsider');
+    assert.equal(after.code, 0, `plaintext gets in once sluice is off the node: ${after.stderr}`);
+    assert.notEqual(viaVip('shop/client').code, 0, 'nothing captures the VIP any more');
+    const again = spawnSync('nsenter', [`--net=/run/netns/${sim.status().netns.nodes[0]}`, '--', process.execPath, agentMain, 'uninstall', '--bpffs', node.bpffs], { encoding: 'utf8' });
+    assert.equal(again.status, 0, `a second uninstall finds nothing to do: ${again.stderr}`);
   });
 });
