@@ -14,7 +14,9 @@ import { cgroup2Root, ensureBpffs, getJson, isAlive, killCgroup, netnsList, remo
 import { manifestDigest, objectKey } from '../control/manifests';
 import { runAttached, spawnDetached, stopProcess, tail } from './processes';
 import { writeFileAtomic } from '../files/atomic-write';
-import { loadState, saveState, simDir, validateSimName, type NodeState, type PodState, type SimState, type StoredObject } from './sim-state';
+import { loadState, saveState, simDir, validateSimName, type AgentImageState, type NodeState, type PodState, type SimState, type StoredObject } from './sim-state';
+import { agentContainerSpec, agentMounts, containerArgv } from './agent-container';
+import { unpackImage } from './oci-image';
 import { createFabric, createNode, createPodNetns, deleteNetns, primaryCniConfig, routeBetweenNodes } from './topology';
 import { CNI_TRY_AGAIN_LATER, CniPluginError, addPodNetwork, addressesOf, hostInterfaceOf, removePodNetwork, type CniRuntime, type PodSandbox } from './cni-runtime';
 
@@ -25,6 +27,8 @@ const CONTROL_IP = '10.250.0.254';
 const XDS_PORT = 15010;
 const CLI_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js');
 const CNI_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'cni', 'main.js');
+/** Where the agent container's capabilities and mounts are read from. */
+const AGENT_MANIFEST = path.join(PROJECT_ROOT, 'deploy', 'sluice-agent.yaml');
 /** Debian's containernetworking-plugins: bridge, host-local, loopback. */
 const DEBIAN_CNI_PLUGINS = '/usr/lib/cni';
 /** How long a pod's sandbox is retried, as a kubelet would, before apply gives up on it. */
@@ -114,7 +118,11 @@ export class Cluster {
     return new Cluster(state);
   }
 
-  static async up(name: string, nodes: number, objects: SourcedObject[]): Promise<Cluster> {
+  /**
+   * Starts a cluster. With `options.image` (an OCI archive), the agents run
+   * from that image as the DaemonSet's container would (agent-container.ts).
+   */
+  static async up(name: string, nodes: number, objects: SourcedObject[], options: { image?: string; agentManifest?: string } = {}): Promise<Cluster> {
     requireRoot('sluice-sim');
     validateSimName(name);
     if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16) throw new SimError(`--nodes ${nodes}: must be 1-16`);
@@ -144,6 +152,7 @@ export class Cluster {
     };
     const cluster = new Cluster(state);
     cluster.validate(objects.map(toStored), nodes);
+    if (options.image) state.image = agentImage(path.resolve(options.image), path.join(dir, 'image'), path.resolve(options.agentManifest ?? AGENT_MANIFEST));
     fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
     fs.mkdirSync(state.control.manifestsDir, { recursive: true });
     const secret = randomBytes(32);
@@ -261,6 +270,21 @@ export class Cluster {
    * commands for different nodes may run at once, and each writes only its
    * own node.
    */
+  /**
+   * Saves the state after a change of objects and pods. The agents' and the
+   * control plane's pids are taken from disk first: `agent` and `control`
+   * commands own them and may have run meanwhile (a pod waiting for its
+   * node's agent is networked only once `agent start` has run).
+   */
+  private saveObjects(): void {
+    const disk = loadState(this.state.name);
+    if (disk) {
+      for (const n of this.state.nodes) n.agentPid = disk.nodes.find((d) => d.name === n.name)?.agentPid ?? n.agentPid;
+      this.state.control.pid = disk.control.pid;
+    }
+    saveState(this.state);
+  }
+
   private saveAgentPid(node: NodeState): void {
     const fresh = loadState(this.state.name) ?? this.state;
     const stored = fresh.nodes.find((n) => n.name === node.name);
@@ -410,7 +434,7 @@ export class Cluster {
     if (leaving.length) {
       state.pods = state.pods.filter((p) => !leaving.includes(p));
       this.writeManifests();
-      saveState(state);
+      this.saveObjects();
       await this.waitSynced();
       for (const p of leaving) await this.removePod(p);
     }
@@ -424,7 +448,7 @@ export class Cluster {
       arriving.push(this.createPod(key, o));
     }
     this.writeManifests();
-    saveState(state);
+    this.saveObjects();
     const networked = await Promise.allSettled(arriving.map((p) => this.networkPod(p)));
     const failed = arriving.filter((_, i) => networked[i].status === 'rejected');
     if (failed.length) {
@@ -432,14 +456,14 @@ export class Cluster {
       state.pods = state.pods.filter((p) => !failed.includes(p));
       state.objects = state.objects.filter((o) => !failed.some((p) => p.key === objectKey(o.object)));
       this.writeManifests();
-      saveState(state);
+      this.saveObjects();
       const why = networked.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
       throw new SimError(`pods not started, their network could not be set up:\n  ${why.join('\n  ')}`);
     }
-    saveState(state);
+    this.saveObjects();
     await this.waitSynced();
     for (const p of arriving) this.startPod(p);
-    saveState(state);
+    this.saveObjects();
   }
 
   private createPod(key: string, stored: StoredObject): PodState {
@@ -673,12 +697,24 @@ export class Cluster {
       '--cni-socket', this.cniPaths(n).socket,
       '--log-file', n.agentLog,
     ];
+    const image = this.state.image;
     n.agentPid = spawnDetached({
       cgroup: path.join(n.cgroup, 'agent'),
       netns: n.netns,
-      argv: [process.execPath, AGENT_MAIN, ...flags],
+      argv: image
+        ? containerArgv(image.rootfs, image.capabilities, this.agentContainerMounts(n), ['sluice-agent', ...flags])
+        : [process.execPath, AGENT_MAIN, ...flags],
+      env: image ? Object.fromEntries(image.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])) : undefined,
       logFile: `${n.agentLog}.stderr`,
     });
+  }
+
+  /** The host paths the agent container sees: the node's own directory, its log, the mesh root certificate. */
+  private agentContainerMounts(n: NodeState) {
+    return agentMounts(path.join(this.state.dir, 'nodes', n.name), [
+      { path: path.dirname(n.agentLog), readOnly: false },
+      { path: path.join(this.state.control.caDir, 'root-cert.pem'), readOnly: true },
+    ]);
   }
 
   /**
@@ -745,4 +781,20 @@ function withStatus(pod: Pod, ip: string, hostIP?: string): KubeObject {
 /** Only the spec restarts a pod; a label change (say, opting out of the mesh) applies live. */
 function specHash(pod: Pod): string {
   return JSON.stringify(pod.spec);
+}
+
+/**
+ * Unpacks the image the agents run from and reads the agent container's
+ * capabilities from the DaemonSet manifest (deploy/sluice-agent.yaml by default). Throws a SimError naming the
+ * archive or the manifest field that is wrong.
+ */
+function agentImage(archive: string, dir: string, manifest: string): AgentImageState {
+  try {
+    const spec = agentContainerSpec(manifest);
+    if (spec.privileged) throw new Error(`${manifest}: the agent container is privileged; the sim reproduces capability sets only`);
+    const image = unpackImage(archive, dir);
+    return { archive, ref: image.ref, rootfs: image.rootfs, env: image.config.env, capabilities: spec.capabilities, manifest };
+  } catch (err) {
+    throw new SimError(`--image ${archive}: ${(err as Error).message}`);
+  }
 }

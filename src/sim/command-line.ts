@@ -26,7 +26,23 @@ export const simProgram: ProgramDecl = {
     {
       name: 'up',
       summary: 'start a cluster from manifests (removes what a crashed run of the same name left)',
-      flags: [files, { name: 'nodes', value: 'N', complete: 'none', default: '1', description: 'number of nodes, 1-16' }],
+      flags: [
+        files,
+        { name: 'nodes', value: 'N', complete: 'none', default: '1', description: 'number of nodes, 1-16' },
+        {
+          name: 'image',
+          value: 'ARCHIVE',
+          complete: 'file',
+          description: "run the agents from this OCI image archive (npm run image) with the DaemonSet's capabilities and mounts, not as host processes",
+        },
+        {
+          name: 'agent-manifest',
+          value: 'FILE',
+          complete: 'file',
+          default: 'deploy/sluice-agent.yaml',
+          description: "with --image: the manifest whose DaemonSet sluice-agent gives the agent container's capabilities",
+        },
+      ],
     },
     { name: 'apply', summary: 'apply manifests; returns when every agent has the change', flags: [files] },
     { name: 'delete', summary: 'delete the objects in manifests; returns when every agent has the change', flags: [files] },

@@ -16,7 +16,7 @@ async function main(p: ParsedCommandLine): Promise<number> {
       const nodes = Number(p.values.nodes ?? '1');
       if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16) throw new UsageError(`--nodes ${p.values.nodes}: must be 1-16`, 'up');
       const objects = readManifests(files);
-      const cluster = await Cluster.up(name, nodes, objects);
+      const cluster = await Cluster.up(name, nodes, objects, { image: p.values.image as string | undefined, agentManifest: p.values['agent-manifest'] as string | undefined });
       process.stdout.write(`cluster ${cluster.name} is up: ${nodes} node(s), agents ready. Try "sluice-sim status --name ${cluster.name}".\n`);
       return EXIT.OK;
     }

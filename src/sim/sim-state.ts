@@ -71,6 +71,20 @@ export interface SimState {
   pods: PodState[];
   objects: StoredObject[];
   generation: number;
+  /** Set when the agents run from a container image (`up --image`). */
+  image?: AgentImageState;
+}
+
+/** The image the agents run from, unpacked once at `up`. */
+export interface AgentImageState {
+  archive: string;
+  ref: string;
+  rootfs: string;
+  /** "KEY=value" environment of the image's config. */
+  env: string[];
+  /** The agent container's capabilities, read from the DaemonSet manifest. */
+  capabilities: string[];
+  manifest: string;
 }
 
 export function simDir(name: string): string {

@@ -42,12 +42,29 @@ export class SimFixture {
     return file;
   }
 
-  up(yaml: string, nodes = 1): void {
-    this.must(['up', '-f', this.manifest(yaml), '--nodes', String(nodes)], 120000);
+  /** `sluice-sim up`; with `image`, the agents run from that OCI archive (--image). */
+  up(yaml: string, nodes = 1, image?: string): void {
+    this.must(['up', '-f', this.manifest(yaml), '--nodes', String(nodes), ...(image ? ['--image', image] : [])], 180000);
   }
 
   apply(yaml: string): void {
     this.must(['apply', '-f', this.manifest(yaml)]);
+  }
+
+  /** Starts `sluice-sim apply` without waiting; resolves with its result when it ends. */
+  applyAsync(yaml: string, timeoutMs = 120000): Promise<Result> {
+    return this.runAsync(['apply', '-f', this.manifest(yaml)], timeoutMs);
+  }
+
+  private runAsync(args: string[], timeoutMs: number): Promise<Result> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [simBin, '--name', this.name, ...args], { timeout: timeoutMs });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
   }
 
   delete(yaml: string): void {
@@ -62,14 +79,7 @@ export class SimFixture {
 
   /** Starts a command in a pod without waiting; resolves with its result when it ends. */
   execAsync(pod: string, argv: string[], timeoutMs = 120000): Promise<Result> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [simBin, 'exec', pod, '--name', this.name, '--', ...argv], { timeout: timeoutMs });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
+    return this.runAsync(['exec', pod, '--', ...argv], timeoutMs);
   }
 
   status(): SimStatus {
