@@ -1,5 +1,5 @@
 // The CustomResourceDefinitions of security.sluice.dev/v1alpha1
-// AuthorizationPolicy and PeerAuthentication, as objects: deploy/crds/ holds
+// AuthorizationPolicy and PeerAuthentication, as objects: deploy/base/crds/ holds
 // them as YAML (written by scripts/generate-crds.js; a unit test fails when
 // they differ). Their OpenAPI v3 schemas refuse what translate-policy.ts
 // refuses, so a bad policy is rejected when it is applied:
@@ -167,7 +167,7 @@ function crd(kind: string, plural: string, shortName: string, spec: object, spec
   };
 }
 
-/** The two CRDs, by the file name they have under deploy/crds/. */
+/** The two CRDs, by the file name they have under deploy/base/crds/. */
 export const POLICY_CRDS: Readonly<Record<string, object>> = Object.freeze({
   'security.sluice.dev_authorizationpolicies.yaml': crd('AuthorizationPolicy', 'authorizationpolicies', 'sap', authorizationPolicySpecSchema, false, [
     { name: 'Action', type: 'string', jsonPath: '.spec.action', description: 'ALLOW (default) or DENY' },

@@ -1,5 +1,5 @@
 // A node's agent run the way the kubelet runs the DaemonSet's `agent`
-// container (deploy/sluice-agent.yaml): from the image's root filesystem,
+// container (deploy/base/sluice-agent.yaml): from the image's root filesystem,
 // with exactly the Linux capabilities the manifest's securityContext gives
 // it (runc gives a root container's process that list as its bounding,
 // permitted and effective sets, and no inheritable or ambient ones), and

@@ -28,7 +28,7 @@ const XDS_PORT = 15010;
 const CLI_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js');
 const CNI_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'cni', 'main.js');
 /** Where the agent container's capabilities and mounts are read from. */
-const AGENT_MANIFEST = path.join(PROJECT_ROOT, 'deploy', 'sluice-agent.yaml');
+const AGENT_MANIFEST = path.join(PROJECT_ROOT, 'deploy', 'base', 'sluice-agent.yaml');
 /** Debian's containernetworking-plugins: bridge, host-local, loopback. */
 const DEBIAN_CNI_PLUGINS = '/usr/lib/cni';
 /** How long a pod's sandbox is retried, as a kubelet would, before apply gives up on it. */
@@ -785,7 +785,7 @@ function specHash(pod: Pod): string {
 
 /**
  * Unpacks the image the agents run from and reads the agent container's
- * capabilities from the DaemonSet manifest (deploy/sluice-agent.yaml by default). Throws a SimError naming the
+ * capabilities from the DaemonSet manifest (deploy/base/sluice-agent.yaml by default). Throws a SimError naming the
  * archive or the manifest field that is wrong.
  */
 function agentImage(archive: string, dir: string, manifest: string): AgentImageState {

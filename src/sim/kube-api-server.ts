@@ -90,7 +90,7 @@ export interface KubeApiStandInOptions {
 
 const TOKEN_REVIEWS = '/apis/authentication.k8s.io/v1/tokenreviews';
 
-/** sluice's policy kinds have a status subresource (deploy/crds); the built-in kinds here are served without one. */
+/** sluice's policy kinds have a status subresource (deploy/base/crds); the built-in kinds here are served without one. */
 function hasStatusSubresource(resource: WatchedResource): boolean {
   return resource.apiVersion.startsWith('security.sluice.dev/');
 }

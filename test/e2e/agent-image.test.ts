@@ -1,7 +1,7 @@
 // The agents run from the built container image (`npm run image`, which
 // scripts/test.sh runs first) the way the kubelet runs the DaemonSet's agent
 // container: the image's root filesystem, its Node.js and libbpf, and only
-// the capabilities deploy/sluice-agent.yaml grants. Capture, policy-free
+// the capabilities deploy/base/sluice-agent.yaml grants. Capture, policy-free
 // relaying and the cross-node mTLS tunnel must all work with that set.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -13,7 +13,7 @@ import { SimFixture, projectRoot } from '../helpers/sim-fixture';
 const SIM = 'e2e-image';
 const VERSION = (JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
 const ARCHIVE = path.join(projectRoot, 'build', 'image', `sluice-${VERSION}.oci.tar`);
-const MANIFEST = path.join(projectRoot, 'deploy', 'sluice-agent.yaml');
+const MANIFEST = path.join(projectRoot, 'deploy', 'base', 'sluice-agent.yaml');
 
 const pod = (name: string, node: string, labels: string, cmd: string) => `
 apiVersion: v1
@@ -102,7 +102,7 @@ describe('agents run from the container image with the DaemonSet\'s capabilities
   });
 });
 
-/** deploy/sluice-agent.yaml with one capability taken out of the agent container. */
+/** deploy/base/sluice-agent.yaml with one capability taken out of the agent container. */
 function manifestWithout(capability: string, dir: string): string {
   const text = fs.readFileSync(MANIFEST, 'utf8');
   const line = /^(\s+add: )\[(.*)\]$/m.exec(text);

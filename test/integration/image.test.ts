@@ -39,8 +39,8 @@ describe('the container image', () => {
   it('is saved under the name deploy/ uses, with the version of package.json', () => {
     assert.equal(image.ref, `ghcr.io/sluice-mesh/sluice:${VERSION}`);
     for (const file of ['sluice-agent.yaml', 'sluice-control.yaml']) {
-      const refs = [...fs.readFileSync(path.join(PROJECT_ROOT, 'deploy', file), 'utf8').matchAll(/image: (\S+)/g)].map((m) => m[1]);
-      assert.ok(refs.length > 0 && refs.every((r) => r === image.ref), `deploy/${file} names ${refs.join(', ')}`);
+      const refs = [...fs.readFileSync(path.join(PROJECT_ROOT, 'deploy', 'base', file), 'utf8').matchAll(/image: (\S+)/g)].map((m) => m[1]);
+      assert.ok(refs.length > 0 && refs.every((r) => r === image.ref), `deploy/base/${file} names ${refs.join(', ')}`);
     }
     assert.equal(image.config.labels['org.opencontainers.image.title'], 'sluice');
   });

@@ -1,4 +1,4 @@
-// The CRDs of security.sluice.dev/v1alpha1, offline: deploy/crds/ is what
+// The CRDs of security.sluice.dev/v1alpha1, offline: deploy/base/crds/ is what
 // src/control/policy-crds.ts generates, every CRD is structural enough for
 // the API server (no $ref, types everywhere, status subresource, printer
 // columns), and its OpenAPI schema, run with ajv, accepts and refuses the
@@ -19,7 +19,7 @@ import { POLICY_CRDS, crdFileText } from '../../src/control/policy-crds';
 import { translatePolicies } from '../../src/control/translate-policy';
 import { parseCidr } from '../../src/model/ip-match';
 
-const crdDir = path.resolve(__dirname, '..', '..', '..', 'deploy', 'crds');
+const crdDir = path.resolve(__dirname, '..', '..', '..', 'deploy', 'base', 'crds');
 
 /** The CRD schema as ajv sees it under Strict field validation. */
 function forAjv(schema: unknown): unknown {
@@ -111,7 +111,7 @@ const CASES: [string, object, boolean][] = [
 ];
 
 describe('policy CRDs', () => {
-  it('deploy/crds/ is what src/control/policy-crds.ts generates (node scripts/generate-crds.js)', () => {
+  it('deploy/base/crds/ is what src/control/policy-crds.ts generates (node scripts/generate-crds.js)', () => {
     for (const [file, object] of Object.entries(POLICY_CRDS)) {
       const text = fs.readFileSync(path.join(crdDir, file), 'utf8');
       assert.equal(text, crdFileText(object, (o) => stringify(o, { lineWidth: 0 })), `${file} is stale: run node scripts/generate-crds.js`);

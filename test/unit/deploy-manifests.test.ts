@@ -5,6 +5,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
 import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
@@ -14,7 +15,9 @@ import { Namespace, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { loadAgentConfig } from '../../src/config/agent-config';
 import { loadControlConfig } from '../../src/config/control-config';
 
-const deployDir = path.resolve(__dirname, '..', '..', '..', 'deploy');
+const deployRoot = path.resolve(__dirname, '..', '..', '..', 'deploy');
+/** The kustomize base: every object sluice installs. */
+const deployDir = path.join(deployRoot, 'base');
 
 interface Doc {
   apiVersion: string;
@@ -23,7 +26,7 @@ interface Doc {
   spec?: Record<string, unknown>;
 }
 
-/** Every object of deploy/ and deploy/crds/ (kustomization.yaml is kustomize's, not an object). */
+/** Every object of deploy/base/ and deploy/base/crds/ (kustomization.yaml is kustomize's, not an object). */
 function docs(): Doc[] {
   return ['', 'crds']
     .flatMap((sub) => fs.readdirSync(path.join(deployDir, sub)).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').map((f) => path.join(sub, f)))
@@ -221,3 +224,54 @@ interface PodSpec {
   containers: { args: string[]; ports?: unknown[]; volumeMounts: { name: string; mountPath: string }[] }[];
   volumes: { name: string; configMap?: unknown; projected?: { sources?: { serviceAccountToken?: { audience: string; expirationSeconds?: number; path: string } }[] } }[];
 }
+
+/** What `kubectl kustomize DIR` renders, as objects (kubectl builds kustomizations offline). */
+function kustomize(dir: string): Doc[] {
+  const r = spawnSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
+  assert.equal(r.error, undefined, `kubectl: ${r.error?.message}`);
+  assert.equal(r.status, 0, `kubectl kustomize ${dir}: ${r.stderr}`);
+  return parseAllDocuments(r.stdout).map((d) => d.toJS() as Doc);
+}
+
+const key = (d: Doc) => `${d.kind} ${d.metadata.namespace ?? ''}/${d.metadata.name}`;
+
+describe('deploy/ as kustomize builds it', () => {
+  const overlays = fs.readdirSync(path.join(deployRoot, 'overlays')).sort();
+
+  it('deploy/ renders exactly the base objects', () => {
+    const rendered = kustomize(deployRoot);
+    assert.deepEqual(rendered.map(key).sort(), docs().map(key).sort());
+  });
+
+  for (const overlay of overlays) {
+    it(`overlay ${overlay}: renders every base object, and each validates against its schema`, () => {
+      const rendered = kustomize(path.join(deployRoot, 'overlays', overlay));
+      assert.deepEqual(rendered.map(key).sort(), docs().map(key).sort(), 'an overlay changes objects, it adds or drops none');
+      for (const d of rendered) {
+        const Model = MODELS[d.kind];
+        assert.ok(Model, `no schema model for ${d.kind}`);
+        assert.doesNotThrow(() => new Model(d as never).validate(), `${overlay}: ${key(d)}`);
+      }
+    });
+  }
+
+  it('overlay k3s: sluice-cni goes into k3s\'s CNI directories, nothing else moves', () => {
+    const pod = (docs: Doc[]) => (docs.find((d) => d.kind === 'DaemonSet')!.spec as { template: { spec: { volumes: { name: string; hostPath?: { path: string } }[] } } }).template.spec;
+    const paths = (docs: Doc[]) => Object.fromEntries(pod(docs).volumes.filter((v) => v.hostPath).map((v) => [v.name, v.hostPath!.path]));
+    const base = paths(docs());
+    const k3s = paths(kustomize(path.join(deployRoot, 'overlays', 'k3s')));
+    assert.deepEqual(k3s, { ...base, 'cni-bin': '/var/lib/rancher/k3s/data/current/bin', 'cni-conf': '/var/lib/rancher/k3s/agent/etc/cni/net.d' });
+  });
+
+  it('overlay debug: agents and the control plane log at debug, through variables their flags do not override', () => {
+    const rendered = kustomize(path.join(deployRoot, 'overlays', 'debug'));
+    const container = (kind: string) => (rendered.find((d) => d.kind === kind)!.spec as { template: { spec: { containers: { env?: { name: string; value?: string }[]; args: string[] }[] } } }).template.spec.containers[0];
+    const agent = container('DaemonSet');
+    const control = container('Deployment');
+    assert.equal(agent.env?.find((e) => e.name === 'SLUICE_LOG_LEVEL')?.value, 'debug');
+    assert.equal(control.env?.find((e) => e.name === 'SLUICE_CONTROL_LOG_LEVEL')?.value, 'debug');
+    assert.ok(![...agent.args, ...control.args].some((a) => a.startsWith('--log-level')), 'no flag wins over the variable');
+    assert.equal(loadAgentConfig(agent.args.map((a) => a.replace('$(NODE_NAME)', 'n').replace('$(HOST_IP)', '10.0.0.1')), { SLUICE_LOG_LEVEL: 'debug' }).logLevel, 'debug');
+    assert.equal(loadControlConfig(control.args, { SLUICE_CONTROL_LOG_LEVEL: 'debug' }).logLevel, 'debug');
+  });
+});
