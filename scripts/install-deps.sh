@@ -2,7 +2,8 @@
 # Debian packages sluice needs to build and test: the BPF toolchain and libbpf,
 # cmake for the addon, iproute2/util-linux for the simulated cluster, and the
 # real clients and servers the tests and benchmarks use as workloads;
-# mmdebstrap and buildah build the container image without a registry.
+# mmdebstrap and buildah build the container image without a registry, and
+# a private containerd (started by the image test, never as a service) runs it.
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -15,7 +16,7 @@ packages=(
   iproute2 util-linux procps containernetworking-plugins
   curl iperf3 haproxy wrk nginx-light redis-server redis-tools tcpdump
   prometheus
-  mmdebstrap buildah
+  mmdebstrap buildah containerd
 )
 missing=()
 for p in "${packages[@]}"; do
