@@ -20,6 +20,10 @@ export interface ControlConfig {
   caDir: string;
   /** Where the control plane keeps its own serving certificate and key ('' = caDir; a Secret-mounted caDir is read-only). */
   servingDir: string;
+  /** NAMESPACE/NAME of the Secret that keeps the mesh root in the cluster, created on first start ('' = caDir). */
+  caSecret: string;
+  /** NAMESPACE/NAME of the ConfigMap the root certificate is published in for agents ('' = not published). */
+  caRootConfigmap: string;
   /** File with the secret node credentials derive from (node auth "secret"). */
   nodeSecretFile: string;
   /**
@@ -58,6 +62,8 @@ const schema = {
     trustDomain: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'cluster.local' },
     caDir: { type: 'string', minLength: 1, default: '/var/lib/sluice-control/ca' },
     servingDir: { type: 'string', default: '' },
+    caSecret: { type: 'string', pattern: '^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: '' },
+    caRootConfigmap: { type: 'string', pattern: '^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: '' },
     nodeSecretFile: { type: 'string', default: '' },
     nodeAuth: { enum: ['', 'none', 'secret', 'tokenreview'], default: '' },
     agentServiceAccount: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'sluice-system/sluice-agent' },
@@ -83,6 +89,8 @@ export const controlFlags: readonly ConfigFlag[] = [
   { name: 'trust-domain', field: 'trustDomain', value: 'DOMAIN', complete: 'none', default: 'cluster.local', description: 'trust domain of workload identities' },
   { name: 'ca-dir', field: 'caDir', value: 'DIR', complete: 'directory', default: '/var/lib/sluice-control/ca', description: 'where the CA\'s root certificate and key live (generated on first start)' },
   { name: 'serving-dir', field: 'servingDir', value: 'DIR', complete: 'directory', description: 'where the control plane keeps its own serving certificate, renewed while it runs (default: --ca-dir; give a writable one when --ca-dir is a Secret)' },
+  { name: 'ca-secret', field: 'caSecret', value: 'NAMESPACE/NAME', complete: 'none', description: 'keep the mesh root in this Secret (created with a new root on first start, shared by every replica) instead of --ca-dir; needs --in-cluster or --kubeconfig' },
+  { name: 'ca-root-configmap', field: 'caRootConfigmap', value: 'NAMESPACE/NAME', complete: 'none', description: 'with --ca-secret: publish the root certificate (root-cert.pem) in this ConfigMap, for agents to verify the control plane' },
   { name: 'node-secret-file', field: 'nodeSecretFile', value: 'FILE', description: 'secret node credentials derive from (--node-auth secret)' },
   { name: 'node-auth', field: 'nodeAuth', value: 'MODE', suggestions: ['none', 'secret', 'tokenreview'], description: 'how agents prove their node: secret (--node-secret-file), tokenreview (projected service account tokens, checked by the API server), none (plaintext xDS, no certificates); default: secret with --node-secret-file, else none' },
   { name: 'agent-service-account', field: 'agentServiceAccount', value: 'NS/NAME', complete: 'none', default: 'sluice-system/sluice-agent', description: 'the agents\' service account (--node-auth tokenreview)' },
@@ -128,6 +136,8 @@ function withSource(config: Readonly<ControlConfig>): Readonly<ControlConfig> {
   const source = controlSource(config);
   if (config.nodeAuth === 'secret' && !config.nodeSecretFile) throw new ConfigError('invalid control plane configuration: --node-auth secret needs --node-secret-file');
   if (config.nodeAuth === 'tokenreview' && source.kind !== 'kubernetes') throw new ConfigError('invalid control plane configuration: --node-auth tokenreview needs the Kubernetes API (--kubeconfig or --in-cluster) to send TokenReviews to');
+  if ((config.caSecret || config.caRootConfigmap) && source.kind !== 'kubernetes') throw new ConfigError(`invalid control plane configuration: ${config.caSecret ? '--ca-secret' : '--ca-root-configmap'} needs the Kubernetes API (--kubeconfig or --in-cluster) to keep the mesh root in`);
+  if (config.caRootConfigmap && !config.caSecret) throw new ConfigError('invalid control plane configuration: --ca-root-configmap publishes the root of --ca-secret; give both');
   return config;
 }
 

@@ -9,6 +9,7 @@ import { createControlRegistry } from '../observability/control-metrics';
 import { createJsonServer, listenTcp, listenUnix } from '../observability/http-json';
 import { createLogger } from '../observability/logger';
 import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -40,7 +41,8 @@ async function createRoot(values: FlagValues): Promise<CommandResult> {
   process.stdout.write(
     [
       `mesh root for ${config.trustDomain} in ${config.caDir} (fingerprint ${ca.rootFingerprint})`,
-      'keep it in the cluster (the key only in the Secret, readable by sluice-control alone):',
+      'to have sluice-control use it rather than generate one on first start, create this before applying deploy/',
+      '(the key only in the Secret, readable by sluice-control alone; it publishes the ConfigMap itself otherwise):',
       `  kubectl -n sluice-system create secret generic sluice-ca --from-file=${files[0]} --from-file=${files[1]}`,
       `  kubectl -n sluice-system create configmap sluice-ca-root --from-file=${files[0]}`,
       '',
@@ -56,6 +58,17 @@ function render(values: FlagValues): CommandResult {
   const out = { ...rendering, errors, warnings: rendering.warnings.map(formatTranslationError) };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   return errors.length ? EXIT.FAILURE : EXIT.OK;
+}
+
+/** The mesh root kept in the cluster (--ca-secret), published in --ca-root-configmap. */
+async function meshRootInCluster(config: ControlConfig, kubeConfig: KubeConfig, logger: Logger): Promise<CertificateAuthority> {
+  const { clusterMeshRoot, parseObjectRef } = await import('./ca-secret');
+  return clusterMeshRoot(kubeConfig, {
+    secret: parseObjectRef('ca-secret', config.caSecret),
+    rootConfigMap: config.caRootConfigmap ? parseObjectRef('ca-root-configmap', config.caRootConfigmap) : undefined,
+    trustDomain: config.trustDomain,
+    log: (message) => logger.info({ component: 'ca' }, message),
+  });
 }
 
 async function serve(values: FlagValues): Promise<CommandResult> {
@@ -94,7 +107,7 @@ async function serve(values: FlagValues): Promise<CommandResult> {
   let serverCredentials: grpc.ServerCredentials | undefined;
   const nodes = await nodeAuthenticator(config, kubeConfigOfSource);
   if (nodes) {
-    const ca = await CertificateAuthority.loadOrCreate(config.caDir, { trustDomain: config.trustDomain });
+    const ca = config.caSecret ? await meshRootInCluster(config, kubeConfigOfSource!, logger) : await CertificateAuthority.loadOrCreate(config.caDir, { trustDomain: config.trustDomain });
     certificates = new CertificateService(ca, nodes, () => control.resources().workloads, logger.child({ component: 'ca' }));
     control.server.addService(certificates.definition(), certificates.implementation());
     // With a CA, agents talk to us over TLS and every xDS stream carries a node credential.
@@ -106,7 +119,7 @@ async function serve(values: FlagValues): Promise<CommandResult> {
       const verdict = await nodes.verify(node, auth.slice('Bearer '.length));
       return verdict.ok ? { node } : { refused: verdict.reason };
     };
-    logger.info({ caDir: config.caDir, root: ca.rootFingerprint, nodeAuth: nodes.kind }, 'issuing workload certificates; agents connect over TLS with node credentials');
+    logger.info({ ...(config.caSecret ? { caSecret: config.caSecret } : { caDir: config.caDir }), root: ca.rootFingerprint, nodeAuth: nodes.kind }, 'issuing workload certificates; agents connect over TLS with node credentials');
   }
   const port = await control.server.listen(config.listen, serverCredentials);
   const admin = createJsonServer({

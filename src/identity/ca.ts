@@ -129,8 +129,17 @@ export class CertificateAuthority {
   static async load(dir: string, opts: LoadOptions = {}): Promise<CertificateAuthority> {
     const certPath = path.join(dir, ROOT_CERT_FILE);
     const keyPath = path.join(dir, ROOT_KEY_FILE);
-    const certPem = await readText(certPath);
-    const keyPem = await readText(keyPath);
+    return CertificateAuthority.fromPem(await readText(certPath), await readText(keyPath), { cert: certPath, key: keyPath }, opts);
+  }
+
+  /**
+   * The root from its PEM texts, checked as `load` checks files; `where`
+   * names each text's origin in errors (a file path, or "Secret
+   * sluice-system/sluice-ca, key root-cert.pem").
+   */
+  static async fromPem(certPem: string, keyPem: string, where: { cert: string; key: string }, opts: LoadOptions = {}): Promise<CertificateAuthority> {
+    const certPath = where.cert;
+    const keyPath = where.key;
     const now = opts.now ?? new Date();
 
     const blocks = certPem.match(/-----BEGIN CERTIFICATE-----/g)?.length ?? 0;
@@ -192,13 +201,18 @@ export class CertificateAuthority {
     return new CertificateAuthority(trustDomain, root, rootNode, key, authorityKeyId);
   }
 
+  /** The root's private key as unencrypted PKCS#8 PEM: for the file or Secret that keeps it, nothing else. */
+  async keyPem(): Promise<string> {
+    const pkcs8 = await crypto.webcrypto.subtle.exportKey('pkcs8', this.key);
+    return pemWithNewline(x509.PemConverter.encode(pkcs8, 'PRIVATE KEY'));
+  }
+
   /** Writes the root certificate and key (mode 0600) into `dir`, each atomically. */
   async save(dir: string): Promise<void> {
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    const pkcs8 = await crypto.webcrypto.subtle.exportKey('pkcs8', this.key);
     // The key goes first: loadOrCreate treats a key without a certificate as
     // the operator's unfinished work, never overwriting it.
-    await writeFileAtomicAsync(path.join(dir, ROOT_KEY_FILE), pemWithNewline(x509.PemConverter.encode(pkcs8, 'PRIVATE KEY')), { mode: 0o600 });
+    await writeFileAtomicAsync(path.join(dir, ROOT_KEY_FILE), await this.keyPem(), { mode: 0o600 });
     await writeFileAtomicAsync(path.join(dir, ROOT_CERT_FILE), this.rootPem, { mode: 0o644 });
   }
 

@@ -27,9 +27,12 @@
 //     for TokenRequest): as kube-apiserver answers for a pod-bound token,
 //     the username system:serviceaccount:NS:NAME, the pod and node in the
 //     user extra, the audiences the caller asked for that the token has
-//     (none in common, or expired: not authenticated, with an error).
+//     (none in common, or expired: not authenticated, with an error);
+//   - GET, POST and PUT of one Secret or ConfigMap (.../namespaces/NS/secrets
+//     [/NAME]): 404 NotFound, 409 AlreadyExists on a second create, 409
+//     Conflict on a replace with a stale resourceVersion (not listed or watched).
 // It validates nothing (no admission, no schemas, no defaulting) and knows
-// only the kinds in WATCHED_RESOURCES. For tests it can inject failures:
+// only the kinds in WATCHED_RESOURCES, Secrets and ConfigMaps. For tests it can inject failures:
 // watch streams closed, 410 Gone, HTTP 500, slow responses.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -369,6 +372,8 @@ export class KubeApiStandIn {
         this.events.push(event);
         return reply(201, event);
       }
+      const plain = /^\/api\/v1\/namespaces\/([^/]+)\/(secrets|configmaps)(?:\/([^/]+))?$/.exec(url.pathname);
+      if (plain) return this.plainObject(req, reply, plain[2] as 'secrets' | 'configmaps', decodeURIComponent(plain[1]), plain[3] === undefined ? undefined : decodeURIComponent(plain[3]));
       if (url.pathname === TOKEN_REVIEWS) {
         if (req.method !== 'POST') return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported for tokenreviews`));
         return reply(201, this.review(await readJson(req)));
@@ -383,6 +388,56 @@ export class KubeApiStandIn {
       if (!res.headersSent) reply(500, status(500, 'InternalError', (err as Error).message));
       else res.destroy();
     }
+  }
+
+  /** Secrets and ConfigMaps, by "plural namespace/name": read and written, never watched. */
+  private readonly plainObjects = new Map<string, StoredObject>();
+  /** Writes (POST, PUT) of Secrets and ConfigMaps, for tests ("POST secrets ns/name"). */
+  readonly plainWrites: string[] = [];
+
+  /**
+   * GET, POST (create: 409 AlreadyExists when there is one) and PUT (replace:
+   * 409 Conflict when metadata.resourceVersion is not the current one) of a
+   * Secret or ConfigMap, as kube-apiserver answers them.
+   */
+  private async plainObject(req: http.IncomingMessage, reply: (code: number, body: object) => void, plural: 'secrets' | 'configmaps', namespace: string, name: string | undefined): Promise<void> {
+    const kind = plural === 'secrets' ? 'Secret' : 'ConfigMap';
+    const notFound = (n: string) => reply(404, { ...status(404, 'NotFound', `${plural} "${n}" not found`), details: { name: n, kind: plural } });
+    if (req.method === 'GET' && name) {
+      const found = this.plainObjects.get(`${plural} ${namespace}/${name}`);
+      return found ? reply(200, found) : notFound(name);
+    }
+    if ((req.method === 'POST' && !name) || (req.method === 'PUT' && name)) {
+      const body = (await readJson(req)) as StoredObject;
+      const objectName = name ?? body?.metadata?.name;
+      if (typeof objectName !== 'string' || !objectName) return reply(422, status(422, 'Invalid', `${kind} "": metadata.name: Required value`));
+      const key = `${plural} ${namespace}/${objectName}`;
+      const current = this.plainObjects.get(key);
+      if (req.method === 'POST' && current) return reply(409, status(409, 'AlreadyExists', `${plural} "${objectName}" already exists`));
+      if (req.method === 'PUT') {
+        if (!current) return notFound(objectName);
+        const asked = body.metadata?.resourceVersion;
+        if (asked && asked !== current.metadata.resourceVersion) {
+          return reply(409, status(409, 'Conflict', `Operation cannot be fulfilled on ${plural} "${objectName}": the object has been modified; please apply your changes to the latest version and try again`));
+        }
+      }
+      const stored: StoredObject = { ...body, kind, apiVersion: 'v1', metadata: { ...body.metadata, name: objectName, namespace, uid: current?.metadata.uid ?? randomUUID(), resourceVersion: String(++this.revision) } };
+      this.plainObjects.set(key, stored);
+      this.plainWrites.push(`${req.method} ${plural} ${namespace}/${objectName}`);
+      return reply(req.method === 'POST' ? 201 : 200, stored);
+    }
+    return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported for ${plural} by the stand-in`));
+  }
+
+  /** Puts a Secret or ConfigMap in place as an operator would (kubectl create), for tests. */
+  putPlainObject(object: StoredObject): void {
+    const plural = object.kind === 'Secret' ? 'secrets' : 'configmaps';
+    this.plainObjects.set(`${plural} ${object.metadata.namespace}/${object.metadata.name}`, { ...object, metadata: { ...object.metadata, uid: randomUUID(), resourceVersion: String(++this.revision) } });
+  }
+
+  /** A Secret or ConfigMap as stored, for tests. */
+  plainObjectOf(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): StoredObject | undefined {
+    return this.plainObjects.get(`${kind === 'Secret' ? 'secrets' : 'configmaps'} ${namespace}/${name}`);
   }
 
   /** Status PATCHes seen, for tests ("plural namespace/name"). */

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
-import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
 import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
 import { Namespace, Service, ServiceAccount } from 'kubernetes-models/v1';
@@ -40,7 +40,7 @@ function docs(): Doc[] {
 
 /** The schema-validated model of each kind deploy/ holds. */
 const MODELS: Record<string, new (o: never) => { validate(): void }> = {
-  ClusterRole, ClusterRoleBinding, CustomResourceDefinition, DaemonSet, Deployment, Namespace, Service, ServiceAccount,
+  ClusterRole, ClusterRoleBinding, CustomResourceDefinition, DaemonSet, Deployment, Namespace, Role, RoleBinding, Service, ServiceAccount,
 } as never;
 
 interface Container {
@@ -145,7 +145,23 @@ describe('deploy manifests', () => {
     const written = writes.flatMap((r) => r.resources.map((res) => `${res}:${r.verbs.filter((v) => !reads.has(v)).join(',')}`)).sort();
     assert.deepEqual(written, ['authorizationpolicies/status:update,patch', 'events:create,patch', 'peerauthentications/status:update,patch', 'tokenreviews:create']);
     assert.ok(role.rules.every((r) => !r.verbs.includes('*') && !r.resources.includes('*') && !r.apiGroups.includes('*')), 'no wildcards');
-    assert.ok(!allowed('', 'secrets', 'get'), 'no secrets');
+    assert.ok(!allowed('', 'secrets', 'get') && !allowed('', 'configmaps', 'get'), 'no secrets or configmaps cluster-wide');
+  });
+
+  it('in sluice-system only, sluice-control may read and create the mesh root Secret and publish its ConfigMap, by name where RBAC allows', () => {
+    const role = docs().find((d) => d.kind === 'Role' && d.metadata.name === 'sluice-control-ca') as unknown as { metadata: { namespace: string }; rules: { apiGroups: string[]; resources: string[]; resourceNames?: string[]; verbs: string[] }[] };
+    assert.equal(role.metadata.namespace, 'sluice-system');
+    const granted = role.rules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${res}${r.resourceNames ? `/${r.resourceNames.join(',')}` : ''}`))).sort();
+    // create cannot name its object in RBAC; every other verb is limited to the two names.
+    assert.deepEqual(granted, ['create configmaps', 'create secrets', 'get configmaps/sluice-ca-root', 'get secrets/sluice-ca', 'update configmaps/sluice-ca-root']);
+    const binding = docs().find((d) => d.kind === 'RoleBinding' && d.metadata.name === 'sluice-control-ca') as unknown as { roleRef: { kind: string; name: string }; subjects: { name: string; namespace: string }[] };
+    assert.deepEqual({ role: binding.roleRef, subjects: binding.subjects.map((x) => `${x.namespace}/${x.name}`) }, { role: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'sluice-control-ca' }, subjects: ['sluice-system/sluice-control'] });
+    const dep = docs().find((d) => d.kind === 'Deployment' && d.metadata.name === 'sluice-control')!;
+    const control = loadControlConfig((dep.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0].args, {});
+    assert.deepEqual([control.caSecret, control.caRootConfigmap], ['sluice-system/sluice-ca', 'sluice-system/sluice-ca-root']);
+    const ds = docs().find((d) => d.kind === 'DaemonSet')!;
+    const volumes = (ds.spec as { template: { spec: { volumes: { name: string; configMap?: { name: string } }[] } } }).template.spec.volumes;
+    assert.ok(volumes.some((v) => v.configMap?.name === 'sluice-ca-root'), 'agents mount the ConfigMap the control plane publishes');
   });
 
   it('every document has apiVersion, kind and a DNS-1123 name', () => {
