@@ -143,10 +143,17 @@ describe('why the agent container has each of its capabilities', { concurrency: 
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('SYS_ADMIN: without it no pod can be enrolled (reading a pod netns cookie needs setns), so meshed pods do not start', () => {
+  it('SYS_ADMIN: without it the agent cannot load its BPF programs (nor, with BPF and PERFMON instead, enroll a pod)', () => {
     const r = sim.run(['up', '-f', sim.manifest(ONE_NODE), '--image', ARCHIVE, '--agent-manifest', manifestWithout('SYS_ADMIN', dir)], 180000);
     assert.notEqual(r.code, 0, 'up fails');
-    assert.match(r.stderr, /shop\/client on node-1.*not enrolled yet: netns cookie of .*Operation not permitted/);
+    assert.match(r.stderr, /agent on node-1 exited:[\s\S]*load \/opt\/sluice\/build\/bpf\/sluice\.bpf\.o: Operation not permitted/);
+    sim.run(['down']);
+    // BPF and PERFMON would let it load and attach, but reading a pod's netns cookie needs setns (SYS_ADMIN).
+    const file = path.join(dir, 'sluice-agent-bpf-perfmon.yaml');
+    fs.writeFileSync(file, fs.readFileSync(manifestWithout('SYS_ADMIN', dir), 'utf8').replace(/^(\s+add: )\[(.*)\]$/m, '$1["BPF", "PERFMON", $2]'));
+    const bpf = sim.run(['up', '-f', sim.manifest(ONE_NODE), '--image', ARCHIVE, '--agent-manifest', file], 180000);
+    assert.notEqual(bpf.code, 0, 'up fails');
+    assert.match(bpf.stderr, /shop\/client on node-1.*not enrolled yet: netns cookie of .*Operation not permitted/);
     sim.run(['down']);
   });
 
