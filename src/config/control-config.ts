@@ -24,6 +24,8 @@ export interface ControlConfig {
   caSecret: string;
   /** NAMESPACE/NAME of the ConfigMap the root certificate is published in for agents ('' = not published). */
   caRootConfigmap: string;
+  /** NAMESPACE/NAME of the Lease replicas elect the status writer with ('' = this replica always writes). */
+  leaderElectionLease: string;
   /** File with the secret node credentials derive from (node auth "secret"). */
   nodeSecretFile: string;
   /**
@@ -64,6 +66,7 @@ const schema = {
     servingDir: { type: 'string', default: '' },
     caSecret: { type: 'string', pattern: '^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: '' },
     caRootConfigmap: { type: 'string', pattern: '^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: '' },
+    leaderElectionLease: { type: 'string', pattern: '^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: '' },
     nodeSecretFile: { type: 'string', default: '' },
     nodeAuth: { enum: ['', 'none', 'secret', 'tokenreview'], default: '' },
     agentServiceAccount: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'sluice-system/sluice-agent' },
@@ -91,6 +94,7 @@ export const controlFlags: readonly ConfigFlag[] = [
   { name: 'serving-dir', field: 'servingDir', value: 'DIR', complete: 'directory', description: 'where the control plane keeps its own serving certificate, renewed while it runs (default: --ca-dir; give a writable one when --ca-dir is a Secret)' },
   { name: 'ca-secret', field: 'caSecret', value: 'NAMESPACE/NAME', complete: 'none', description: 'keep the mesh root in this Secret (created with a new root on first start, shared by every replica) instead of --ca-dir; needs --in-cluster or --kubeconfig' },
   { name: 'ca-root-configmap', field: 'caRootConfigmap', value: 'NAMESPACE/NAME', complete: 'none', description: 'with --ca-secret: publish the root certificate (root-cert.pem) in this ConfigMap, for agents to verify the control plane' },
+  { name: 'leader-election-lease', field: 'leaderElectionLease', value: 'NAMESPACE/NAME', complete: 'none', description: 'with several replicas: elect, with this Lease, the one that writes policy status and Events (every replica serves xDS and certificates)' },
   { name: 'node-secret-file', field: 'nodeSecretFile', value: 'FILE', description: 'secret node credentials derive from (--node-auth secret)' },
   { name: 'node-auth', field: 'nodeAuth', value: 'MODE', suggestions: ['none', 'secret', 'tokenreview'], description: 'how agents prove their node: secret (--node-secret-file), tokenreview (projected service account tokens, checked by the API server), none (plaintext xDS, no certificates); default: secret with --node-secret-file, else none' },
   { name: 'agent-service-account', field: 'agentServiceAccount', value: 'NS/NAME', complete: 'none', default: 'sluice-system/sluice-agent', description: 'the agents\' service account (--node-auth tokenreview)' },
@@ -137,6 +141,7 @@ function withSource(config: Readonly<ControlConfig>): Readonly<ControlConfig> {
   if (config.nodeAuth === 'secret' && !config.nodeSecretFile) throw new ConfigError('invalid control plane configuration: --node-auth secret needs --node-secret-file');
   if (config.nodeAuth === 'tokenreview' && source.kind !== 'kubernetes') throw new ConfigError('invalid control plane configuration: --node-auth tokenreview needs the Kubernetes API (--kubeconfig or --in-cluster) to send TokenReviews to');
   if ((config.caSecret || config.caRootConfigmap) && source.kind !== 'kubernetes') throw new ConfigError(`invalid control plane configuration: ${config.caSecret ? '--ca-secret' : '--ca-root-configmap'} needs the Kubernetes API (--kubeconfig or --in-cluster) to keep the mesh root in`);
+  if (config.leaderElectionLease && source.kind !== 'kubernetes') throw new ConfigError('invalid control plane configuration: --leader-election-lease needs the Kubernetes API (--kubeconfig or --in-cluster) to hold the Lease in');
   if (config.caRootConfigmap && !config.caSecret) throw new ConfigError('invalid control plane configuration: --ca-root-configmap publishes the root of --ca-secret; give both');
   return config;
 }

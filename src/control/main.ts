@@ -20,6 +20,7 @@ import { CertificateAuthority } from '../identity/ca';
 import { CertificateService } from './certificate-service';
 import { ControlPlane } from './control-plane';
 import type { KubernetesSource } from './kubernetes-source';
+import type { LeaderElector } from './leader-election';
 import { ManifestSource } from './manifest-source';
 import { PolicyStatusWriter } from './policy-status';
 import { ManifestError } from './manifests';
@@ -80,6 +81,7 @@ async function serve(values: FlagValues): Promise<CommandResult> {
   let source: { start(): void; stop(): void; problems: { file: string; reason: string }[]; digest?: string };
   let kubernetes: KubernetesSource | undefined;
   let kubeConfigOfSource: KubeConfig | undefined;
+  let elector: LeaderElector | undefined;
   if (from.kind === 'kubernetes') {
     // Loaded only for this source: the manifest source (and the sim) never load the Kubernetes client.
     const { KubernetesSource, loadKubeConfig } = await import('./kubernetes-source');
@@ -98,6 +100,21 @@ async function serve(values: FlagValues): Promise<CommandResult> {
       os.hostname(),
     );
     kubernetes = new KubernetesSource(kubeConfig, logger.child({ component: 'kubernetes' }), (objects) => statusWriter.update(objects, control.publish(objects).errors));
+    if (config.leaderElectionLease) {
+      const { LeaderElector } = await import('./leader-election');
+      const { parseObjectRef } = await import('./ca-secret');
+      statusWriter.setLeading(false);
+      elector = new LeaderElector(kubeConfig, {
+        lease: parseObjectRef('leader-election-lease', config.leaderElectionLease),
+        // The pod's name (the Deployment sets POD_NAME; a pod's hostname is its name too).
+        identity: process.env.POD_NAME || os.hostname(),
+        leaseDurationSeconds: 15,
+        retryPeriodMs: 2000,
+        onLeading: (leading) => statusWriter.setLeading(leading),
+        log: (message) => logger.info({ component: 'leader-election' }, message),
+      });
+      elector.start();
+    }
     source = kubernetes;
   } else {
     source = new ManifestSource(config.manifests, logger.child({ component: 'manifests' }), (objects) => control.publish(objects));
@@ -130,6 +147,7 @@ async function serve(values: FlagValues): Promise<CommandResult> {
         manifests: config.manifests,
         manifestDigest: source.digest ?? '',
         kubernetes: kubernetes ? { server: kubernetes.server, synced: kubernetes.synced, resources: kubernetes.status() } : null,
+        leaderElection: elector ? { lease: config.leaderElectionLease, leader: elector.isLeader } : null,
         publishedAt: control.lastPublishedAt,
         fileProblems: source.problems,
         objectErrors: control.lastErrors.map(formatTranslationError),
@@ -166,7 +184,8 @@ async function serve(values: FlagValues): Promise<CommandResult> {
     source.stop();
     admin.close();
     metrics?.close();
-    control.server.close().finally(() => logger.flush(() => exitAfterFlush(EXIT.OK)));
+    // A leader releases its Lease, so another replica writes status at once.
+    Promise.allSettled([elector?.stop(), control.server.close()]).finally(() => logger.flush(() => exitAfterFlush(EXIT.OK)));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

@@ -116,6 +116,10 @@ export class PolicyStatusWriter {
   private readonly inFlight = new Set<string>();
   private readonly failing = new Set<string>();
   readonly counters = { written: 0, failed: 0, events: 0 };
+  /** Only the leader of several replicas writes (leader-election.ts); alone, a replica always does. */
+  private leading = true;
+  /** The last publish seen, written out when this replica becomes the leader. */
+  private last?: { objects: SourcedObject[]; errors: TranslationError[] };
 
   constructor(
     private readonly patch: (objectPath: string, status: PolicyStatus) => Promise<void>,
@@ -125,8 +129,20 @@ export class PolicyStatusWriter {
     private readonly now: () => string = () => new Date().toISOString(),
   ) {}
 
+  /**
+   * Whether this replica writes. On becoming the leader it writes what the
+   * last publish says wherever the objects differ (a former leader may
+   * have left some unwritten).
+   */
+  setLeading(leading: boolean): void {
+    this.leading = leading;
+    if (leading && this.last) this.update(this.last.objects, this.last.errors);
+  }
+
   /** Called with the objects of a publish and its translation errors. */
   update(objects: SourcedObject[], errors: TranslationError[]): void {
+    this.last = { objects, errors };
+    if (!this.leading) return;
     for (const { object } of objects) {
       const resource = POLICY_RESOURCES.find((r) => r.kind === object.kind);
       const namespace = object.metadata?.namespace;

@@ -28,11 +28,12 @@
 //     the username system:serviceaccount:NS:NAME, the pod and node in the
 //     user extra, the audiences the caller asked for that the token has
 //     (none in common, or expired: not authenticated, with an error);
-//   - GET, POST and PUT of one Secret or ConfigMap (.../namespaces/NS/secrets
-//     [/NAME]): 404 NotFound, 409 AlreadyExists on a second create, 409
-//     Conflict on a replace with a stale resourceVersion (not listed or watched).
+//   - GET, POST and PUT of one Secret, ConfigMap (.../namespaces/NS/secrets
+//     [/NAME]) or Lease (coordination.k8s.io/v1): 404 NotFound, 409
+//     AlreadyExists on a second create, 409 Conflict on a replace with a
+//     stale resourceVersion (not listed or watched).
 // It validates nothing (no admission, no schemas, no defaulting) and knows
-// only the kinds in WATCHED_RESOURCES, Secrets and ConfigMaps. For tests it can inject failures:
+// only the kinds in WATCHED_RESOURCES, Secrets, ConfigMaps and Leases. For tests it can inject failures:
 // watch streams closed, 410 Gone, HTTP 500, slow responses.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -107,6 +108,20 @@ function mergePatch(target: unknown, patch: unknown): unknown {
     else out[k] = mergePatch(out[k], v);
   }
   return out;
+}
+
+/** Kinds served by GET, POST and PUT only (not listed or watched). */
+const PLAIN_KINDS = {
+  secrets: { kind: 'Secret', apiVersion: 'v1' },
+  configmaps: { kind: 'ConfigMap', apiVersion: 'v1' },
+  leases: { kind: 'Lease', apiVersion: 'coordination.k8s.io/v1' },
+} as const;
+type PlainPlural = keyof typeof PLAIN_KINDS;
+
+function pluralOfPlainKind(kind: string): PlainPlural {
+  const found = (Object.keys(PLAIN_KINDS) as PlainPlural[]).find((p) => PLAIN_KINDS[p].kind === kind);
+  if (!found) throw new Error(`the stand-in keeps no ${kind} objects`);
+  return found;
 }
 
 interface IssuedToken {
@@ -372,8 +387,10 @@ export class KubeApiStandIn {
         this.events.push(event);
         return reply(201, event);
       }
-      const plain = /^\/api\/v1\/namespaces\/([^/]+)\/(secrets|configmaps)(?:\/([^/]+))?$/.exec(url.pathname);
-      if (plain) return this.plainObject(req, reply, plain[2] as 'secrets' | 'configmaps', decodeURIComponent(plain[1]), plain[3] === undefined ? undefined : decodeURIComponent(plain[3]));
+      const plain = /^\/(?:api\/v1|apis\/coordination\.k8s\.io\/v1)\/namespaces\/([^/]+)\/(secrets|configmaps|leases)(?:\/([^/]+))?$/.exec(url.pathname);
+      if (plain && (plain[2] === 'leases') === url.pathname.startsWith('/apis/coordination.k8s.io/')) {
+        return this.plainObject(req, reply, plain[2] as PlainPlural, decodeURIComponent(plain[1]), plain[3] === undefined ? undefined : decodeURIComponent(plain[3]));
+      }
       if (url.pathname === TOKEN_REVIEWS) {
         if (req.method !== 'POST') return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported for tokenreviews`));
         return reply(201, this.review(await readJson(req)));
@@ -390,18 +407,18 @@ export class KubeApiStandIn {
     }
   }
 
-  /** Secrets and ConfigMaps, by "plural namespace/name": read and written, never watched. */
+  /** Secrets, ConfigMaps and Leases, by "plural namespace/name": read and written, never watched. */
   private readonly plainObjects = new Map<string, StoredObject>();
-  /** Writes (POST, PUT) of Secrets and ConfigMaps, for tests ("POST secrets ns/name"). */
+  /** Writes (POST, PUT) of Secrets, ConfigMaps and Leases, for tests ("POST secrets ns/name"). */
   readonly plainWrites: string[] = [];
 
   /**
    * GET, POST (create: 409 AlreadyExists when there is one) and PUT (replace:
    * 409 Conflict when metadata.resourceVersion is not the current one) of a
-   * Secret or ConfigMap, as kube-apiserver answers them.
+   * Secret, ConfigMap or Lease, as kube-apiserver answers them.
    */
-  private async plainObject(req: http.IncomingMessage, reply: (code: number, body: object) => void, plural: 'secrets' | 'configmaps', namespace: string, name: string | undefined): Promise<void> {
-    const kind = plural === 'secrets' ? 'Secret' : 'ConfigMap';
+  private async plainObject(req: http.IncomingMessage, reply: (code: number, body: object) => void, plural: PlainPlural, namespace: string, name: string | undefined): Promise<void> {
+    const { kind, apiVersion } = PLAIN_KINDS[plural];
     const notFound = (n: string) => reply(404, { ...status(404, 'NotFound', `${plural} "${n}" not found`), details: { name: n, kind: plural } });
     if (req.method === 'GET' && name) {
       const found = this.plainObjects.get(`${plural} ${namespace}/${name}`);
@@ -421,7 +438,7 @@ export class KubeApiStandIn {
           return reply(409, status(409, 'Conflict', `Operation cannot be fulfilled on ${plural} "${objectName}": the object has been modified; please apply your changes to the latest version and try again`));
         }
       }
-      const stored: StoredObject = { ...body, kind, apiVersion: 'v1', metadata: { ...body.metadata, name: objectName, namespace, uid: current?.metadata.uid ?? randomUUID(), resourceVersion: String(++this.revision) } };
+      const stored: StoredObject = { ...body, kind, apiVersion, metadata: { ...body.metadata, name: objectName, namespace, uid: current?.metadata.uid ?? randomUUID(), resourceVersion: String(++this.revision) } };
       this.plainObjects.set(key, stored);
       this.plainWrites.push(`${req.method} ${plural} ${namespace}/${objectName}`);
       return reply(req.method === 'POST' ? 201 : 200, stored);
@@ -429,15 +446,15 @@ export class KubeApiStandIn {
     return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported for ${plural} by the stand-in`));
   }
 
-  /** Puts a Secret or ConfigMap in place as an operator would (kubectl create), for tests. */
+  /** Puts a Secret, ConfigMap or Lease in place as an operator would (kubectl create), for tests. */
   putPlainObject(object: StoredObject): void {
-    const plural = object.kind === 'Secret' ? 'secrets' : 'configmaps';
+    const plural = pluralOfPlainKind(object.kind ?? '');
     this.plainObjects.set(`${plural} ${object.metadata.namespace}/${object.metadata.name}`, { ...object, metadata: { ...object.metadata, uid: randomUUID(), resourceVersion: String(++this.revision) } });
   }
 
-  /** A Secret or ConfigMap as stored, for tests. */
-  plainObjectOf(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): StoredObject | undefined {
-    return this.plainObjects.get(`${kind === 'Secret' ? 'secrets' : 'configmaps'} ${namespace}/${name}`);
+  /** A Secret, ConfigMap or Lease as stored, for tests. */
+  plainObjectOf(kind: 'Secret' | 'ConfigMap' | 'Lease', namespace: string, name: string): StoredObject | undefined {
+    return this.plainObjects.get(`${pluralOfPlainKind(kind)} ${namespace}/${name}`);
   }
 
   /** Status PATCHes seen, for tests ("plural namespace/name"). */

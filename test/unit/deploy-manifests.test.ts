@@ -12,6 +12,7 @@ import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-m
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
 import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
 import { Namespace, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { loadAgentConfig } from '../../src/config/agent-config';
 import { loadControlConfig } from '../../src/config/control-config';
 
@@ -40,7 +41,7 @@ function docs(): Doc[] {
 
 /** The schema-validated model of each kind deploy/ holds. */
 const MODELS: Record<string, new (o: never) => { validate(): void }> = {
-  ClusterRole, ClusterRoleBinding, CustomResourceDefinition, DaemonSet, Deployment, Namespace, Role, RoleBinding, Service, ServiceAccount,
+  ClusterRole, ClusterRoleBinding, CustomResourceDefinition, DaemonSet, Deployment, Namespace, PodDisruptionBudget, Role, RoleBinding, Service, ServiceAccount,
 } as never;
 
 interface Container {
@@ -148,17 +149,21 @@ describe('deploy manifests', () => {
     assert.ok(!allowed('', 'secrets', 'get') && !allowed('', 'configmaps', 'get'), 'no secrets or configmaps cluster-wide');
   });
 
-  it('in sluice-system only, sluice-control may read and create the mesh root Secret and publish its ConfigMap, by name where RBAC allows', () => {
+  it('in sluice-system only, sluice-control may keep the mesh root (Secret, ConfigMap) and its Lease, by name where RBAC allows', () => {
     const role = docs().find((d) => d.kind === 'Role' && d.metadata.name === 'sluice-control-ca') as unknown as { metadata: { namespace: string }; rules: { apiGroups: string[]; resources: string[]; resourceNames?: string[]; verbs: string[] }[] };
     assert.equal(role.metadata.namespace, 'sluice-system');
     const granted = role.rules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${v} ${res}${r.resourceNames ? `/${r.resourceNames.join(',')}` : ''}`))).sort();
     // create cannot name its object in RBAC; every other verb is limited to the two names.
-    assert.deepEqual(granted, ['create configmaps', 'create secrets', 'get configmaps/sluice-ca-root', 'get secrets/sluice-ca', 'update configmaps/sluice-ca-root']);
+    assert.deepEqual(granted, [
+      'create configmaps', 'create leases', 'create secrets',
+      'get configmaps/sluice-ca-root', 'get leases/sluice-control', 'get secrets/sluice-ca',
+      'update configmaps/sluice-ca-root', 'update leases/sluice-control',
+    ]);
     const binding = docs().find((d) => d.kind === 'RoleBinding' && d.metadata.name === 'sluice-control-ca') as unknown as { roleRef: { kind: string; name: string }; subjects: { name: string; namespace: string }[] };
     assert.deepEqual({ role: binding.roleRef, subjects: binding.subjects.map((x) => `${x.namespace}/${x.name}`) }, { role: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'sluice-control-ca' }, subjects: ['sluice-system/sluice-control'] });
     const dep = docs().find((d) => d.kind === 'Deployment' && d.metadata.name === 'sluice-control')!;
     const control = loadControlConfig((dep.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0].args, {});
-    assert.deepEqual([control.caSecret, control.caRootConfigmap], ['sluice-system/sluice-ca', 'sluice-system/sluice-ca-root']);
+    assert.deepEqual([control.caSecret, control.caRootConfigmap, control.leaderElectionLease], ['sluice-system/sluice-ca', 'sluice-system/sluice-ca-root', 'sluice-system/sluice-control']);
     const ds = docs().find((d) => d.kind === 'DaemonSet')!;
     const volumes = (ds.spec as { template: { spec: { volumes: { name: string; configMap?: { name: string } }[] } } }).template.spec.volumes;
     assert.ok(volumes.some((v) => v.configMap?.name === 'sluice-ca-root'), 'agents mount the ConfigMap the control plane publishes');
@@ -166,7 +171,7 @@ describe('deploy manifests', () => {
 
   it('every document has apiVersion, kind and a DNS-1123 name', () => {
     for (const d of docs()) {
-      assert.match(d.apiVersion, /^(v1|apps\/v1|rbac\.authorization\.k8s\.io\/v1|apiextensions\.k8s\.io\/v1)$/, `${d.kind} apiVersion`);
+      assert.match(d.apiVersion, /^(v1|apps\/v1|rbac\.authorization\.k8s\.io\/v1|apiextensions\.k8s\.io\/v1|policy\/v1)$/, `${d.kind} apiVersion`);
       assert.ok(d.kind);
       assert.match(d.metadata.name, /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
     }
@@ -289,5 +294,21 @@ describe('deploy/ as kustomize builds it', () => {
     assert.ok(![...agent.args, ...control.args].some((a) => a.startsWith('--log-level')), 'no flag wins over the variable');
     assert.equal(loadAgentConfig(agent.args.map((a) => a.replace('$(NODE_NAME)', 'n').replace('$(HOST_IP)', '10.0.0.1')), { SLUICE_LOG_LEVEL: 'debug' }).logLevel, 'debug');
     assert.equal(loadControlConfig(control.args, { SLUICE_CONTROL_LOG_LEVEL: 'debug' }).logLevel, 'debug');
+  });
+});
+
+describe('the control plane stays available', () => {
+  it('two replicas, spread over nodes, one Lease electing the status writer, and a PodDisruptionBudget keeping one', () => {
+    const dep = docs().find((d) => d.kind === 'Deployment' && d.metadata.name === 'sluice-control')!;
+    const spec = dep.spec as { replicas: number; selector: { matchLabels: Record<string, string> }; template: { spec: { affinity?: { podAntiAffinity?: unknown }; containers: { args: string[]; env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[] }[] } } };
+    assert.ok(spec.replicas >= 2, 'more than one replica');
+    assert.ok(spec.template.spec.affinity?.podAntiAffinity, 'replicas prefer different nodes');
+    const control = spec.template.spec.containers[0];
+    assert.equal(loadControlConfig(control.args, {}).leaderElectionLease, 'sluice-system/sluice-control');
+    assert.equal(control.env?.find((e) => e.name === 'POD_NAME')?.valueFrom?.fieldRef?.fieldPath, 'metadata.name', 'each replica has its own identity in the Lease');
+    const pdb = docs().find((d) => d.kind === 'PodDisruptionBudget' && d.metadata.name === 'sluice-control')!;
+    const pdbSpec = pdb.spec as { minAvailable: number; selector: { matchLabels: Record<string, string> } };
+    assert.equal(pdbSpec.minAvailable, 1);
+    assert.deepEqual(pdbSpec.selector.matchLabels, spec.selector.matchLabels);
   });
 });
