@@ -2,7 +2,9 @@
 // plugin into the node's CNI bin directory and chain it as the last plugin of
 // the node's primary conflist; keep it there if the primary CNI rewrites the
 // file; take it out again on uninstall. Paths are the node's, as mounted.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../files/atomic-write';
@@ -145,8 +147,24 @@ export function install(opts: InstallOptions): string[] {
   return changed;
 }
 
-/** Takes sluice-cni out of every config file of `confDir` and removes its files from `binDir`; returns what it changed. */
+/**
+ * The mark an uninstall leaves in this container's own temporary directory
+ * (not on the node): `install --watch` running in the same container (the
+ * DaemonSet's cni-install, where `kubectl exec` runs uninstall) sees it and
+ * stops putting the plugin back. A new container starts without it.
+ */
+export function uninstallMark(binDir: string, confDir: string): string {
+  const id = createHash('sha256').update(`${path.resolve(binDir)}\0${path.resolve(confDir)}`).digest('hex').slice(0, 16);
+  return path.join(os.tmpdir(), `sluice-cni-uninstalled-${id}`);
+}
+
+/**
+ * Takes sluice-cni out of every config file of `confDir` and removes its
+ * files from `binDir`; returns what it changed. Leaves the uninstall mark
+ * first, so a watching install in this container does not undo it.
+ */
 export function uninstall(binDir: string, confDir: string): string[] {
+  fs.writeFileSync(uninstallMark(binDir, confDir), `${new Date().toISOString()}\n`);
   const changed: string[] = [];
   let names: string[] = [];
   try {
@@ -178,13 +196,20 @@ export function uninstall(binDir: string, confDir: string): string[] {
 
 /**
  * Keeps the installation in place: re-checks when the config directory
- * changes (the primary CNI rewrote its file) and every `intervalMs`.
- * Returns a function that stops watching.
+ * changes (the primary CNI rewrote its file) and every `intervalMs`, until
+ * an uninstall leaves its mark (uninstallMark); `report([], undefined,
+ * true)` says so once. Returns a function that stops watching.
  */
-export function keepInstalled(opts: InstallOptions, report: (changed: string[], error?: Error) => void, intervalMs = 2000): () => void {
+export function keepInstalled(opts: InstallOptions, report: (changed: string[], error?: Error, uninstalled?: boolean) => void, intervalMs = 2000): () => void {
   let stopped = false;
+  const mark = uninstallMark(opts.binDir, opts.confDir);
   const check = () => {
     if (stopped) return;
+    if (fs.existsSync(mark)) {
+      stopped = true;
+      report([], undefined, true);
+      return;
+    }
     try {
       const changed = install(opts);
       if (changed.length) report(changed);
@@ -213,7 +238,8 @@ const USAGE = `Usage: sluice-cni install [--watch] [--uninstall-on-exit] [option
 Copies sluice-cni into the node's CNI bin directory and chains it last into
 the node's primary conflist (atomically, once, keeping every other plugin and
 field). With --watch it stays running and puts itself back whenever the
-primary CNI rewrites its file. uninstall takes it out again.
+primary CNI rewrites its file. uninstall takes it out again, and a watching
+install in the same container leaves it out from then on.
 
 Options:
   --cni-bin-dir DIR         the node's CNI bin directory (default /opt/cni/bin)
@@ -286,6 +312,8 @@ export async function installCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const opts: InstallOptions = { binDir, confDir, nodeBinary: v.node!, conf };
+  // An install (a new container, or by hand after an uninstall) is wanted again.
+  fs.rmSync(uninstallMark(binDir, confDir), { force: true });
   try {
     const changed = install(opts);
     log(changed.length ? `installed: ${changed.join(', ')}` : 'already installed');
@@ -295,7 +323,9 @@ export async function installCommand(argv: string[]): Promise<number> {
     if (!v.watch) return 1;
   }
   if (!v.watch) return 0;
-  const stop = keepInstalled(opts, (changed, error) => (error ? log(`re-install failed: ${error.message}`) : log(`re-installed: ${changed.join(', ')}`)));
+  const stop = keepInstalled(opts, (changed, error, uninstalled) =>
+    log(uninstalled ? 'uninstalled by sluice-cni uninstall: no longer putting it back (until the next install)' : error ? `re-install failed: ${error.message}` : `re-installed: ${changed.join(', ')}`),
+  );
   await new Promise<void>((resolve) => {
     const done = () => resolve();
     process.once('SIGTERM', done);

@@ -27,8 +27,9 @@ export const controlProgram: ProgramDecl = {
       name: 'ca',
       summary: 'create a mesh root (root-cert.pem, root-key.pem) in --ca-dir, to keep in a Secret',
       description:
-        'Refuses to overwrite a root that is there. Prints the kubectl commands that put the root and its key into the\n' +
-        'sluice-ca Secret (mounted by sluice-control) and the root alone into the sluice-ca-root ConfigMap (mounted by agents).',
+        'Refuses to overwrite a root that is there. Prints the kubectl command that puts the root and its key into the\n' +
+        'sluice-ca Secret, which sluice-control then uses rather than generate a root of its own on first start\n' +
+        '(it publishes the root alone in the sluice-ca-root ConfigMap for agents).',
       flags: caFlags,
     },
   ],

@@ -43,9 +43,8 @@ async function createRoot(values: FlagValues): Promise<CommandResult> {
     [
       `mesh root for ${config.trustDomain} in ${config.caDir} (fingerprint ${ca.rootFingerprint})`,
       'to have sluice-control use it rather than generate one on first start, create this before applying deploy/',
-      '(the key only in the Secret, readable by sluice-control alone; it publishes the ConfigMap itself otherwise):',
+      '(the key stays in the Secret; sluice-control publishes the root alone in the sluice-ca-root ConfigMap):',
       `  kubectl -n sluice-system create secret generic sluice-ca --from-file=${files[0]} --from-file=${files[1]}`,
-      `  kubectl -n sluice-system create configmap sluice-ca-root --from-file=${files[0]}`,
       '',
     ].join('\n'),
   );

@@ -266,11 +266,6 @@ export class Cluster {
   }
 
   /**
-   * Records this node's agent pid on the state as it is on disk now: agent
-   * commands for different nodes may run at once, and each writes only its
-   * own node.
-   */
-  /**
    * Saves the state after a change of objects and pods. The agents' and the
    * control plane's pids are taken from disk first: `agent` and `control`
    * commands own them and may have run meanwhile (a pod waiting for its
@@ -285,6 +280,11 @@ export class Cluster {
     saveState(this.state);
   }
 
+  /**
+   * Records this node's agent pid on the state as it is on disk now: agent
+   * commands for different nodes may run at once, and each writes only its
+   * own node.
+   */
   private saveAgentPid(node: NodeState): void {
     const fresh = loadState(this.state.name) ?? this.state;
     const stored = fresh.nodes.find((n) => n.name === node.name);
@@ -785,8 +785,9 @@ function specHash(pod: Pod): string {
 
 /**
  * Unpacks the image the agents run from and reads the agent container's
- * capabilities from the DaemonSet manifest (deploy/base/sluice-agent.yaml by default). Throws a SimError naming the
- * archive or the manifest field that is wrong.
+ * capabilities from the DaemonSet manifest (deploy/base/sluice-agent.yaml
+ * by default). Throws a SimError naming the archive or the manifest field
+ * that is wrong.
  */
 function agentImage(archive: string, dir: string, manifest: string): AgentImageState {
   try {

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { CniEndpoint, type LocalWorkload } from '../../src/agent/cni-endpoint';
-import { pluginEntry, install, keepInstalled, uninstall, type InstallOptions } from '../../src/cni/install';
+import { pluginEntry, install, keepInstalled, uninstall, uninstallMark, type InstallOptions } from '../../src/cni/install';
 import { meshRecordFrom } from '../../src/cni/mesh-record';
 import { DEFAULT_PLUGIN_CONF } from '../../src/cni/plugin-conf';
 
@@ -331,5 +331,23 @@ describe('installing on the node: the conflist', { concurrency: false }, () => {
     assert.equal(fs.existsSync(path.join(opts.binDir, 'sluice-cni')), false);
     assert.equal(fs.existsSync(path.join(opts.binDir, 'sluice-cni.d')), false);
     assert.deepEqual(uninstall(opts.binDir, opts.confDir), [], 'idempotent');
+  });
+
+  it('an uninstall run beside a watching install (kubectl exec into cni-install) stays done', async () => {
+    const mark = uninstallMark(opts.binDir, opts.confDir);
+    fs.rmSync(mark, { force: true });
+    install(opts);
+    const reports: string[] = [];
+    const stop = keepInstalled(opts, (changed, _error, uninstalled) => reports.push(uninstalled ? 'uninstalled' : changed.join(',')), 100);
+    try {
+      uninstall(opts.binDir, opts.confDir);
+      await new Promise((r) => setTimeout(r, 700));
+      assert.deepEqual(read(), original, 'not chained again');
+      assert.equal(fs.existsSync(path.join(opts.binDir, 'sluice-cni')), false, 'not copied again');
+      assert.deepEqual(reports, ['uninstalled'], 'the watch says it stopped, and re-installs nothing');
+    } finally {
+      stop();
+      fs.rmSync(mark, { force: true });
+    }
   });
 });
