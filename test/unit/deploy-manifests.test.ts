@@ -137,14 +137,16 @@ describe('deploy manifests', () => {
 
   it('sluice-control may read what it watches, and write only policy status, Events and TokenReviews', () => {
     const role = docs().find((d) => d.kind === 'ClusterRole' && d.metadata.name === 'sluice-control') as unknown as { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] };
-    const reads = new Set(['get', 'list', 'watch']);
+    const reads = new Set(['list', 'watch']);
     const allowed = (group: string, resource: string, verb: string) => role.rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb));
     for (const [group, resource] of [['', 'namespaces'], ['', 'pods'], ['', 'services'], ['discovery.k8s.io', 'endpointslices'], ['security.sluice.dev', 'authorizationpolicies'], ['security.sluice.dev', 'peerauthentications']]) {
       for (const verb of reads) assert.ok(allowed(group, resource, verb), `${verb} ${group}/${resource}`);
     }
     const writes = role.rules.filter((r) => r.verbs.some((v) => !reads.has(v)));
     const written = writes.flatMap((r) => r.resources.map((res) => `${res}:${r.verbs.filter((v) => !reads.has(v)).join(',')}`)).sort();
-    assert.deepEqual(written, ['authorizationpolicies/status:update,patch', 'events:create,patch', 'peerauthentications/status:update,patch', 'tokenreviews:create']);
+    // Exactly the requests src/control sends: PATCH .../status (merge patch), POST core/v1 events, POST tokenreviews.
+    assert.deepEqual(written, ['authorizationpolicies/status:patch', 'events:create', 'peerauthentications/status:patch', 'tokenreviews:create']);
+    assert.ok(role.rules.every((r) => !r.verbs.includes('get')), 'informers list and watch; no rule grants get of single objects cluster-wide');
     assert.ok(role.rules.every((r) => !r.verbs.includes('*') && !r.resources.includes('*') && !r.apiGroups.includes('*')), 'no wildcards');
     assert.ok(!allowed('', 'secrets', 'get') && !allowed('', 'configmaps', 'get'), 'no secrets or configmaps cluster-wide');
   });
