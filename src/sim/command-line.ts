@@ -39,7 +39,7 @@ export const simProgram: ProgramDecl = {
           name: 'agent-manifest',
           value: 'FILE',
           complete: 'file',
-          default: 'deploy/base/sluice-agent.yaml',
+          default: "the checkout's deploy/base/sluice-agent.yaml",
           description: "with --image: the manifest whose DaemonSet sluice-agent gives the agent container's capabilities",
         },
       ],
