@@ -70,9 +70,15 @@ async function main(): Promise<number> {
   const { seconds, name } = parse(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('needs root (it starts a simulated cluster)');
   const sim = new SimDriver(name, () => path.join(ROOT, 'bin', 'sluice-sim'), 'up', { SLUICE_DRAIN_SECONDS: String(seconds + 5) });
-  const manifest = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-restart-')), 'restart.yaml');
+  // Leftovers of an interrupted earlier run, by prefix.
+  for (const d of fs.readdirSync(os.tmpdir())) if (d.startsWith('sluice-bench-restart-')) fs.rmSync(path.join(os.tmpdir(), d), { recursive: true, force: true });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-restart-'));
+  const manifest = path.join(dir, 'restart.yaml');
   fs.writeFileSync(manifest, fs.readFileSync(TOPOLOGY, 'utf8').replace(/\{\{FIXTURES\}\}/g, FIXTURES));
-  const cleanup = () => sim.downSync();
+  const cleanup = () => {
+    sim.downSync();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
   process.once('SIGINT', () => (cleanup(), process.exit(130)));
   sim.downSync();
   try {

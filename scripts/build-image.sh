@@ -38,6 +38,7 @@ mirror=${SLUICE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=trixie
 work=$(mktemp -d /var/tmp/sluice-image.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
 mkdir -p "$(dirname "$out")"
 
 # Prints the local image name of one base, building it first if needed.
