@@ -51,6 +51,9 @@ export interface ControlConfig {
   ranges: ClusterRanges;
 }
 
+/** NAMESPACE/NAME of a namespaced object (both DNS-1123). */
+const NAMESPACED_NAME = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$';
+
 const schema = {
   type: 'object',
   additionalProperties: false,
@@ -64,12 +67,12 @@ const schema = {
     trustDomain: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'cluster.local' },
     caDir: { type: 'string', minLength: 1, default: '/var/lib/sluice-control/ca' },
     servingDir: { type: 'string', default: '' },
-    caSecret: { type: 'string', pattern: '^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: '' },
-    caRootConfigmap: { type: 'string', pattern: '^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: '' },
-    leaderElectionLease: { type: 'string', pattern: '^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: '' },
+    caSecret: { type: 'string', pattern: `^$|${NAMESPACED_NAME}`, default: '' },
+    caRootConfigmap: { type: 'string', pattern: `^$|${NAMESPACED_NAME}`, default: '' },
+    leaderElectionLease: { type: 'string', pattern: `^$|${NAMESPACED_NAME}`, default: '' },
     nodeSecretFile: { type: 'string', default: '' },
     nodeAuth: { enum: ['', 'none', 'secret', 'tokenreview'], default: '' },
-    agentServiceAccount: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', default: 'sluice-system/sluice-agent' },
+    agentServiceAccount: { type: 'string', pattern: NAMESPACED_NAME, default: 'sluice-system/sluice-agent' },
     tokenAudience: { type: 'string', minLength: 1, default: 'sluice' },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error'], default: 'info' },
     logFile: { type: 'string', default: '' },

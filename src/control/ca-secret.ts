@@ -7,6 +7,7 @@
 // Loaded only with the Kubernetes source, as the client library is.
 import { CoreV1Api, type KubeConfig, type V1ConfigMap, type V1Secret } from '@kubernetes/client-node';
 import { CertificateAuthority, ROOT_CERT_FILE, ROOT_KEY_FILE } from '../identity/ca';
+import { apiErrorMessage, apiStatusCode } from './kubernetes-api-errors';
 
 /** "namespace/name" of a namespaced object. */
 export interface ObjectRef {
@@ -30,17 +31,10 @@ export function parseObjectRef(flag: string, value: string): ObjectRef {
 }
 
 function apiError(err: unknown, what: string): Error {
-  const e = err as { code?: number; body?: string; message?: string };
-  let message = e.message ?? String(err);
-  try {
-    if (e.body) message = (JSON.parse(e.body) as { message?: string }).message ?? message;
-  } catch {
-    // not a Status body
-  }
-  return new Error(`${what}: ${e.code ? `HTTP ${e.code}: ` : ''}${message}`);
+  return new Error(`${what}: ${apiErrorMessage(err)}`);
 }
 
-const code = (err: unknown) => (err as { code?: number }).code;
+const code = apiStatusCode;
 
 async function readSecret(api: CoreV1Api, ref: ObjectRef): Promise<V1Secret | undefined> {
   try {

@@ -7,6 +7,7 @@
 // issues certificates; only the leader writes policy status and Events.
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { ObjectRef } from './ca-secret';
+import { apiStatusCode } from './kubernetes-api-errors';
 
 export interface LeaderElectionOptions {
   lease: ObjectRef;
@@ -23,7 +24,7 @@ export interface LeaderElectionOptions {
   now?: () => Date;
 }
 
-const code = (err: unknown) => (err as { code?: number }).code;
+const code = apiStatusCode;
 
 /** metav1.MicroTime (written with microseconds). */
 const microTime = (d: Date) => new V1MicroTime(d.getTime());

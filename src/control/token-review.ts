@@ -3,6 +3,7 @@
 // only with the Kubernetes source, as the client library is.
 import { AuthenticationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { TokenReviewStatus, TokenReviewer } from '../identity/node-credential';
+import { apiErrorMessage } from './kubernetes-api-errors';
 
 /** How long one TokenReview may take before the stream or request it guards is refused, ms. */
 const REVIEW_TIMEOUT_MS = 10_000;
@@ -23,14 +24,7 @@ export function apiServerTokenReviewer(kubeConfig: KubeConfig): TokenReviewer {
       const review = await Promise.race([api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences } } }), timeout]);
       return (review.status ?? {}) as TokenReviewStatus;
     } catch (err) {
-      const e = err as { code?: number; body?: string; message?: string };
-      let message = e.message ?? String(err);
-      try {
-        if (e.body) message = (JSON.parse(e.body) as { message?: string }).message ?? message;
-      } catch {
-        // not a Status body
-      }
-      throw new Error(e.code ? `HTTP ${e.code}: ${message}` : message);
+      throw new Error(apiErrorMessage(err));
     } finally {
       clearTimeout(timer);
     }
