@@ -23,7 +23,15 @@ interface TypeState<T> {
   codec: ResourceCodec<T>;
   /** Kind as named in translation errors ("Service shop/api"). */
   kind: string;
-  current: Map<string, { version: string; resource: Any; value: T }>;
+  current: Map<string, Entry<T>>;
+}
+
+interface Entry<T> {
+  version: string;
+  resource: Any;
+  value: T;
+  /** JSON of value: an unchanged value is recognised without encoding and hashing it again. */
+  json: string;
 }
 
 function formatKey(e: TranslationError): string {
@@ -137,15 +145,25 @@ export class ControlPlane {
     };
   }
 
-  /** Replaces a type's current map; true when anything differs. */
+  /**
+   * Replaces a type's current map; true when anything differs. Only values
+   * whose JSON changed are encoded and hashed again: with 100k workloads, a
+   * single change would otherwise re-encode every one of them.
+   */
   private diff<T>(state: TypeState<T>, next: Map<string, T>): boolean {
     let changed = next.size !== state.current.size;
-    const updated = new Map<string, { version: string; resource: Any; value: T }>();
+    const updated = new Map<string, Entry<T>>();
     for (const [name, value] of next) {
+      const json = JSON.stringify(value);
+      const before = state.current.get(name);
+      if (before?.json === json) {
+        updated.set(name, { ...before, value });
+        continue;
+      }
       const resource = state.codec.encode(value);
       const version = versionOf(resource);
-      if (state.current.get(name)?.version !== version) changed = true;
-      updated.set(name, { version, resource, value });
+      if (before?.version !== version) changed = true;
+      updated.set(name, { version, resource, value, json });
     }
     state.current = updated;
     return changed;

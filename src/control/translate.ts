@@ -142,6 +142,7 @@ export function translate(
   const workloads: Workload[] = [];
   const workloadPods = new Map<string, Pod>();
   const workloadsByName = new Map<string, Workload>();
+  const workloadsByUid = new Map<string, Workload>();
   for (const { pod, source } of pods) {
     const ip = pod.status?.podIP;
     if (!ip) continue; // not started yet (or not scheduled): no address, no workload to serve
@@ -181,6 +182,7 @@ export function translate(
     workloads.push(w);
     workloadPods.set(w.uid, pod);
     workloadsByName.set(`${ns}/${w.name}`, w);
+    workloadsByUid.set(w.uid, w);
   }
 
   const slicesOf = new Map<string, { slice: EndpointSlice; source: SourcedObject }[]>();
@@ -245,7 +247,7 @@ export function translate(
 
     let candidates: Candidate[];
     if (endpointSource === 'endpoint-slices') {
-      const found = sliceCandidates(slicesOf.get(`${ns}/${svc.metadata.name}`) ?? [], tcpPorts, workloads, workloadsByName);
+      const found = sliceCandidates(slicesOf.get(`${ns}/${svc.metadata.name}`) ?? [], tcpPorts, workloadsByUid, workloadsByName);
       if (found.unknown.length) {
         const shown = found.unknown.slice(0, 5).join(', ') + (found.unknown.length > 5 ? `, ... (${found.unknown.length} in all)` : '');
         if (found.candidates.length === 0) {
@@ -329,12 +331,11 @@ function podPorts(pod: Pod, tcpPorts: { port: number; targetPort: number | strin
 function sliceCandidates(
   slices: { slice: EndpointSlice }[],
   tcpPorts: { name: string; port: number }[],
-  workloads: Workload[],
+  byUid: Map<string, Workload>,
   workloadsByName: Map<string, Workload>,
 ): { candidates: Candidate[]; unknown: string[] } {
   const byAddress = new Map<string, Candidate>();
   const unknown: string[] = [];
-  const byUid = new Map(workloads.map((w) => [w.uid, w]));
   for (const { slice } of [...slices].sort((a, b) => a.slice.metadata.name.localeCompare(b.slice.metadata.name))) {
     if (slice.addressType !== 'IPv4') continue;
     const ports = new Map<number, number>();
