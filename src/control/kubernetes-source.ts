@@ -31,6 +31,13 @@ export interface ResourceStatus {
   errors: number;
   /** The last error, '' after a successful list or watch event. */
   lastError: string;
+  /**
+   * The resourceVersion through which what sluice-control serves is
+   * complete: every change of this resource up to it has been translated and
+   * published ('' before the first publish). Opaque, as every
+   * resourceVersion: equal to resourceVersion once nothing is pending.
+   */
+  servedResourceVersion: string;
 }
 
 export interface KubernetesSourceOptions {
@@ -98,6 +105,10 @@ export class KubernetesSource {
   private readonly options: Required<KubernetesSourceOptions>;
   private stopped = false;
   private debounce?: NodeJS.Timeout;
+  /** Something was listed or changed since the last publish. */
+  private dirty = true;
+  /** Each resource's resourceVersion when the objects were last published. */
+  private readonly published = new Map<string, string>();
   /** The API server's address, for status. */
   readonly server: string;
 
@@ -120,7 +131,7 @@ export class KubernetesSource {
   /** Starts every informer; returns at once (progress shows in status() and onChange). */
   start(): void {
     for (const resource of WATCHED_RESOURCES) {
-      const status: ResourceStatus = { resource: resource.plural, synced: false, resourceVersion: '', objects: 0, lists: 0, watches: 0, expired: 0, errors: 0, lastError: '' };
+      const status: ResourceStatus = { resource: resource.plural, synced: false, resourceVersion: '', objects: 0, lists: 0, watches: 0, expired: 0, errors: 0, lastError: '', servedResourceVersion: '' };
       const informer = { resource, status, attempt: 0, notServed: false } as Informer;
       informer.lw = new ListWatch<KubernetesObject>(resource.path, this.watcher(informer), () => this.list(informer), false);
       const changed = () => {
@@ -153,7 +164,12 @@ export class KubernetesSource {
 
   /** Per resource: synced, resourceVersion, counts, last error (sluice-control's /status). */
   status(): ResourceStatus[] {
-    return this.informers.map((i) => ({ ...i.status, resourceVersion: i.lw.latestResourceVersion(), objects: i.lw.list().length }));
+    return this.informers.map((i) => {
+      const resourceVersion = i.lw.latestResourceVersion();
+      // Nothing pending: a bookmark that moved the resourceVersion brought no change, so what is served is complete through it.
+      const servedResourceVersion = this.dirty ? (this.published.get(i.resource.plural) ?? '') : resourceVersion;
+      return { ...i.status, resourceVersion, servedResourceVersion, objects: i.lw.list().length };
+    });
   }
 
   /** Problems to show in status: resources not served or failing. */
@@ -177,11 +193,15 @@ export class KubernetesSource {
   }
 
   private soon(): void {
+    this.dirty = true;
     if (this.stopped || !this.synced) return;
     if (this.debounce) clearTimeout(this.debounce);
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
-      if (!this.stopped) this.onChange(this.objects());
+      if (this.stopped) return;
+      for (const i of this.informers) this.published.set(i.resource.plural, i.lw.latestResourceVersion());
+      this.dirty = false;
+      this.onChange(this.objects());
     }, this.options.debounceMs);
   }
 
@@ -259,6 +279,7 @@ export class KubernetesSource {
     informer.status.lastError = '';
     informer.attempt = 0;
     // The informer fills its cache from these items right after this returns; publish after that.
+    this.dirty = true;
     setImmediate(() => this.soon());
     return { metadata: { resourceVersion }, items };
   }

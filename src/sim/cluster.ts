@@ -1,6 +1,8 @@
 // sluice-sim: a Kubernetes-like cluster on one Linux machine. Nodes and pods
 // are network namespaces and cgroups the sim creates; pods' commands run as
-// host processes inside them; one sluice agent runs per node.
+// host processes inside them; one sluice agent runs per node. The cluster's
+// objects live in a Kubernetes API stand-in (kube-api-main.ts), which
+// sluice-control follows with its Kubernetes source, as on a real cluster.
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -11,19 +13,23 @@ import { formatTranslationError, translate, type Translation } from '../control/
 import { nodeToken } from '../identity/node-credential';
 import { translatePolicies } from '../control/translate-policy';
 import { cgroup2Root, ensureBpffs, getJson, isAlive, killCgroup, netnsList, removeCgroup, requireRoot, sleep } from './host';
-import { manifestDigest, objectKey } from '../control/manifests';
+import { objectKey } from '../control/manifests';
 import { runAttached, spawnDetached, stopProcess, tail } from './processes';
 import { writeFileAtomic } from '../files/atomic-write';
 import { loadState, saveState, simDir, validateSimName, type AgentImageState, type NodeState, type PodState, type SimState, type StoredObject } from './sim-state';
 import { agentContainerSpec, agentMounts, containerArgv } from './agent-container';
 import { unpackImage } from './oci-image';
 import { createFabric, createNode, createPodNetns, deleteNetns, primaryCniConfig, routeBetweenNodes } from './topology';
+import { SimKubeApi, kubeApiFiles } from './kube-api-client';
 import { CNI_TRY_AGAIN_LATER, CniPluginError, addPodNetwork, addressesOf, hostInterfaceOf, removePodNetwork, type CniRuntime, type PodSandbox } from './cni-runtime';
 
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
 const AGENT_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'agent', 'main.js');
 const CONTROL_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'control', 'main.js');
+const KUBE_API_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'sim', 'kube-api-main.js');
 const CONTROL_IP = '10.250.0.254';
+/** The API stand-in's address in the fabric's network namespace: loopback, for sluice-control beside it. */
+const KUBE_API_LISTEN = '127.0.0.1:6443';
 const XDS_PORT = 15010;
 const CLI_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js');
 const CNI_MAIN = path.join(PROJECT_ROOT, 'dist', 'src', 'cni', 'main.js');
@@ -82,6 +88,7 @@ export async function down(name: string): Promise<string[]> {
   const state = loadState(name);
   for (const n of state?.nodes ?? []) await stopProcess(n.agentPid);
   await stopProcess(state?.control?.pid);
+  await stopProcess(state?.kubeApi?.pid);
   for (const p of state?.pods ?? []) await stopProcess(p.pid, 500);
   const cgroup = path.join(cgroup2Root(), `sluice-${name}`);
   if (fs.existsSync(cgroup)) {
@@ -137,10 +144,10 @@ export class Cluster {
       dir,
       cgroup,
       fabricNetns: `${prefix(name)}fabric`,
+      kubeApi: { listen: KUBE_API_LISTEN, dir: path.join(dir, 'kube-api'), log: path.join(dir, 'logs', 'kube-api.log') },
       control: {
         address: `${CONTROL_IP}:${XDS_PORT}`,
         adminSocket: path.join(dir, 'control.sock'),
-        manifestsDir: path.join(dir, 'manifests'),
         caDir: path.join(dir, 'ca'),
         nodeSecretFile: path.join(dir, 'node-secret'),
         log: path.join(dir, 'logs', 'control.log'),
@@ -154,10 +161,10 @@ export class Cluster {
     cluster.validate(objects.map(toStored), nodes);
     if (options.image) state.image = agentImage(path.resolve(options.image), path.join(dir, 'image'), path.resolve(options.agentManifest ?? AGENT_MANIFEST));
     fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
-    fs.mkdirSync(state.control.manifestsDir, { recursive: true });
     const secret = randomBytes(32);
     fs.writeFileSync(state.control.nodeSecretFile, secret, { mode: 0o600 });
     fs.mkdirSync(path.join(cgroup, 'control'), { recursive: true });
+    fs.mkdirSync(path.join(cgroup, 'kube-api'), { recursive: true });
     try {
       createFabric(state.fabricNetns, CONTROL_IP);
       for (let i = 1; i <= nodes; i++) {
@@ -171,7 +178,8 @@ export class Cluster {
         cluster.installCni(n);
       }
       routeBetweenNodes(state.nodes);
-      cluster.writeManifests();
+      await cluster.startKubeApi();
+      await cluster.publishObjects();
       cluster.startControl();
       saveState(state);
       await cluster.waitForRoot();
@@ -276,6 +284,7 @@ export class Cluster {
     if (disk) {
       for (const n of this.state.nodes) n.agentPid = disk.nodes.find((d) => d.name === n.name)?.agentPid ?? n.agentPid;
       this.state.control.pid = disk.control.pid;
+      this.state.kubeApi.pid = disk.kubeApi.pid;
     }
     saveState(this.state);
   }
@@ -342,6 +351,7 @@ export class Cluster {
     return {
       name: state.name,
       createdAt: state.createdAt,
+      kubeApi: { server: `https://${state.kubeApi.listen} (in netns ${state.fabricNetns})`, kubeconfig: kubeApiFiles(state.kubeApi.dir).kubeconfig, pid: state.kubeApi.pid ?? null, alive: isAlive(state.kubeApi.pid), log: state.kubeApi.log },
       control: { address: state.control.address, pid: state.control.pid ?? null, alive: isAlive(state.control.pid), version: controlVersion, log: state.control.log },
       nodes: state.nodes.map((n) => ({ name: n.name, netns: n.netns, podCidr: n.podCidr, proxyAddress: n.gateway, fabricAddress: n.fabricAddress, cgroup: n.cgroup, bpffs: n.bpffs })),
       agents,
@@ -433,7 +443,7 @@ export class Cluster {
     state.objects = desired;
     if (leaving.length) {
       state.pods = state.pods.filter((p) => !leaving.includes(p));
-      this.writeManifests();
+      await this.publishObjects();
       this.saveObjects();
       await this.waitSynced();
       for (const p of leaving) await this.removePod(p);
@@ -447,7 +457,7 @@ export class Cluster {
       if (state.pods.some((p) => p.key === key)) continue;
       arriving.push(this.createPod(key, o));
     }
-    this.writeManifests();
+    await this.publishObjects();
     this.saveObjects();
     const networked = await Promise.allSettled(arriving.map((p) => this.networkPod(p)));
     const failed = arriving.filter((_, i) => networked[i].status === 'rejected');
@@ -455,7 +465,7 @@ export class Cluster {
       for (const p of failed) await this.removePod(p);
       state.pods = state.pods.filter((p) => !failed.includes(p));
       state.objects = state.objects.filter((o) => !failed.some((p) => p.key === objectKey(o.object)));
-      this.writeManifests();
+      await this.publishObjects();
       this.saveObjects();
       const why = networked.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
       throw new SimError(`pods not started, their network could not be set up:\n  ${why.join('\n  ')}`);
@@ -623,11 +633,15 @@ export class Cluster {
   }
 
   /**
-   * Writes the cluster's objects, pods with their uid and status as the API
-   * server would have them, where the control plane reads manifests.
+   * Writes the cluster's objects into its Kubernetes API, pods with their uid
+   * and status as the kubelet would have reported them, and notes the API's
+   * resourceVersion that the control plane must serve through (waitSynced).
+   * The API process is started again first if it is not running (it keeps
+   * objects in memory only).
    */
-  private writeManifests(): void {
+  private async publishObjects(): Promise<void> {
     const { state } = this;
+    if (!isAlive(state.kubeApi.pid)) await this.startKubeApi();
     const items: KubeObject[] = [];
     for (const o of state.objects) {
       if (o.object.kind !== 'Pod') {
@@ -639,18 +653,49 @@ export class Cluster {
       // hostIP: the node's pod gateway, where its agent listens for tunnels.
       items.push(withStatus({ ...o.object, metadata: { ...o.object.metadata, uid: pod.uid } } as Pod, pod.ip, this.findNode(pod.node).gateway));
     }
-    const file = path.join(state.control.manifestsDir, 'cluster.json');
-    const text = JSON.stringify({ apiVersion: 'v1', kind: 'List', items }, null, 1);
-    writeFileAtomic(file, text);
-    this.expectedDigest = manifestDigest([{ path: file, text }]);
+    const api = this.kubeApiClient();
+    try {
+      await api.sync(items);
+      this.expectedRevision = await api.revision();
+    } catch (err) {
+      throw new SimError(`the cluster's Kubernetes API refused a write: ${(err as Error).message}\n${tail(state.kubeApi.log, 10)}`);
+    }
     const t = this.translation();
     this.expectedEnrolled = new Map(
       state.nodes.map((n) => [n.name, t.snapshot.workloads.filter((w) => w.node === n.name && w.captured).map((w) => `${w.namespace}/${w.name}`)]),
     );
   }
 
-  private expectedDigest = '';
+  /** The API's resourceVersion after the last publishObjects: what the control plane must serve through. */
+  private expectedRevision?: number;
   private expectedEnrolled = new Map<string, string[]>();
+
+  private kubeApiClient(): SimKubeApi {
+    const files = kubeApiFiles(this.state.kubeApi.dir);
+    return new SimKubeApi(files.socket, fs.readFileSync(files.token, 'utf8'));
+  }
+
+  /**
+   * Starts the cluster's Kubernetes API stand-in in the fabric's network
+   * namespace and waits until it serves (its kubeconfig is written last).
+   */
+  private async startKubeApi(): Promise<void> {
+    const a = this.state.kubeApi;
+    const files = kubeApiFiles(a.dir);
+    fs.rmSync(files.kubeconfig, { force: true });
+    a.pid = spawnDetached({
+      cgroup: path.join(this.state.cgroup, 'kube-api'),
+      netns: this.state.fabricNetns,
+      argv: [process.execPath, KUBE_API_MAIN, '--dir', a.dir, '--listen', a.listen],
+      logFile: a.log,
+    });
+    saveState(this.state);
+    for (let i = 0; i < 200 && !fs.existsSync(files.kubeconfig); i++) {
+      if (!isAlive(a.pid)) throw new SimError(`the Kubernetes API stand-in exited:\n${tail(a.log)}`);
+      await sleep(50);
+    }
+    if (!fs.existsSync(files.kubeconfig)) throw new SimError(`the Kubernetes API stand-in did not start within 10 s:\n${tail(a.log)}`);
+  }
 
   private startControl(): void {
     const c = this.state.control;
@@ -659,7 +704,7 @@ export class Cluster {
       netns: this.state.fabricNetns,
       argv: [
         process.execPath, CONTROL_MAIN,
-        '--manifests', c.manifestsDir,
+        '--kubeconfig', kubeApiFiles(this.state.kubeApi.dir).kubeconfig,
         '--listen', c.address,
         '--admin-socket', c.adminSocket,
         '--ca-dir', c.caDir,
@@ -724,7 +769,8 @@ export class Cluster {
    */
   private async waitSynced(): Promise<void> {
     const deadline = Date.now() + SYNC_TIMEOUT_MS;
-    if (!this.expectedDigest) this.writeManifests();
+    if (this.expectedRevision === undefined) await this.publishObjects();
+    const expected = this.expectedRevision!;
     const c = this.state.control;
     let version: string | undefined;
     if (c.pid) {
@@ -732,16 +778,18 @@ export class Cluster {
       for (;;) {
         if (!isAlive(c.pid)) throw new SimError(`the control plane exited:\n${tail(`${c.log}.stderr`)}\n${tail(c.log, 10)}`);
         try {
-          const s = (await getJson(c.adminSocket, '/status', 2000)).body as { manifestDigest: string; version: string; objectErrors: string[] };
-          if (s.manifestDigest === this.expectedDigest) {
+          const s = (await getJson(c.adminSocket, '/status', 2000)).body as { version: string; kubernetes: { synced: boolean; resources: { resource: string; servedResourceVersion: string }[] } | null };
+          // The stand-in's resourceVersions are numbers (sluice-control itself never compares them).
+          const behind = (s.kubernetes?.resources ?? []).filter((r) => !(Number(r.servedResourceVersion) >= expected));
+          if (s.kubernetes?.synced && behind.length === 0) {
             version = s.version;
             break;
           }
-          last = `serving manifests ${s.manifestDigest || '(none)'}, waiting for ${this.expectedDigest}`;
+          last = s.kubernetes?.synced ? `serving ${behind.map((r) => `${r.resource} through ${r.servedResourceVersion || '(nothing)'}`).join(', ')}; the API is at ${expected}` : 'not synced with the API yet';
         } catch (err) {
           last = (err as Error).message;
         }
-        if (Date.now() > deadline) throw new SimError(`the control plane did not pick up the manifests within ${SYNC_TIMEOUT_MS} ms: ${last}\n${tail(c.log, 10)}`);
+        if (Date.now() > deadline) throw new SimError(`the control plane did not pick up the cluster's objects within ${SYNC_TIMEOUT_MS} ms: ${last}\n${tail(c.log, 10)}`);
         await sleep(50);
       }
     }
@@ -774,8 +822,9 @@ function toStored(o: SourcedObject): StoredObject {
   return { object: o.object, source: o.source, dir: o.dir ?? process.cwd() };
 }
 
+/** A pod's status as the kubelet reports a started, ready pod. */
 function withStatus(pod: Pod, ip: string, hostIP?: string): KubeObject {
-  return { ...pod, status: { podIP: ip, hostIP, phase: 'Running' } };
+  return { ...pod, status: { podIP: ip, podIPs: [{ ip }], ...(hostIP ? { hostIP } : {}), phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } };
 }
 
 /** Only the spec restarts a pod; a label change (say, opting out of the mesh) applies live. */

@@ -16,6 +16,10 @@
 //     stream; a resourceVersion older than the last compaction is answered
 //     with an ERROR event holding a Status of code 410 (reason Expired), as
 //     kube-apiserver does, or with HTTP 410 when asked to.
+//   - GET, POST (create: 409 AlreadyExists), PUT (replace: 404 NotFound,
+//     409 Conflict on a stale metadata.resourceVersion) and DELETE of one
+//     object of a watched kind (.../namespaces/NS/<plural>[/NAME]): how
+//     `sluice-sim apply` and `delete` change the cluster;
 //   - PATCH .../<plural>/<name>/status (application/merge-patch+json) of
 //     sluice's policy kinds, whose status a write of the object keeps, as
 //     for a CRD with a status subresource; metadata.generation counts spec
@@ -34,13 +38,18 @@
 //     stale resourceVersion (not listed or watched).
 // It validates nothing (no admission, no schemas, no defaulting) and knows
 // only the kinds in WATCHED_RESOURCES, Secrets, ConfigMaps and Leases. For tests it can inject failures:
-// watch streams closed, 410 Gone, HTTP 500, slow responses.
+// watch streams closed, 410 Gone, HTTP 500, slow responses. Besides HTTPS
+// on TCP it can serve the same API as plain HTTP on a unix socket
+// (listenUnix), for a client on the same host that cannot reach its
+// address (the sim's CLI, outside the fabric's network namespace).
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { randomBytes, randomUUID, webcrypto } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { stringify } from 'yaml';
 import { WATCHED_RESOURCES, type WatchedResource } from '../control/kubernetes-resources';
 
 x509.cryptoProvider.set(webcrypto);
@@ -90,6 +99,17 @@ export interface KubeApiStandInOptions {
   token?: string;
   /** How often open watches that asked for bookmarks get one (default 1000 ms). */
   bookmarkIntervalMs?: number;
+  /** Where to listen for HTTPS (default 127.0.0.1, a port the OS chooses). The certificate names 127.0.0.1 and localhost. */
+  host?: string;
+  port?: number;
+  /** The first resourceVersion; older ones are 410 Gone (default 1). */
+  startRevision?: number;
+}
+
+/** A change to a watched object, as told to subscribers (after the watches). */
+export interface StandInChange {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  object: StoredObject;
 }
 
 const TOKEN_REVIEWS = '/apis/authentication.k8s.io/v1/tokenreviews';
@@ -190,6 +210,8 @@ export class KubeApiStandIn {
   /** Delay before every response is started (a slow API server). */
   delayMs = 0;
   private readonly server: https.Server;
+  private unixServer?: http.Server;
+  private readonly subscribers: ((change: StandInChange) => void)[] = [];
   private readonly bookmarkIntervalMs: number;
   private readonly store = new Map<string, Map<string, StoredObject>>(WATCHED_RESOURCES.map((r) => [r.plural, new Map()]));
   private readonly changes: Change[] = [];
@@ -205,22 +227,61 @@ export class KubeApiStandIn {
     this.caPem = cert.cert;
     this.token = options.token ?? randomBytes(16).toString('hex');
     this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 1000;
+    if (options.startRevision !== undefined) this.revision = this.compactedAt = options.startRevision;
     this.server = https.createServer({ cert: cert.cert, key: cert.key }, (req, res) => void this.handle(req, res));
   }
 
-  /** Starts serving on 127.0.0.1 at a port the OS chooses. */
+  /** Starts serving HTTPS on options.host:options.port (default 127.0.0.1, a port the OS chooses). */
   static async start(options: KubeApiStandInOptions = {}): Promise<KubeApiStandIn> {
     const api = new KubeApiStandIn(await selfSignedCertificate(), options);
     await new Promise<void>((resolve, reject) => {
       api.server.once('error', reject);
-      api.server.listen(0, '127.0.0.1', () => resolve());
+      api.server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
     });
     return api;
   }
 
-  /** https://127.0.0.1:PORT */
+  /**
+   * Also serves the API as plain HTTP on a unix socket at `socketPath`
+   * (mode 0600: the file's permissions stand in for TLS; the bearer token
+   * is still required). Replaces a stale socket file.
+   */
+  async listenUnix(socketPath: string): Promise<void> {
+    fs.rmSync(socketPath, { force: true });
+    const server = http.createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve());
+    });
+    fs.chmodSync(socketPath, 0o600);
+    this.unixServer = server;
+  }
+
+  /** Calls `listener` after every change of a watched object (the watches have been told). */
+  subscribe(listener: (change: StandInChange) => void): void {
+    this.subscribers.push(listener);
+  }
+
+  /** https://HOST:PORT */
   get url(): string {
-    return `https://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    const a = this.server.address() as AddressInfo;
+    return `https://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  /**
+   * A kubeconfig (YAML) for this server: its URL, its certificate as the
+   * cluster's CA, `token` (default: the one it accepts) as the user's bearer
+   * token, in one current context.
+   */
+  kubeconfig(token = this.token): string {
+    return stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'stand-in', cluster: { server: this.url, 'certificate-authority-data': Buffer.from(this.caPem).toString('base64') } }],
+      users: [{ name: 'client', user: { token } }],
+      contexts: [{ name: 'stand-in', context: { cluster: 'stand-in', user: 'client' } }],
+      'current-context': 'stand-in',
+    });
   }
 
   /** The current resourceVersion (etcd's revision): every change increments it. */
@@ -319,10 +380,16 @@ export class KubeApiStandIn {
 
   async stop(): Promise<void> {
     for (const w of [...this.watches]) this.endWatch(w);
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    await Promise.all(
+      [this.server, this.unixServer].map(
+        (server) =>
+          server &&
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      ),
+    );
   }
 
   private resourceOfKind(kind: string | undefined): WatchedResource {
@@ -340,6 +407,7 @@ export class KubeApiStandIn {
     for (const w of this.watches) {
       if (w.resource.plural === change.plural && (!w.namespace || w.namespace === change.object.metadata.namespace)) this.send(w, change.type, change.object);
     }
+    for (const listener of this.subscribers) listener({ type: change.type, object: change.object });
   }
 
   private send(w: OpenWatch, type: string, object: object): void {
@@ -352,13 +420,22 @@ export class KubeApiStandIn {
     w.res.end();
   }
 
-  /** "/api/v1/pods" or "/api/v1/namespaces/shop/pods" -> the resource and namespace. */
-  private route(pathname: string): { resource: WatchedResource; namespace?: string } | undefined {
+  /**
+   * "/api/v1/pods", "/api/v1/namespaces/shop/pods" or
+   * "/api/v1/namespaces/shop/pods/web-1" (a namespace's name:
+   * "/api/v1/namespaces/shop") -> the resource, namespace and name.
+   */
+  private route(pathname: string): { resource: WatchedResource; namespace?: string; name?: string } | undefined {
     for (const resource of WATCHED_RESOURCES) {
       if (pathname === resource.path) return { resource };
+      if (!resource.namespaced) {
+        const one = new RegExp(`^${resource.path}/([^/]+)$`).exec(pathname);
+        if (one) return { resource, name: decodeURIComponent(one[1]) };
+        continue;
+      }
       const prefix = resource.path.slice(0, resource.path.length - resource.plural.length);
-      const m = resource.namespaced ? new RegExp(`^${prefix}namespaces/([^/]+)/${resource.plural}$`).exec(pathname) : null;
-      if (m) return { resource, namespace: decodeURIComponent(m[1]) };
+      const m = new RegExp(`^${prefix}namespaces/([^/]+)/${resource.plural}(?:/([^/]+))?$`).exec(pathname);
+      if (m) return { resource, namespace: decodeURIComponent(m[1]), name: m[2] === undefined ? undefined : decodeURIComponent(m[2]) };
     }
     return undefined;
   }
@@ -397,6 +474,7 @@ export class KubeApiStandIn {
       }
       const route = this.route(url.pathname);
       if (!route) return reply(404, status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
+      if (route.name !== undefined || req.method === 'POST') return this.oneObject(req, reply, route.resource, route.namespace, route.name);
       if (req.method !== 'GET') return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported by the stand-in`));
       const watch = url.searchParams.get('watch');
       if (watch === 'true' || watch === '1') return this.watch(route.resource, route.namespace, url.searchParams, res, reply);
@@ -405,6 +483,58 @@ export class KubeApiStandIn {
       if (!res.headersSent) reply(500, status(500, 'InternalError', (err as Error).message));
       else res.destroy();
     }
+  }
+
+  /**
+   * GET, PUT and DELETE of one object of a watched kind, and POST to its
+   * namespace's collection, as kube-apiserver answers them: 404 NotFound,
+   * 409 AlreadyExists on a second create, 409 Conflict on a replace with a
+   * stale metadata.resourceVersion, 400 BadRequest when the body's
+   * namespace or name is not the URL's. DELETE answers the object as it was.
+   */
+  private async oneObject(
+    req: http.IncomingMessage,
+    reply: (code: number, body: object) => void,
+    resource: WatchedResource,
+    namespace: string | undefined,
+    name: string | undefined,
+  ): Promise<void> {
+    const objects = this.store.get(resource.plural)!;
+    const notFound = (n: string) => reply(404, { ...status(404, 'NotFound', `${resource.plural} "${n}" not found`), details: { name: n, kind: resource.plural } });
+    if (resource.namespaced && namespace === undefined) return reply(405, status(405, 'MethodNotAllowed', `${req.method} of ${resource.plural} needs a namespace in the path`));
+    if (req.method === 'GET' && name !== undefined) {
+      const found = objects.get(this.keyOf(resource, namespace, name));
+      return found ? reply(200, found) : notFound(name);
+    }
+    if (req.method === 'DELETE' && name !== undefined) {
+      const found = objects.get(this.keyOf(resource, namespace, name));
+      if (!found) return notFound(name);
+      this.delete(resource.kind, namespace, name);
+      return reply(200, found);
+    }
+    if ((req.method === 'POST' && name === undefined) || (req.method === 'PUT' && name !== undefined)) {
+      const body = (await readJson(req)) as StoredObject;
+      if (body === null || typeof body !== 'object' || body.metadata === null || typeof body.metadata !== 'object') return reply(400, status(400, 'BadRequest', 'the body is not an object with metadata'));
+      const objectName = name ?? body.metadata.name;
+      if (typeof objectName !== 'string' || !objectName) return reply(422, status(422, 'Invalid', `${resource.kind} "": metadata.name: Required value`));
+      if (name !== undefined && body.metadata.name !== undefined && body.metadata.name !== name) return reply(400, status(400, 'BadRequest', `the name of the object (${String(body.metadata.name)}) does not match the name on the URL (${name})`));
+      if (resource.namespaced && body.metadata.namespace && body.metadata.namespace !== namespace) {
+        return reply(400, status(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request'));
+      }
+      if (body.kind !== undefined && body.kind !== resource.kind) return reply(400, status(400, 'BadRequest', `kind ${String(body.kind)} sent to ${resource.plural}`));
+      const current = objects.get(this.keyOf(resource, namespace, objectName));
+      if (req.method === 'POST' && current) return reply(409, status(409, 'AlreadyExists', `${resource.plural} "${objectName}" already exists`));
+      if (req.method === 'PUT') {
+        if (!current) return notFound(objectName);
+        const asked = body.metadata.resourceVersion;
+        if (asked && asked !== current.metadata.resourceVersion) {
+          return reply(409, status(409, 'Conflict', `Operation cannot be fulfilled on ${resource.plural} "${objectName}": the object has been modified; please apply your changes to the latest version and try again`));
+        }
+      }
+      const stored = this.apply({ ...body, kind: resource.kind, metadata: { ...body.metadata, name: objectName, ...(resource.namespaced ? { namespace } : {}) } });
+      return reply(req.method === 'POST' ? 201 : 200, stored);
+    }
+    return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported for ${resource.plural} by the stand-in`));
   }
 
   /** Secrets, ConfigMaps and Leases, by "plural namespace/name": read and written, never watched. */

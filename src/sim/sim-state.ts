@@ -48,11 +48,20 @@ export interface StoredObject {
   dir: string;
 }
 
+/** The cluster's Kubernetes API: a test stand-in (kube-api-main.ts) in the fabric's network namespace. */
+export interface KubeApiState {
+  /** Where it listens, in the fabric's network namespace (sluice-control reaches it there). */
+  listen: string;
+  /** Its kubeconfig, token and unix socket (kubeApiFiles). */
+  dir: string;
+  log: string;
+  pid?: number;
+}
+
 export interface ControlState {
   /** Address of the control plane on the fabric (the agents' --control-plane). */
   address: string;
   adminSocket: string;
-  manifestsDir: string;
   caDir: string;
   /** Secret the node credentials derive from (the sim plays the operator who provisions them). */
   nodeSecretFile: string;
@@ -66,6 +75,7 @@ export interface SimState {
   dir: string;
   cgroup: string;
   fabricNetns: string;
+  kubeApi: KubeApiState;
   control: ControlState;
   nodes: NodeState[];
   pods: PodState[];
