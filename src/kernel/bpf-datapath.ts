@@ -106,6 +106,8 @@ export class BpfDatapath {
   private readonly counterMap: MapInfo;
   /** service key -> its VIP entries as written (key hex -> value), for one-service updates. */
   private readonly vipsByService = new Map<string, Map<string, Buffer>>();
+  /** Sum of the sizes of vipsByService's maps, kept as they change: counting them per update made a full sync quadratic. */
+  private vipEntryCount = 0;
   /**
    * How many owners (services, workloads) hold each VIP map key: a pod IP
    * reused by a new pod while the old one's removal is still on its way
@@ -203,11 +205,13 @@ export class BpfDatapath {
   apply(desired: DesiredState): ReconcileResult[] {
     this.assertOpen();
     this.vipsByService.clear();
+    this.vipEntryCount = 0;
     this.vipKeyOwners.clear();
     const vips: { key: Buffer; value: Buffer }[] = [];
     for (const [service, entries] of desired.vips) {
       const encoded = this.encodeVips(entries);
       this.vipsByService.set(service, encoded);
+      this.vipEntryCount += encoded.size;
       for (const [hex, value] of encoded) {
         vips.push({ key: Buffer.from(hex, 'hex'), value });
         this.vipKeyOwners.set(hex, (this.vipKeyOwners.get(hex) ?? 0) + 1);
@@ -226,9 +230,7 @@ export class BpfDatapath {
 
   /** Entries the agent holds in the VIP map now, and the map's capacity. */
   vipFill(): { entries: number; capacity: number } {
-    let entries = 0;
-    for (const m of this.vipsByService.values()) entries += m.size;
-    return { entries, capacity: this.vips.info.maxEntries };
+    return { entries: this.vipEntryCount, capacity: this.vips.info.maxEntries };
   }
 
   /**
@@ -279,6 +281,7 @@ export class BpfDatapath {
       this.vipKeyOwners.delete(hex);
       if (this.vips.deleteRaw(Buffer.from(hex, 'hex'))) deleted++;
     }
+    this.vipEntryCount += after.size - before.size;
     if (entries) this.vipsByService.set(service, after);
     else this.vipsByService.delete(service);
     return { updated, deleted };
