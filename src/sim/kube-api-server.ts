@@ -645,6 +645,8 @@ export class KubeApiStandIn {
       .map(([, o]) => o);
   }
 
+  private listSnapshot?: { key: string; objects: StoredObject[] };
+
   private list(resource: WatchedResource, namespace: string | undefined, params: URLSearchParams, reply: (code: number, body: object) => void): void {
     this.counts.get(resource.plural)!.lists++;
     let start = 0;
@@ -659,7 +661,10 @@ export class KubeApiStandIn {
       // A continue token lives as long as its snapshot; the stand-in keeps none once anything changed.
       if (rv !== this.revision) return reply(410, status(410, 'Expired', 'the provided continue parameter is too old'));
     }
-    const all = this.current(resource, namespace);
+    // One sorted snapshot per resource and revision serves every page of a paginated list.
+    const cacheKey = `${resource.plural} ${namespace ?? ''} ${rv}`;
+    if (this.listSnapshot?.key !== cacheKey) this.listSnapshot = { key: cacheKey, objects: this.current(resource, namespace) };
+    const all = this.listSnapshot.objects;
     const limit = Number(params.get('limit') ?? 0);
     const page = limit > 0 ? all.slice(start, start + limit) : all.slice(start);
     const more = limit > 0 && start + limit < all.length;
