@@ -4,6 +4,7 @@
 // restarts. Real clients (curl) in pods of different namespaces and service
 // accounts.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -152,6 +153,16 @@ function deniedSince(offset: number): { msg: string; policy?: string; source?: s
     .map((l) => JSON.parse(l) as { msg: string; policy?: string; source?: string; principal?: string; port?: number });
 }
 
+/**
+ * An object as the sim's Kubernetes API holds it, read with kubectl (the
+ * real client) from the fabric namespace where the API listens.
+ */
+function apiObject(apiPath: string): { status?: { conditions?: { type: string; status: string; observedGeneration?: number }[] }; metadata: { generation?: number } } {
+  const r = spawnSync('ip', ['netns', 'exec', `sluice-${NAME}_fabric`, 'kubectl', '--kubeconfig', `/run/sluice-sim/${NAME}/kube-api/kubeconfig`, 'get', '--raw', apiPath], { encoding: 'utf8', timeout: 20000 });
+  if (r.status !== 0) throw new Error(`kubectl get --raw ${apiPath}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as ReturnType<typeof apiObject>;
+}
+
 async function waitForServer(url: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
     if (sim.exec('frontend/client', ['curl', '-sf', '--max-time', '1', url], 10000).code === 0) return;
@@ -202,6 +213,21 @@ describe('authorization policy in a simulated cluster', { timeout: 300000 }, () 
     assert.ok(line, `a denial names the source pod: ${JSON.stringify(denied)}`);
     assert.match(JSON.stringify(line), /shop\/allow-frontend/, `the denial names the policy that decided it: ${JSON.stringify(line)}`);
     assert.equal(deniedSince(logOffset).filter((d) => d.source?.startsWith('frontend/')).length, 0, 'no frontend connection was denied');
+  });
+
+  it('the policy object in the API says it is served: condition Accepted True for its generation', async () => {
+    const objectPath = `/apis/${API}/namespaces/shop/authorizationpolicies/allow-frontend`;
+    let accepted: { status: string; observedGeneration?: number } | undefined;
+    let generation: number | undefined;
+    for (let i = 0; i < 50 && !accepted; i++) {
+      const o = apiObject(objectPath);
+      generation = o.metadata.generation;
+      accepted = o.status?.conditions?.find((c) => c.type === 'Accepted');
+      if (!accepted) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(accepted, 'sluice-control wrote an Accepted condition into the policy\'s status');
+    assert.equal(accepted.status, 'True');
+    assert.equal(accepted.observedGeneration, generation);
   });
 
   it('a DENY policy on one port refuses that port only', () => {
