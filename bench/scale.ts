@@ -412,7 +412,9 @@ async function main(): Promise<void> {
         '--pod-netns-dir', path.join(WORK, 'pods'),
         '--admin-socket', adminSocket,
         '--admin-port', '0',
-        // One client pod holds every idle connection: lift the per-pod share (a quarter of the budget by default).
+        // One client pod holds every idle connection, two descriptors each (the
+        // derived budget assumes six, pipes included): lift the budget and the per-pod share.
+        '--max-connections', String(o.idleConnections + 100),
         '--max-connections-per-workload', String(o.idleConnections + 100),
         '--log-file', path.join(WORK, 'agent.log'),
       ],

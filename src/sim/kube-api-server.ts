@@ -16,6 +16,9 @@
 //     stream; a resourceVersion older than the last compaction is answered
 //     with an ERROR event holding a Status of code 410 (reason Expired), as
 //     kube-apiserver does, or with HTTP 410 when asked to.
+//   - discovery (GET /api, /apis, /api/v1, /apis/GROUP/VERSION), as
+//     APIVersions, APIGroupList and APIResourceList, so that kubectl can
+//     find the kinds it serves (`kubectl get pods`, `kubectl get sap`);
 //   - GET, POST (create: 409 AlreadyExists), PUT (replace: 404 NotFound,
 //     409 Conflict on a stale metadata.resourceVersion) and DELETE of one
 //     object of a watched kind (.../namespaces/NS/<plural>[/NAME]): how
@@ -203,6 +206,39 @@ async function selfSignedCertificate(): Promise<{ cert: string; key: string }> {
   return { cert: cert.toString('pem'), key };
 }
 
+/** Every kind the stand-in serves, by group version, for discovery: [plural, kind, namespaced, short names, verbs]. */
+const DISCOVERY: Record<string, [string, string, boolean, string[], string[]][]> = (() => {
+  const readWrite = ['create', 'delete', 'get', 'list', 'update', 'watch'];
+  const out: Record<string, [string, string, boolean, string[], string[]][]> = {};
+  const short: Record<string, string[]> = { pods: ['po'], services: ['svc'], namespaces: ['ns'], authorizationpolicies: ['sap'], peerauthentications: ['spa'] };
+  for (const r of WATCHED_RESOURCES) (out[r.apiVersion] ??= []).push([r.plural, r.kind, r.namespaced, short[r.plural] ?? [], readWrite]);
+  for (const [plural, k] of Object.entries(PLAIN_KINDS)) (out[k.apiVersion] ??= []).push([plural, k.kind, true, [], ['create', 'get', 'update']]);
+  (out.v1 ??= []).push(['events', 'Event', true, ['ev'], ['create']]);
+  out['authentication.k8s.io/v1'] = [['tokenreviews', 'TokenReview', false, [], ['create']]];
+  return out;
+})();
+
+/** The discovery document at `pathname`, or undefined when it is not one. */
+function discoveryDocument(pathname: string): object | undefined {
+  if (pathname === '/api') return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] };
+  if (pathname === '/apis') {
+    const groups = [...new Set(Object.keys(DISCOVERY).filter((gv) => gv.includes('/')))].map((gv) => {
+      const [name, version] = gv.split('/');
+      return { name, versions: [{ groupVersion: gv, version }], preferredVersion: { groupVersion: gv, version } };
+    });
+    return { kind: 'APIGroupList', apiVersion: 'v1', groups };
+  }
+  const gv = pathname === '/api/v1' ? 'v1' : /^\/apis\/([^/]+\/[^/]+)$/.exec(pathname)?.[1];
+  const resources = gv ? DISCOVERY[gv] : undefined;
+  if (!resources) return undefined;
+  return {
+    kind: 'APIResourceList',
+    apiVersion: 'v1',
+    groupVersion: gv,
+    resources: resources.map(([name, kind, namespaced, shortNames, verbs]) => ({ name, singularName: kind.toLowerCase(), namespaced, kind, verbs, ...(shortNames.length ? { shortNames } : {}) })),
+  };
+}
+
 export class KubeApiStandIn {
   /** The certificate clients must trust (PEM). */
   readonly caPem: string;
@@ -327,6 +363,7 @@ export class KubeApiStandIn {
       else delete stored.status;
     }
     if (resource.namespaced) stored.metadata.namespace ||= 'default';
+    stored.metadata.creationTimestamp = before?.metadata.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     stored.metadata.resourceVersion = String(++this.revision);
     this.store.get(resource.plural)!.set(key, stored);
     this.emit({ rv: this.revision, plural: resource.plural, type: before ? 'MODIFIED' : 'ADDED', object: stored });
@@ -472,6 +509,8 @@ export class KubeApiStandIn {
         if (req.method !== 'POST') return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported for tokenreviews`));
         return reply(201, this.review(await readJson(req)));
       }
+      const discovery = req.method === 'GET' ? discoveryDocument(url.pathname) : undefined;
+      if (discovery) return reply(200, discovery);
       const route = this.route(url.pathname);
       if (!route) return reply(404, status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
       if (route.name !== undefined || req.method === 'POST') return this.oneObject(req, reply, route.resource, route.namespace, route.name);

@@ -5,6 +5,7 @@
 // resourceVersion it serves through, which is how the sim knows a change
 // is served.
 import * as assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -162,6 +163,21 @@ describe('the sim writes its cluster through the API stand-in', () => {
     assert.equal((await new SimKubeApi(path.join(dir, 'api.sock'), 'wrong').request('GET', '/api/v1/pods')).status, 401, 'the socket still wants the token');
     // A restarted stand-in starts past its old resourceVersions: watching from before is Gone.
     assert.ok((await client.revision()) > 1000);
+  });
+
+  it('kubectl finds the kinds through discovery and lists them', async () => {
+    await client.sync([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } }, pod('a', '10.244.1.2'), service()]);
+    const kubeconfig = writeKubeconfig(dir, api);
+    // Asynchronously: the stand-in answers from this process.
+    const kubectl = (...args: string[]) =>
+      new Promise<string>((resolve, reject) =>
+        execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], { env: { ...process.env, HOME: dir }, timeout: 30000 }, (err, stdout, stderr) => (err ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr}`)) : resolve(stdout))),
+      );
+    const pods = JSON.parse(await kubectl('get', 'pods', '-A', '-o', 'json')) as { items: KubeObject[] };
+    assert.deepEqual(pods.items.map((p) => `${p.metadata.namespace}/${p.metadata.name}`), ['shop/a']);
+    const slices = JSON.parse(await kubectl('get', 'endpointslices', '-n', 'shop', '-o', 'json')) as { items: KubeObject[] };
+    assert.equal(slices.items.length, 1, 'the controller stand-in\'s slice');
+    assert.match(await kubectl('get', 'sap', '-A'), /No resources found|^$/, 'the short name of the policy kind resolves');
   });
 
   it('the Kubernetes source reports each resource served through the API\'s current resourceVersion once a change is published', async () => {
