@@ -43,6 +43,7 @@ import { trace } from './trace';
 import { XdsSource } from './xds-source';
 import { CniEndpoint, MESH_RECORD_FILE } from './cni-endpoint';
 import { HandoverServer, requestHandover, type HandedOver, type ListenerName } from './handover';
+import { requestKeptListeners } from './listener-keeper';
 import { closeDescriptor } from '../kernel/descriptor-passing';
 import { detectKubepodsCgroup } from '../kernel/kubepods-cgroup';
 import * as path from 'node:path';
@@ -140,8 +141,8 @@ export class Agent {
     const { config, logger } = this;
     // Before anything is bound: an agent already running on this node
     // releases its sockets and hands over its listeners (handover.ts).
-    const inherited = requestHandover(config.handoverSocket, config.nodeName);
-    if (inherited) logger.info({ from: inherited.from, listeners: [...inherited.listeners.keys()] }, 'took over the listening sockets of the running agent');
+    const inherited = requestHandover(config.handoverSocket, config.nodeName) ?? this.keptListeners();
+    if (inherited) logger.info({ from: inherited.from, listeners: [...inherited.listeners.keys()] }, inherited.from === 0 ? 'took the listening sockets the listener keeper held' : 'took over the listening sockets of the running agent');
     // Admin first, so an agent stuck on start-up can still be asked why.
     await this.startAdmin();
 
@@ -260,6 +261,25 @@ export class Agent {
   }
 
   /**
+   * With no agent to take over from (a restart, a crash): the listening
+   * sockets the listener keeper held meanwhile, with the connections queued
+   * on them (listener-keeper.ts). Undefined without a keeper or when it holds
+   * none; a keeper that answers wrongly is logged and left out.
+   */
+  private keptListeners(): HandedOver | undefined {
+    const { config, logger } = this;
+    if (!config.listenerKeeperSocket) return undefined;
+    try {
+      const listeners = requestKeptListeners(config.listenerKeeperSocket, config.nodeName);
+      if (!listeners?.size) return undefined;
+      return { from: 0, listeners, accepting: () => undefined };
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'the listener keeper gave nothing usable; binding afresh');
+      return undefined;
+    }
+  }
+
+  /**
    * Listens on the descriptor a previous agent handed over for `name`, or
    * binds afresh when there is none or it does not fit (a changed address).
    * A descriptor used is taken out of `inherited`.
@@ -286,6 +306,7 @@ export class Agent {
       () => this.drain(),
       () => void this.resume(),
       this.logs.component('handover'),
+      () => this.listeningDescriptors(),
     );
     await this.handover
       .listen()
@@ -314,6 +335,11 @@ export class Agent {
     }
     await this.cni?.close();
     await this.closeServers();
+    return this.listeningDescriptors();
+  }
+
+  /** The node proxy's and the tunnel server's listening descriptors, by name (those listening). */
+  private listeningDescriptors(): Map<ListenerName, number> {
     const listeners = new Map<ListenerName, number>();
     if (this.proxy) listeners.set('proxy', serverFd(this.proxy.listener));
     if (this.tunnelServer) listeners.set('tunnel', serverFd(this.tunnelServer.listener));

@@ -25,6 +25,22 @@ export const agentProgram: ProgramDecl = {
         'dropping plaintext into pods, until this runs. Prints what it removed, as JSON.',
       flags: [{ name: 'bpffs', value: 'DIR', complete: 'directory', required: true, description: 'the agent\'s --bpffs directory (the DaemonSet: /sys/fs/bpf/sluice)' }],
     },
+    {
+      name: 'keep-listeners',
+      summary: "hold copies of the agent's listening sockets while no agent runs, so a restart or crash refuses no connection",
+      description:
+        'Runs beside the agent (its own container in the DaemonSet\'s pod) until SIGTERM. Every second it asks the agent at\n' +
+        '--handover-socket for copies of its listening sockets; an agent started with --listener-keeper-socket takes them\n' +
+        'from here, with the connections the kernel queued meanwhile. After --give-up-seconds without an agent the copies\n' +
+        'are closed, so that connections are refused rather than left waiting.',
+      flags: [
+        { name: 'node-name', value: 'NAME', complete: 'none', required: true, description: "the node's name (the agent's --node-name)" },
+        { name: 'handover-socket', value: 'PATH', complete: 'file', required: true, description: "the agent's --handover-socket" },
+        { name: 'keeper-socket', value: 'PATH', complete: 'file', required: true, description: "where agents ask for the held sockets (the agent's --listener-keeper-socket)" },
+        { name: 'give-up-seconds', value: 'N', complete: 'none', default: '30', description: 'close the copies after this long without an agent' },
+        agentFlags.find((f) => f.name === 'log-level')!,
+      ],
+    },
   ],
   defaultCommand: 'run',
   footer:

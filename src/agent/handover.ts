@@ -26,10 +26,16 @@ interface HandoverRequest {
   version: number;
   node: string;
   pid: number;
+  /**
+   * Set by the listener keeper (listener-keeper.ts): it asks for copies of
+   * the listening sockets, to hold them while no agent runs. The agent keeps
+   * its own and goes on serving.
+   */
+  copy?: boolean;
 }
 
 /** Old agent -> new agent: JSON, with the descriptors of `listeners` attached in that order. */
-interface HandoverReply {
+export interface HandoverReply {
   version: number;
   node: string;
   pid: number;
@@ -101,7 +107,27 @@ export function requestHandover(socketPath: string, node: string, timeoutMs = HA
   }
 }
 
-function parseReply(payload: Buffer, node: string, fds: number): HandoverReply {
+/**
+ * The listener keeper's request: copies of the listening sockets of the
+ * agent at `socketPath`, which keeps serving. Undefined when no agent
+ * listens there. Throws on a wrong or late answer (descriptors received
+ * with it are closed).
+ */
+export function requestListenerCopies(socketPath: string, node: string, timeoutMs: number): Map<ListenerName, number> | undefined {
+  const request: HandoverRequest = { version: HANDOVER_VERSION, node, pid: process.pid, copy: true };
+  const received = receiveDescriptors(socketPath, Buffer.from(`${JSON.stringify(request)}\n`), timeoutMs);
+  if (!received) return undefined;
+  closeDescriptor(received.socket);
+  try {
+    const reply = parseReply(received.payload, node, received.fds.length);
+    return new Map(reply.listeners.map((name, i) => [name, received.fds[i]]));
+  } catch (err) {
+    for (const fd of received.fds) closeDescriptor(fd);
+    throw err;
+  }
+}
+
+export function parseReply(payload: Buffer, node: string, fds: number): HandoverReply {
   let reply: HandoverReply;
   try {
     reply = JSON.parse(payload.toString('utf8')) as HandoverReply;
@@ -127,6 +153,7 @@ export class HandoverServer {
   private readonly server: net.Server;
   private handled = false;
 
+  /** `listeners` gives the listening descriptors as they are, for a copy request (the listener keeper); this agent keeps them. */
   constructor(
     private readonly socketPath: string,
     private readonly node: string,
@@ -134,6 +161,7 @@ export class HandoverServer {
     private readonly passed: () => void,
     private readonly failed: () => void,
     private readonly logger: Logger,
+    private readonly listeners: () => Map<ListenerName, number> = () => new Map(),
   ) {
     this.server = net.createServer((socket) => this.serve(socket));
     this.server.on('error', (err) => logger.error({ err: err.message, socket: socketPath }, 'handover socket error'));
@@ -182,6 +210,17 @@ export class HandoverServer {
     } catch {
       this.logger.warn({ socket: this.socketPath }, 'handover request is not JSON; ignored');
       return void socket.destroy();
+    }
+    if (request?.copy === true && request.version === HANDOVER_VERSION && request.node === this.node && !this.handled) {
+      // The kernel gives the keeper its own references; nothing changes here.
+      try {
+        const listeners = this.listeners();
+        const reply: HandoverReply = { version: HANDOVER_VERSION, node: this.node, pid: process.pid, listeners: [...listeners.keys()] };
+        sendDescriptors(socket, Buffer.from(`${JSON.stringify(reply)}\n`), [...listeners.values()], HANDOVER_TIMEOUT_MS);
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'copies of the listeners not sent to the listener keeper');
+      }
+      return void socket.end();
     }
     if (request?.version !== HANDOVER_VERSION || request.node !== this.node || this.handled) {
       this.logger.warn({ request, handled: this.handled }, 'handover request refused (another version or node, or already handed over)');

@@ -1,9 +1,10 @@
 // sluice-agent: the per-node agent.
-import { EXIT, SERVING, exitAfterFlush, runProgram, type CommandResult } from '../command-line';
+import { EXIT, SERVING, UsageError, exitAfterFlush, runProgram, type CommandResult } from '../command-line';
 import { agentConfigFromValues } from '../config/agent-config';
 import { BpfDatapath, isNativeError } from '../kernel/bpf-datapath';
 import { createLogger } from '../observability/logger';
 import { Agent } from './agent';
+import { ListenerKeeper } from './listener-keeper';
 import { agentProgram } from './command-line';
 
 /** How long a stop may take before the process exits anyway, ms. */
@@ -74,7 +75,28 @@ function uninstall(bpffs: string): CommandResult {
   }
 }
 
+/** `sluice-agent keep-listeners`: the listener keeper (listener-keeper.ts) until SIGTERM. */
+async function keepListeners(values: Record<string, unknown>): Promise<CommandResult> {
+  const giveUp = Number(values['give-up-seconds'] ?? 30);
+  if (!Number.isInteger(giveUp) || giveUp < 1) throw new UsageError(`--give-up-seconds ${String(values['give-up-seconds'])}: expected a whole number of seconds, at least 1`, 'keep-listeners');
+  const logger = createLogger('sluice-listener-keeper', String(values['log-level'] ?? 'info'));
+  const keeper = new ListenerKeeper({
+    node: values['node-name'] as string,
+    handoverSocket: values['handover-socket'] as string,
+    keeperSocket: values['keeper-socket'] as string,
+    giveUpMs: giveUp * 1000,
+    logger,
+  });
+  await keeper.start();
+  logger.info({ keeperSocket: values['keeper-socket'], handoverSocket: values['handover-socket'] }, 'listener keeper started');
+  const stop = () => void keeper.stop().finally(() => logger.flush(() => exitAfterFlush(EXIT.OK)));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  return SERVING;
+}
+
 void runProgram(agentProgram, process.argv.slice(2), {
   run: (p) => run(p.values),
   uninstall: (p) => uninstall(p.values.bpffs as string),
+  'keep-listeners': (p) => keepListeners(p.values),
 });

@@ -40,6 +40,8 @@ export interface AgentConfig {
   adminSocket: string;
   /** Unix socket where a newer agent asks this one for its listening sockets ('' = <state-dir>/handover.sock). */
   handoverSocket: string;
+  /** Unix socket of the listener keeper (`sluice-agent keep-listeners`), asked at start for the listening sockets it holds ('' = none). */
+  listenerKeeperSocket: string;
   /** After handing over, how long open connections may run on before the rest are reset, seconds. */
   drainSeconds: number;
   adminPort: number;
@@ -87,6 +89,7 @@ const schema = {
     proxyPort: { type: 'integer', minimum: 1, maximum: 65535, default: 15001 },
     adminSocket: { type: 'string', default: '/run/sluice/admin.sock' },
     handoverSocket: { type: 'string', default: '' },
+    listenerKeeperSocket: { type: 'string', default: '' },
     drainSeconds: { type: 'integer', minimum: 0, maximum: 3600, default: 25 },
     adminPort: { type: 'integer', minimum: 0, maximum: 65535, default: 15000 },
     metricsPort: { type: 'integer', minimum: 0, maximum: 65535, default: 15020 },
@@ -130,6 +133,7 @@ export const agentFlags: readonly ConfigFlag[] = [
   { name: 'proxy-address', field: 'proxyAddress', value: 'IPV4', complete: 'none', description: 'address of the node proxy that captured connections are sent to (required)' },
   { name: 'proxy-port', field: 'proxyPort', value: 'PORT', complete: 'none', default: '15001', description: 'port of the node proxy' },
   { name: 'admin-socket', field: 'adminSocket', value: 'PATH', default: '/run/sluice/admin.sock', description: 'unix socket of the admin endpoint (what sluicectl reads)' },
+  { name: 'listener-keeper-socket', field: 'listenerKeeperSocket', value: 'PATH', description: "unix socket of the listener keeper (sluice-agent keep-listeners), which holds the listening sockets while no agent runs: a restart or crash refuses no connection ('' = no keeper)" },
   { name: 'handover-socket', field: 'handoverSocket', value: 'PATH', description: 'unix socket where a newer agent on this node takes over the listening sockets, so an upgrade refuses no connection (default: STATE-DIR/handover.sock)' },
   { name: 'drain-seconds', field: 'drainSeconds', value: 'SECONDS', complete: 'none', default: '25', description: 'after a handover, how long open connections run on before the rest are reset (keep it below the pod\'s termination grace period)' },
   { name: 'admin-port', field: 'adminPort', value: 'PORT', complete: 'none', default: '15000', description: 'admin endpoint on 127.0.0.1 (0: none)' },

@@ -23,6 +23,8 @@ export class CertificateService {
     private readonly nodes: NodeAuthenticator,
     private readonly workloads: () => Iterable<Workload>,
     private readonly logger: Logger,
+    /** False until the control plane has a whole view of the cluster: before that, no CSR is judged (UNAVAILABLE, retried). */
+    private readonly synced: () => boolean = () => true,
   ) {}
 
   definition(): grpc.ServiceDefinition {
@@ -53,6 +55,8 @@ export class CertificateService {
     if (!node || !token) throw this.refuse(grpc.status.UNAUTHENTICATED, 'UNAUTHENTICATED', node, `missing node credential (metadata ${NODE_METADATA} and authorization: Bearer <token>)`);
     const verdict = await this.nodes.verify(node, token);
     if (!verdict.ok) throw this.refuse(grpc.status.UNAUTHENTICATED, 'UNAUTHENTICATED', node, verdict.reason);
+    // Judged against a partial view, a workload not listed yet would be refused as not on the node.
+    if (!this.synced()) throw this.refuse(grpc.status.UNAVAILABLE, 'UNAVAILABLE', node, 'the control plane has not read the cluster yet; retry shortly');
     const result = await this.ca.issue(
       { csrPem: call.request.csr, node },
       nodeScopedAuthorizer(this.workloads()),

@@ -124,7 +124,7 @@ async function serve(values: FlagValues): Promise<CommandResult> {
   const nodes = await nodeAuthenticator(config, kubeConfigOfSource);
   if (nodes) {
     const ca = config.caSecret ? await meshRootInCluster(config, kubeConfigOfSource!, logger) : await CertificateAuthority.loadOrCreate(config.caDir, { trustDomain: config.trustDomain });
-    certificates = new CertificateService(ca, nodes, () => control.resources().workloads, logger.child({ component: 'ca' }));
+    certificates = new CertificateService(ca, nodes, () => control.resources().workloads, logger.child({ component: 'ca' }), () => control.publishes > 0);
     control.server.addService(certificates.definition(), certificates.implementation());
     // With a CA, agents talk to us over TLS and every xDS stream carries a node credential.
     serverCredentials = await controlPlaneServerCredentials(ca, config.servingDir || config.caDir, (err) => logger.error({ err: err.message }, 'control plane certificate renewal failed'));

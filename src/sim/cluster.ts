@@ -78,6 +78,8 @@ function nodeState(name: string, dir: string, cgroup: string, i: number): NodeSt
     stateDir: path.join(dir, 'nodes', nodeName, 'state'),
     nodeTokenFile: path.join(dir, 'nodes', nodeName, 'token'),
     agentLog: path.join(dir, 'logs', `agent-${nodeName}.log`),
+    keeperSocket: path.join(dir, 'nodes', nodeName, 'listeners.sock'),
+    keeperLog: path.join(dir, 'logs', `listener-keeper-${nodeName}.log`),
   };
 }
 
@@ -87,6 +89,7 @@ export async function down(name: string): Promise<string[]> {
   const removed: string[] = [];
   const state = loadState(name);
   for (const n of state?.nodes ?? []) await stopProcess(n.agentPid);
+  for (const n of state?.nodes ?? []) await stopProcess(n.keeperPid);
   await stopProcess(state?.control?.pid);
   await stopProcess(state?.kubeApi?.pid);
   for (const p of state?.pods ?? []) await stopProcess(p.pid, 500);
@@ -183,7 +186,10 @@ export class Cluster {
       cluster.startControl();
       saveState(state);
       await cluster.waitForRoot();
-      for (const n of state.nodes) cluster.startAgent(n);
+      for (const n of state.nodes) {
+        cluster.startKeeper(n);
+        cluster.startAgent(n);
+      }
       await cluster.waitSynced();
       await cluster.applyObjects(objects.map(toStored));
       return cluster;
@@ -740,6 +746,7 @@ export class Cluster {
       '--proxy-address', n.gateway,
       '--admin-socket', n.adminSocket,
       '--cni-socket', this.cniPaths(n).socket,
+      '--listener-keeper-socket', n.keeperSocket,
       '--log-file', n.agentLog,
     ];
     const image = this.state.image;
@@ -751,6 +758,25 @@ export class Cluster {
         : [process.execPath, AGENT_MAIN, ...flags],
       env: image ? Object.fromEntries(image.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])) : undefined,
       logFile: `${n.agentLog}.stderr`,
+    });
+  }
+
+  /**
+   * The listener keeper of a node (the DaemonSet's listener-keeper
+   * container, without capabilities): it holds the agent's listening
+   * sockets while `agent stop|restart` or a crash leaves the node without an
+   * agent. `agent` commands leave it running, as a container restart leaves
+   * the pod's other containers.
+   */
+  private startKeeper(n: NodeState): void {
+    const argv = ['keep-listeners', '--node-name', n.name, '--handover-socket', path.join(n.stateDir, 'handover.sock'), '--keeper-socket', n.keeperSocket];
+    const image = this.state.image;
+    n.keeperPid = spawnDetached({
+      cgroup: path.join(n.cgroup, 'agent'),
+      netns: n.netns,
+      argv: image ? containerArgv(image.rootfs, [], this.agentContainerMounts(n), ['sluice-agent', ...argv]) : [process.execPath, AGENT_MAIN, ...argv],
+      env: image ? Object.fromEntries(image.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])) : undefined,
+      logFile: n.keeperLog,
     });
   }
 

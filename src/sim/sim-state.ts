@@ -23,6 +23,10 @@ export interface NodeState {
   nodeTokenFile: string;
   agentLog: string;
   agentPid?: number;
+  /** The listener keeper beside the agent (the DaemonSet's listener-keeper container). */
+  keeperSocket: string;
+  keeperLog: string;
+  keeperPid?: number;
 }
 
 export interface PodState {

@@ -15,6 +15,8 @@ interface Subscription {
   known: Map<string, string>;
   lastAckNonce: string;
   lastNack?: { nonce: string; message: string; at: string };
+  /** The first response went out (it is sent even when empty, so the client knows it has the whole set). */
+  answered: boolean;
 }
 
 type AdsCall = grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
@@ -214,12 +216,18 @@ export class DeltaAdsServer {
     if (sub) return; // already subscribed (wildcard): nothing new to send
     // First request for this type: wildcard subscription. The client tells us
     // what it already has (after a reconnect), so only differences are sent.
-    sub = { known: new Map(Object.entries(req.initial_resource_versions ?? {})), lastAckNonce: '' };
+    sub = { known: new Map(Object.entries(req.initial_resource_versions ?? {})), lastAckNonce: '', answered: false };
     stream.subscriptions.set(typeUrl, sub);
-    this.push(stream, typeUrl, sub, true);
+    // A type never set has no answer yet: an empty one would tell a client
+    // that reconnects to a control plane still starting (its Kubernetes
+    // source not yet listed) to remove everything it serves. setResources
+    // answers once the type is known.
+    if (this.resources.has(typeUrl)) this.push(stream, typeUrl, sub);
   }
 
-  private push(stream: Stream, typeUrl: string, sub: Subscription, always = false): void {
+  private push(stream: Stream, typeUrl: string, sub: Subscription): void {
+    const always = !sub.answered;
+    sub.answered = true;
     const current = this.resources.get(typeUrl) ?? new Map<string, Stored>();
     const resources: DeltaDiscoveryResponse['resources'] = [];
     for (const [name, stored] of current) {

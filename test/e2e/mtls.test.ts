@@ -75,6 +75,11 @@ spec:
 
 const sim = new SimFixture('e2e-mtls');
 const curl = (pod: string) => sim.exec(pod, ['curl', '-sS', '--max-time', '5', `http://${VIP}/`]);
+/** The agents' last log lines about refused or denied connections, for a failure message. */
+const refusals = () =>
+  ['node-1', 'node-2']
+    .map((n) => `${n}: ${fs.readFileSync(`/run/sluice-sim/e2e-mtls/logs/agent-${n}.log`, 'utf8').split('\n').filter((l) => /denied|refused|failed|error/i.test(l)).slice(-5).join('\n')}`)
+    .join('\n');
 
 interface Status {
   tunnels: { streamsOpened: number; server: { accepted: number; refusedPolicy: number } } | null;
@@ -159,7 +164,8 @@ spec:
     - from: [{ source: { principals: ["cluster.local/ns/shop/sa/web"] } }]
 `);
     const before = sim.ctlJson<Status>('node-2', 'status').tunnels!.server.refusedPolicy;
-    assert.equal(curl('shop/web').code, 0, 'web is allowed');
+    const web = curl('shop/web');
+    assert.equal(web.code, 0, `web is allowed: ${web.stderr}\n${refusals()}`);
     assert.notEqual(curl('shop/batch').code, 0, 'batch is refused');
     assert.ok(sim.ctlJson<Status>('node-2', 'status').tunnels!.server.refusedPolicy > before, 'refused at the destination, by its verified principal');
     const log = fs.readFileSync(`/run/sluice-sim/e2e-mtls/logs/agent-node-2.log`, 'utf8');
@@ -167,7 +173,8 @@ spec:
   });
 
   it('SIGTERM stops an agent that holds incoming tunnel sessions, at once', async () => {
-    assert.equal(curl('shop/web').code, 0, 'a tunnel session from node-1 into node-2 is open');
+    const web = curl('shop/web');
+    assert.equal(web.code, 0, `a tunnel session from node-1 into node-2 is open: ${web.stderr}\n${refusals()}`);
     const started = Date.now();
     sim.must(['agent', 'node-2', 'stop']);
     const took = Date.now() - started;

@@ -141,6 +141,7 @@ const dynamicLoads: Record<string, string> = {
   'test/e2e/mtls.test.ts': 'a fixture module from the compiled test tree',
   'test/conformance/conformance.test.ts': 'a fixture module from the compiled test tree',
   'test/fixtures/handover-old-agent.js': 'the old agent of a handover runs the compiled handover module in its own process',
+  'test/fixtures/keeper-agent.js': 'the agent a listener keeper asks for copies runs the compiled handover module in its own process',
 };
 
 /** Packages and built-ins that pure parts may import, and why. */

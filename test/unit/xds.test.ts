@@ -160,6 +160,25 @@ describe('delta ADS over loopback', () => {
     client.stop();
     await again.close();
   });
+
+  it('a restarted server that has not set a type yet answers nothing for it, and removes nothing, until it is set', async () => {
+    const again = new DeltaAdsServer(quiet);
+    const p = await again.listen('127.0.0.1:0');
+    const resumed = new DeltaAdsClient({ target: `127.0.0.1:${p}`, nodeId: 'node-1', initialBackoffMs: 50, maxBackoffMs: 200 }, [handler], quiet);
+    resumed.start();
+    try {
+      await until(() => again.status()[0]?.types.length === 1, 'subscribed');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual([...held.keys()].sort(), ['shop/b', 'shop/c', 'shop/d'], 'nothing removed while the server has no answer');
+      assert.equal(resumed.status().types[0].received, 0, 'no response at all');
+      // Its first answer goes out even when empty, so the client knows it has the whole set.
+      again.setResources(SERVICE_TYPE, new Map(), '1');
+      await until(() => held.size === 0 && resumed.synced, 'the first answer, empty, applied');
+    } finally {
+      resumed.stop();
+      await again.close();
+    }
+  });
 });
 
 describe('reconnect after a long outage', () => {
