@@ -309,6 +309,24 @@ export class Cluster {
     for (const n of this.state.nodes) if (n !== node) n.agentPid = fresh.nodes.find((f) => f.name === n.name)?.agentPid ?? n.agentPid;
   }
 
+  /**
+   * A failure injected into the cluster's Kubernetes API stand-in
+   * (KubeApiStandIn's /sim/ routes): `watch RESOURCE FAULT`, `compact` or
+   * `delay MS`. Returns the stand-in's answer; throws a SimError with its
+   * message when it refuses.
+   */
+  async apiFault(kind: string, args: string[]): Promise<object> {
+    const usage = 'expected: watch RESOURCE FAULT | compact | delay MS';
+    let request: { path: string; body: object };
+    if (kind === 'watch' && args.length === 2) request = { path: '/sim/watch-fault', body: { resource: args[0], fault: args[1] } };
+    else if (kind === 'compact' && args.length === 0) request = { path: '/sim/compact', body: {} };
+    else if (kind === 'delay' && args.length === 1) request = { path: '/sim/delay', body: { ms: Number(args[0]) } };
+    else throw new SimError(`api-fault ${[kind, ...args].join(' ')}: ${usage}`);
+    const answer = await this.kubeApiClient().request('POST', request.path, request.body);
+    if (answer.status !== 200) throw new SimError(`api-fault ${[kind, ...args].join(' ')}: ${answer.body.message ?? `HTTP ${answer.status}`}`);
+    return answer.body;
+  }
+
   async control(action: string): Promise<void> {
     if (!['stop', 'start', 'restart'].includes(action)) throw new SimError(`control ${action}: expected stop, start or restart`);
     const c = this.state.control;

@@ -60,6 +60,16 @@ export const simProgram: ProgramDecl = {
     { name: 'agent', summary: "stop, start, restart or upgrade a node's agent (upgrade: the new one takes over the old one's listeners; none refused)", args: [{ name: 'NODE' }, { name: 'ACTION', choices: AGENT_ACTIONS }] },
     { name: 'control', summary: 'stop, start or restart the control plane', args: [{ name: 'ACTION', choices: ACTIONS }] },
     {
+      name: 'api-fault',
+      summary: "inject a failure into the cluster's Kubernetes API (a test stand-in) to see sluice-control's informers recover",
+      description:
+        'watch RESOURCE FAULT: the next watch of RESOURCE (pods, services, endpointslices, ...) gets FAULT, and its open\n' +
+        '  watches are closed now: close (the stream ends), gone-event (an ERROR event, 410), gone-http (HTTP 410), error (HTTP 500)\n' +
+        'compact: forget the change history, so watching from an older resourceVersion is 410 Gone\n' +
+        'delay MS: every answer of the API waits MS milliseconds (0: none)',
+      args: [{ name: 'KIND', choices: ['watch', 'compact', 'delay'] }, { name: 'ARGS', optional: true, variadic: true }],
+    },
+    {
       name: 'ctl',
       summary: "run sluicectl against a node's agent",
       description: 'Example: sluice-sim ctl node-1 -- -o json status',

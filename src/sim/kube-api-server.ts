@@ -65,6 +65,9 @@ export interface StoredObject {
   [k: string]: unknown;
 }
 
+/** The faults a watch request can be given (WatchFault). */
+export const WATCH_FAULTS = ['close', 'gone-event', 'gone-http', 'error'] as const;
+
 /** What the next watch request of a resource gets instead of a normal stream. */
 export type WatchFault =
   /** 200, then the stream ends before any event: a dropped connection. */
@@ -284,13 +287,56 @@ export class KubeApiStandIn {
    */
   async listenUnix(socketPath: string): Promise<void> {
     fs.rmSync(socketPath, { force: true });
-    const server = http.createServer((req, res) => void this.handle(req, res));
+    const server = http.createServer((req, res) => void (req.url?.startsWith('/sim/') ? this.handleFault(req, res) : this.handle(req, res)));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(socketPath, () => resolve());
     });
     fs.chmodSync(socketPath, 0o600);
     this.unixServer = server;
+  }
+
+  /**
+   * Fault injection for tests, on the unix socket only (never on the API's
+   * own address), with the bearer token:
+   *   POST /sim/watch-fault {"resource": "pods", "fault": "close"|"gone-event"|"gone-http"|"error"}
+   *     the resource's next watch request gets the fault, and its open
+   *     watches are closed so that the informer's next request comes now;
+   *   POST /sim/compact   forget the change history (older resourceVersions are 410 Gone);
+   *   POST /sim/delay {"ms": N}   delay every answer by N ms (0: none).
+   * Answers {"ok": true, ...} or a Status.
+   */
+  private async handleFault(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const reply = (code: number, body: object) => {
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    try {
+      if (req.headers.authorization !== `Bearer ${this.token}`) return reply(401, status(401, 'Unauthorized', 'Unauthorized'));
+      if (req.method !== 'POST') return reply(405, status(405, 'MethodNotAllowed', 'POST only'));
+      const body = ((await readJson(req).catch(() => ({}))) ?? {}) as { resource?: unknown; fault?: unknown; ms?: unknown };
+      const path = new URL(req.url ?? '/', 'http://stand-in').pathname;
+      if (path === '/sim/watch-fault') {
+        const resource = WATCHED_RESOURCES.find((r) => r.plural === body.resource);
+        if (!resource) return reply(400, status(400, 'BadRequest', `resource ${JSON.stringify(body.resource)}: expected one of ${WATCHED_RESOURCES.map((r) => r.plural).join(', ')}`));
+        if (!WATCH_FAULTS.includes(body.fault as WatchFault)) return reply(400, status(400, 'BadRequest', `fault ${JSON.stringify(body.fault)}: expected one of ${WATCH_FAULTS.join(', ')}`));
+        this.failNextWatch(resource.plural, body.fault as WatchFault);
+        return reply(200, { ok: true, resource: resource.plural, fault: body.fault, closedWatches: this.closeWatches(resource.plural) });
+      }
+      if (path === '/sim/compact') {
+        this.compact();
+        return reply(200, { ok: true, compactedAt: this.resourceVersion });
+      }
+      if (path === '/sim/delay') {
+        const ms = Number(body.ms);
+        if (!Number.isInteger(ms) || ms < 0 || ms > 60_000) return reply(400, status(400, 'BadRequest', `ms ${JSON.stringify(body.ms)}: expected 0-60000`));
+        this.delayMs = ms;
+        return reply(200, { ok: true, delayMs: ms });
+      }
+      return reply(404, status(404, 'NotFound', `${path}: expected /sim/watch-fault, /sim/compact or /sim/delay`));
+    } catch (err) {
+      reply(500, status(500, 'InternalError', (err as Error).message));
+    }
   }
 
   /** Calls `listener` after every change of a watched object (the watches have been told). */

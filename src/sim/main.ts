@@ -50,6 +50,12 @@ async function main(p: ParsedCommandLine): Promise<number> {
       await Cluster.open(name).control(args[0]);
       process.stdout.write(`control plane: ${args[0]} done\n`);
       return EXIT.OK;
+    case 'api-fault': {
+      requireRoot('sluice-sim');
+      const answer = await Cluster.open(name).apiFault(args[0], args.slice(1));
+      process.stdout.write(`${JSON.stringify(answer)}\n`);
+      return EXIT.OK;
+    }
     case 'ctl':
       return Cluster.open(name).ctl(args[0], p.rest ?? []);
     case 'down': {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SimFixture, type Result } from '../helpers/sim-fixture';
+import { SimFixture, projectRoot, type Result } from '../helpers/sim-fixture';
 
 const NAME = 'e2e-resilience';
 const VIP = '10.96.0.10';
@@ -224,5 +224,34 @@ describe('control plane resilience in a simulated cluster', { timeout: 300000 },
     sim.delete(web('web-3'));
     served = servedBy(6);
     assert.deepEqual([...served.keys()], ['shop/web-2']);
+  });
+
+  it("the control plane's informers ride out API failures: a dropped watch resumes, 410 Gone lists again, errors retry; changes made meanwhile are served", async () => {
+    type Resources = { kubernetes: { resources: { resource: string; lists: number; expired: number; errors: number }[] } };
+    const sluicectl = path.join(projectRoot, 'dist', 'src', 'cli', 'main.js');
+    const controlStatus = () => JSON.parse(execFileSync(process.execPath, [sluicectl, '--control', `/run/sluice-sim/${NAME}/control.sock`, '-o', 'json', 'status'], { encoding: 'utf8' })) as Resources;
+    const pods = () => controlStatus().kubernetes.resources.find((r) => r.resource === 'pods')!;
+    const before = pods();
+    // A dropped stream: resumed from its resourceVersion, no new list.
+    sim.must(['api-fault', 'watch', 'pods', 'close']);
+    sim.apply(web('web-5'));
+    assert.equal(pods().lists, before.lists, 'a dropped watch resumes without listing again');
+    // History compacted and the watch told 410 Gone: the informer lists again.
+    sim.must(['api-fault', 'compact']);
+    sim.must(['api-fault', 'watch', 'pods', 'gone-event']);
+    sim.apply(web('web-6'));
+    const after410 = pods();
+    assert.ok(after410.expired > before.expired && after410.lists > before.lists, `410 Gone made it list again: ${JSON.stringify(after410)}`);
+    // An error answer: retried with backoff.
+    sim.must(['api-fault', 'watch', 'services', 'error']);
+    sim.delete(web('web-5'));
+    const ip = sim.status().pods.find((p) => p.name === 'web-6')!.ip;
+    await eventuallyAsync('web-6 to listen', () => sim.exec('shop/client', ['curl', '-sf', '--max-time', '1', `http://${ip}:8080/`], 10000).code === 0, 100, 100);
+    const served = servedBy(12);
+    assert.deepEqual([...served.keys()].filter((p) => !['shop/web-2', 'shop/web-6'].includes(p)), [], `only the pods the API holds serve: ${[...served.keys()]}`);
+    assert.ok(served.get('shop/web-6'), 'the pod added across the 410 is served');
+    const r = sim.run(['api-fault', 'watch', 'pods', 'melt']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /fault "melt": expected one of close, gone-event, gone-http, error/);
   });
 });
