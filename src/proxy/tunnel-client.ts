@@ -25,6 +25,13 @@ export interface TunnelRequest {
 /** The destination never processed the stream: safe to send again. */
 class UnprocessedStream extends Error {}
 
+/**
+ * How much longer than the connect timeout a tunnel open waits for a
+ * destination whose kernel accepted the connection but whose agent does not
+ * answer yet (restarting, its listener keeper holding the socket), ms.
+ */
+export const RESTARTING_PEER_GRACE_MS = 10_000;
+
 export class TunnelPool {
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
   /** Sessions the peer sent a GOAWAY on: their unanswered streams were never processed. */
@@ -66,16 +73,25 @@ export class TunnelPool {
     return new Promise<Duplex>((resolve, reject) => {
       const stream = session.request({ ':method': 'CONNECT', ':authority': req.target, forwarded: forwardedFor(req.sourceAddress) }, { endStream: false });
       let answered = false;
+      let peerRestarting = false;
+      const started = Date.now();
       // After the I/O already pending when the time is up: an answer that came in time counts on a loaded agent.
-      const timer = setTimeout(
-        () =>
-          setImmediate(() => {
-            if (answered) return;
-            stream.close(http2.constants.NGHTTP2_CANCEL);
-            reject(new Error(`tunnel to ${req.nodeAddress} for ${req.target}: no answer in ${timeoutMs} ms`));
-          }),
-        timeoutMs,
-      );
+      const expire = () =>
+        setImmediate(() => {
+          if (answered) return;
+          // The destination's kernel took the connection but no agent speaks on it yet: its agent is
+          // restarting and the listener keeper holds the socket. Worth waiting for, a while longer,
+          // also once the new agent has taken the socket and is still starting.
+          peerRestarting ||= session.connecting && session.socket !== undefined && !session.socket.connecting;
+          const waited = Date.now() - started;
+          if (peerRestarting && !session.destroyed && waited < timeoutMs + RESTARTING_PEER_GRACE_MS) {
+            timer = setTimeout(expire, Math.min(100, timeoutMs + RESTARTING_PEER_GRACE_MS - waited));
+            return;
+          }
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          reject(new Error(`tunnel to ${req.nodeAddress} for ${req.target}: no answer in ${waited} ms`));
+        });
+      let timer = setTimeout(expire, timeoutMs);
       stream.once('response', (headers) => {
         answered = true;
         clearTimeout(timer);
@@ -91,7 +107,9 @@ export class TunnelPool {
       });
       stream.once('error', (err) => {
         clearTimeout(timer);
-        const unprocessed = this.wentAway.has(session) || stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+        // Unanswered, the CONNECT carried no byte of the client's (they follow the 200): opening it again is safe,
+        // e.g. when the session died with the destination agent (crashed or restarted).
+        const unprocessed = !answered || this.wentAway.has(session) || stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
         reject(unprocessed ? new UnprocessedStream(`tunnel to ${req.nodeAddress} for ${req.target}: not processed (${err.message})`) : new Error(`tunnel to ${req.nodeAddress} for ${req.target}: ${err.message}`));
       });
       // A stream refused without an error event (closed by the GOAWAY, no response).
