@@ -127,6 +127,10 @@ export function requestListenerCopies(socketPath: string, node: string, timeoutM
   }
 }
 
+/**
+ * A handover or keeper reply (one JSON line) checked against this node and
+ * the number of descriptors that came with it. Throws saying what is wrong.
+ */
 export function parseReply(payload: Buffer, node: string, fds: number): HandoverReply {
   let reply: HandoverReply;
   try {

@@ -22,6 +22,7 @@ import { HANDOVER_VERSION, parseReply, requestListenerCopies, type HandoverReply
 
 const MAX_REQUEST_BYTES = 4096;
 
+/** Where the keeper asks and answers, and how long it holds on. */
 export interface ListenerKeeperOptions {
   node: string;
   /** The agent's --handover-socket, where copies are asked for. */
@@ -35,7 +36,10 @@ export interface ListenerKeeperOptions {
   giveUpMs?: number;
 }
 
+/** The keeper's process side: holds copies of the agent's listening sockets and gives them to a starting agent. */
 export class ListenerKeeper {
+  /** The socket file this keeper made (its inode): another keeper may replace it during a rolling update. */
+  private socketInode = 0;
   private held = new Map<ListenerName, number>();
   private lastAnswer = Date.now();
   private lastProblem = '';
@@ -69,6 +73,7 @@ export class ListenerKeeper {
       });
     });
     fs.chmodSync(keeperSocket, 0o600);
+    this.socketInode = fs.statSync(keeperSocket).ino;
     this.refresh();
   }
 
@@ -77,7 +82,15 @@ export class ListenerKeeper {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.release();
-    await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+    // Closing unlinks the socket path: during a rolling update the new pod's keeper has replaced the file
+    // with its own, which must stay. The process exits after stop(), which closes this socket anyway.
+    let ours = false;
+    try {
+      ours = fs.statSync(this.options.keeperSocket).ino === this.socketInode;
+    } catch {
+      // gone already
+    }
+    if (ours) await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
   }
 
   private refresh(): void {

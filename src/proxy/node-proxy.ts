@@ -299,7 +299,7 @@ export class NodeProxy {
         }
         resolve();
       };
-      if (inherited !== undefined) this.server.listen({ fd: inherited }, done);
+      if (inherited !== undefined) this.server.listen({ fd: inherited, backlog: 4096 }, done);
       else this.server.listen({ host: address, port, backlog: 4096 }, done);
     });
   }

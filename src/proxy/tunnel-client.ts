@@ -50,10 +50,12 @@ export class TunnelPool {
 
   /**
    * Resolves with the stream once the destination agent answered 200.
-   * A stream the destination refused unprocessed (REFUSED_STREAM, or a
-   * GOAWAY before it was answered: the destination agent is handing over
-   * to a new one) is opened once more, on a new session (RFC 9113 §8.7: such
-   * a request is safe to retry).
+   * A stream that ended before any answer (REFUSED_STREAM, a GOAWAY: the
+   * destination agent is handing over; or its session died with the agent)
+   * is opened once more, on a new session: no byte of the client's was sent
+   * (RFC 9113 §8.7 for the refused ones). A destination whose kernel took
+   * the connection but whose agent does not answer yet gets
+   * RESTARTING_PEER_GRACE_MS more.
    */
   async open(req: TunnelRequest, timeoutMs: number): Promise<Duplex> {
     const deadline = Date.now() + timeoutMs;

@@ -713,7 +713,12 @@ export class Cluster {
       argv: [process.execPath, KUBE_API_MAIN, '--dir', a.dir, '--listen', a.listen],
       logFile: a.log,
     });
-    saveState(this.state);
+    // Only this pid: agent and control commands may have written theirs meanwhile.
+    const fresh = loadState(this.state.name);
+    if (fresh) {
+      fresh.kubeApi.pid = a.pid;
+      saveState(fresh);
+    } else saveState(this.state);
     for (let i = 0; i < 200 && !fs.existsSync(files.kubeconfig); i++) {
       if (!isAlive(a.pid)) throw new SimError(`the Kubernetes API stand-in exited:\n${tail(a.log)}`);
       await sleep(50);

@@ -26,6 +26,7 @@ import { createHash } from 'node:crypto';
 import { ENDPOINT_SLICE_API_VERSION, SERVICE_NAME_LABEL, type EndpointSlice, type KubeService, type Pod } from '../control/kubernetes-objects';
 import type { KubeApiStandIn, StandInChange, StoredObject } from './kube-api-server';
 
+/** The label that says which controller keeps a slice. */
 export const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
 /** The managed-by value of the slices this stand-in writes (the real controller's is endpointslice-controller.k8s.io). */
 export const MANAGED_BY = 'sluice-sim.sluice.dev';
@@ -99,7 +100,7 @@ export function desiredEndpointSlices(service: KubeService, pods: Pod[]): Endpoi
   if (groups.size === 0) groups.set('[]', { ports: [], endpoints: [] });
   for (const [key, group] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
     const hash = createHash('sha256').update(key).digest('hex').slice(0, 8);
-    group.endpoints.sort((a, b) => a.addresses[0].localeCompare(b.addresses[0]));
+    group.endpoints.sort((a, b) => String(a.addresses[0]).localeCompare(String(b.addresses[0])));
     for (let i = 0; i === 0 || i * MAX_ENDPOINTS_PER_SLICE < group.endpoints.length; i++) {
       slices.push({
         apiVersion: ENDPOINT_SLICE_API_VERSION,
@@ -134,6 +135,15 @@ export class EndpointSliceController {
   }
 
   private changed(change: StandInChange): void {
+    // The stand-in validates nothing: an object of any shape must not break the write that stored it.
+    try {
+      this.follow(change);
+    } catch (err) {
+      process.stderr.write(`endpoint-slice controller stand-in: ${change.object.kind} ${String(change.object.metadata?.name)}: ${(err as Error).message}\n`);
+    }
+  }
+
+  private follow(change: StandInChange): void {
     const { kind, metadata } = change.object;
     const namespace = metadata.namespace || 'default';
     if (kind === 'Service') this.reconcile(namespace, metadata.name);

@@ -9,8 +9,8 @@ import { WATCHED_RESOURCES, type WatchedResource } from '../control/kubernetes-r
 import { MANAGED_BY, MANAGED_BY_LABEL } from './endpoint-slice-controller';
 
 /** Files the stand-in process (kube-api-main.ts) keeps in its --dir. */
-export function kubeApiFiles(dir: string): { kubeconfig: string; socket: string; token: string } {
-  return { kubeconfig: path.join(dir, 'kubeconfig'), socket: path.join(dir, 'api.sock'), token: path.join(dir, 'token') };
+export function kubeApiFiles(dir: string): { kubeconfig: string; socket: string; token: string; certificate: string; key: string } {
+  return { kubeconfig: path.join(dir, 'kubeconfig'), socket: path.join(dir, 'api.sock'), token: path.join(dir, 'token'), certificate: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
 }
 
 interface ApiAnswer {
@@ -35,6 +35,7 @@ function comparable(o: KubeObject, resource: WatchedResource, keepUid: boolean):
   return canonical({ ...rest, metadata, ...(resource.apiVersion.startsWith('security.sluice.dev/') ? {} : { status }) });
 }
 
+/** The sim CLI's client of the API stand-in: requests over its unix socket with its bearer token, and sync(). */
 export class SimKubeApi {
   constructor(
     private readonly socket: string,

@@ -40,10 +40,18 @@ async function main(): Promise<void> {
   if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--listen ${values.listen}: expected HOST:PORT`);
   const files = kubeApiFiles(values.dir);
   fs.mkdirSync(values.dir, { recursive: true, mode: 0o700 });
+  // A restart serves with the certificate and token of the first start: sluice-control's kubeconfig stays valid.
+  const earlier = fs.existsSync(files.certificate) && fs.existsSync(files.key) && fs.existsSync(files.token);
   // A restarted stand-in has lost its objects (the sim writes them again):
   // resourceVersions start past any it gave before, and older ones are 410
   // Gone, so that sluice-control lists again, as after an etcd restore.
-  const api = await KubeApiStandIn.start({ host, port, bookmarkIntervalMs: BOOKMARK_INTERVAL_MS, startRevision: Date.now() });
+  const api = await KubeApiStandIn.start({
+    host,
+    port,
+    bookmarkIntervalMs: BOOKMARK_INTERVAL_MS,
+    startRevision: Date.now(),
+    ...(earlier ? { certificate: { cert: fs.readFileSync(files.certificate, 'utf8'), key: fs.readFileSync(files.key, 'utf8') }, token: fs.readFileSync(files.token, 'utf8') } : {}),
+  });
   if (values.objects) {
     const list = JSON.parse(fs.readFileSync(values.objects, 'utf8')) as { items?: StoredObject[] };
     for (const [i, o] of (list.items ?? []).entries()) {
@@ -57,6 +65,8 @@ async function main(): Promise<void> {
   if (!values['no-endpoint-slice-controller']) new EndpointSliceController(api).start();
   await api.listenUnix(files.socket);
   writeFileAtomic(files.token, api.token, { mode: 0o600 });
+  writeFileAtomic(files.certificate, api.caPem, { mode: 0o600 });
+  writeFileAtomic(files.key, api.keyPem, { mode: 0o600 });
   // Written last: its presence says the API is being served.
   writeFileAtomic(files.kubeconfig, api.kubeconfig(), { mode: 0o600 });
   process.stdout.write(`kube-api stand-in serving ${api.url} and ${files.socket}\n`);

@@ -110,6 +110,8 @@ export interface KubeApiStandInOptions {
   port?: number;
   /** The first resourceVersion; older ones are 410 Gone (default 1). */
   startRevision?: number;
+  /** Certificate and key (PEM) to serve with, e.g. those of an earlier run (default: a new self-signed one). */
+  certificate?: { cert: string; key: string };
 }
 
 /** A change to a watched object, as told to subscribers (after the watches). */
@@ -245,6 +247,8 @@ function discoveryDocument(pathname: string): object | undefined {
 export class KubeApiStandIn {
   /** The certificate clients must trust (PEM). */
   readonly caPem: string;
+  /** Its private key (PEM), to serve again with the same certificate after a restart. */
+  readonly keyPem: string;
   readonly token: string;
   /** Delay before every response is started (a slow API server). */
   delayMs = 0;
@@ -264,15 +268,19 @@ export class KubeApiStandIn {
 
   private constructor(cert: { cert: string; key: string }, options: KubeApiStandInOptions) {
     this.caPem = cert.cert;
+    this.keyPem = cert.key;
     this.token = options.token ?? randomBytes(16).toString('hex');
     this.bookmarkIntervalMs = options.bookmarkIntervalMs ?? 1000;
     if (options.startRevision !== undefined) this.revision = this.compactedAt = options.startRevision;
     this.server = https.createServer({ cert: cert.cert, key: cert.key }, (req, res) => void this.handle(req, res));
   }
 
-  /** Starts serving HTTPS on options.host:options.port (default 127.0.0.1, a port the OS chooses). */
+  /**
+   * Starts serving HTTPS on options.host:options.port (default 127.0.0.1, a
+   * port the OS chooses), with options.certificate or a new self-signed one.
+   */
   static async start(options: KubeApiStandInOptions = {}): Promise<KubeApiStandIn> {
-    const api = new KubeApiStandIn(await selfSignedCertificate(), options);
+    const api = new KubeApiStandIn(options.certificate ?? (await selfSignedCertificate()), options);
     await new Promise<void>((resolve, reject) => {
       api.server.once('error', reject);
       api.server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
@@ -549,7 +557,7 @@ export class KubeApiStandIn {
       }
       const plain = /^\/(?:api\/v1|apis\/coordination\.k8s\.io\/v1)\/namespaces\/([^/]+)\/(secrets|configmaps|leases)(?:\/([^/]+))?$/.exec(url.pathname);
       if (plain && (plain[2] === 'leases') === url.pathname.startsWith('/apis/coordination.k8s.io/')) {
-        return this.plainObject(req, reply, plain[2] as PlainPlural, decodeURIComponent(plain[1]), plain[3] === undefined ? undefined : decodeURIComponent(plain[3]));
+        return await this.plainObject(req, reply, plain[2] as PlainPlural, decodeURIComponent(plain[1]), plain[3] === undefined ? undefined : decodeURIComponent(plain[3]));
       }
       if (url.pathname === TOKEN_REVIEWS) {
         if (req.method !== 'POST') return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported for tokenreviews`));
@@ -559,7 +567,7 @@ export class KubeApiStandIn {
       if (discovery) return reply(200, discovery);
       const route = this.route(url.pathname);
       if (!route) return reply(404, status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
-      if (route.name !== undefined || req.method === 'POST') return this.oneObject(req, reply, route.resource, route.namespace, route.name);
+      if (route.name !== undefined || req.method === 'POST') return await this.oneObject(req, reply, route.resource, route.namespace, route.name);
       if (req.method !== 'GET') return reply(405, status(405, 'MethodNotAllowed', `${req.method} is not supported by the stand-in`));
       const watch = url.searchParams.get('watch');
       if (watch === 'true' || watch === '1') return this.watch(route.resource, route.namespace, url.searchParams, res, reply);

@@ -114,6 +114,11 @@ export class DeltaAdsServer {
     for (const stream of this.streams.values()) {
       const sub = stream.subscriptions.get(typeUrl);
       if (!sub) continue;
+      // A subscription still waiting for its first answer gets the whole set (and the removal of what it holds and is gone).
+      if (!sub.answered) {
+        this.push(stream, typeUrl, sub);
+        continue;
+      }
       const resources: DeltaDiscoveryResponse['resources'] = [];
       for (const [name, stored] of upserts) {
         if (sub.known.get(name) === stored.version) continue;

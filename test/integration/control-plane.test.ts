@@ -16,8 +16,19 @@ import { defaultLoadBalancing, type Service } from '../../src/model/resources';
 import { cgroup2Root, ensureBpffs, getJson, killCgroup, removeCgroup } from '../../src/sim/host';
 import { DeltaAdsServer } from '../../src/xds/delta-server';
 import { sluiceType, type Any } from '../../src/xds/protos';
-import { SERVICE_TYPE, serviceCodec } from '../../src/xds/resource-types';
+import { AUTHORIZATION_POLICY_TYPE, PEER_AUTHENTICATION_TYPE, SERVICE_TYPE, WORKLOAD_TYPE, serviceCodec } from '../../src/xds/resource-types';
 import { projectRoot } from '../helpers/sim-fixture';
+
+/**
+ * A fake control plane that serves Services only, and answers the other
+ * types the agent subscribes to with empty sets: a server answers a type
+ * only once it has set it (src/xds/delta-server.ts).
+ */
+function fakeControlPlane(): DeltaAdsServer {
+  const server = new DeltaAdsServer(pino({ level: 'silent' }));
+  for (const type of [WORKLOAD_TYPE, AUTHORIZATION_POLICY_TYPE, PEER_AUTHENTICATION_TYPE]) server.setResources(type, new Map(), 'fake');
+  return server;
+}
 
 const NAME = 'sluice-it-control';
 const cgroupRoot = path.join(cgroup2Root(), NAME);
@@ -419,8 +430,7 @@ describe('sluice-agent against sluice-control over gRPC (privileged)', { timeout
   });
 
   it('a bad resource is NACKed, naming it, while the others apply', async () => {
-    const quiet = pino({ level: 'silent' });
-    fake = new DeltaAdsServer(quiet);
+    fake = fakeControlPlane();
     const port = await fake.listen('127.0.0.1:0');
     const goodService: Service = {
       name: 'good',
@@ -486,7 +496,7 @@ describe('sluice-agent against sluice-control over gRPC (privileged)', { timeout
   });
 
   it('a service that does not fit in the VIP map is NACKed whole, naming the map; nothing half installed, nothing stale', async () => {
-    fakeFull = new DeltaAdsServer(pino({ level: 'silent' }));
+    fakeFull = fakeControlPlane();
     const port = await fakeFull.listen('127.0.0.1:0');
     const service = (name: string, ip: string): Service => ({
       name,

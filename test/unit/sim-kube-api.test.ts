@@ -6,6 +6,7 @@
 // is served.
 import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import * as http from 'node:http';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -161,6 +162,19 @@ describe('the sim writes its cluster through the API stand-in', () => {
     assert.equal((await client.request('DELETE', '/api/v1/namespaces/shop/pods/x')).status, 200);
     assert.equal((await client.request('DELETE', '/api/v1/namespaces/shop/pods/x')).status, 404);
     assert.equal((await new SimKubeApi(path.join(dir, 'api.sock'), 'wrong').request('GET', '/api/v1/pods')).status, 401, 'the socket still wants the token');
+    // Nothing a client sends stops the stand-in: a body that is not JSON, an object the slice controller cannot read.
+    const raw = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ socketPath: path.join(dir, 'api.sock'), path: '/api/v1/namespaces/shop/pods', method: 'POST', headers: { authorization: `Bearer ${api.token}`, 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end('{not json');
+    });
+    assert.ok(raw >= 400 && raw < 600, `a body that is not JSON is an error answer (${raw})`);
+    const odd = { ...pod('odd', '10.244.1.9'), status: { podIP: 42, phase: 'Running', conditions: ready } };
+    assert.equal((await client.request('POST', '/api/v1/namespaces/shop/pods', odd)).status, 201, 'stored; the slice controller skips what it cannot read');
+    assert.equal((await client.request('DELETE', '/api/v1/namespaces/shop/pods/odd')).status, 200, 'and the stand-in still answers');
     // A restarted stand-in starts past its old resourceVersions: watching from before is Gone.
     assert.ok((await client.revision()) > 1000);
   });
