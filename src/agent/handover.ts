@@ -22,7 +22,7 @@ export const HANDOVER_VERSION = 1;
 export type ListenerName = 'proxy' | 'tunnel';
 
 /** New agent -> old agent, one JSON line. */
-interface HandoverRequest {
+export interface HandoverRequest {
   version: number;
   node: string;
   pid: number;
@@ -114,12 +114,22 @@ export function requestHandover(socketPath: string, node: string, timeoutMs = HA
  * with it are closed).
  */
 export function requestListenerCopies(socketPath: string, node: string, timeoutMs: number): Map<ListenerName, number> | undefined {
-  const request: HandoverRequest = { version: HANDOVER_VERSION, node, pid: process.pid, copy: true };
+  return requestListeners(socketPath, { version: HANDOVER_VERSION, node, pid: process.pid, copy: true }, timeoutMs);
+}
+
+/**
+ * One request whose answer names listeners, their descriptors attached (a
+ * copy request here, or an agent asking the listener keeper): the
+ * descriptors by name, the caller's; undefined when nobody listens at
+ * `socketPath`. The connection is closed; on a wrong answer so are the
+ * descriptors, and it throws saying what was wrong.
+ */
+export function requestListeners(socketPath: string, request: HandoverRequest, timeoutMs: number): Map<ListenerName, number> | undefined {
   const received = receiveDescriptors(socketPath, Buffer.from(`${JSON.stringify(request)}\n`), timeoutMs);
   if (!received) return undefined;
   closeDescriptor(received.socket);
   try {
-    const reply = parseReply(received.payload, node, received.fds.length);
+    const reply = parseReply(received.payload, request.node, received.fds.length);
     return new Map(reply.listeners.map((name, i) => [name, received.fds[i]]));
   } catch (err) {
     for (const fd of received.fds) closeDescriptor(fd);
@@ -131,7 +141,7 @@ export function requestListenerCopies(socketPath: string, node: string, timeoutM
  * A handover or keeper reply (one JSON line) checked against this node and
  * the number of descriptors that came with it. Throws saying what is wrong.
  */
-export function parseReply(payload: Buffer, node: string, fds: number): HandoverReply {
+function parseReply(payload: Buffer, node: string, fds: number): HandoverReply {
   let reply: HandoverReply;
   try {
     reply = JSON.parse(payload.toString('utf8')) as HandoverReply;

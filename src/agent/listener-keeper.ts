@@ -17,8 +17,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import { closeDescriptor, receiveDescriptors, sendDescriptors } from '../kernel/descriptor-passing';
-import { HANDOVER_VERSION, parseReply, requestListenerCopies, type HandoverReply, type ListenerName } from './handover';
+import { closeDescriptor, sendDescriptors } from '../kernel/descriptor-passing';
+import { HANDOVER_VERSION, requestListenerCopies, requestListeners, type HandoverReply, type ListenerName } from './handover';
 
 const MAX_REQUEST_BYTES = 4096;
 
@@ -163,15 +163,9 @@ export class ListenerKeeper {
  * The descriptors are the caller's. Throws on a wrong or late answer.
  */
 export function requestKeptListeners(keeperSocket: string, node: string, timeoutMs = 5000): Map<ListenerName, number> | undefined {
-  const request = { version: HANDOVER_VERSION, node, pid: process.pid };
-  const received = receiveDescriptors(keeperSocket, Buffer.from(`${JSON.stringify(request)}\n`), timeoutMs);
-  if (!received) return undefined;
-  closeDescriptor(received.socket);
   try {
-    const reply = parseReply(received.payload, node, received.fds.length);
-    return new Map(reply.listeners.map((name, i) => [name, received.fds[i]]));
+    return requestListeners(keeperSocket, { version: HANDOVER_VERSION, node, pid: process.pid }, timeoutMs);
   } catch (err) {
-    for (const fd of received.fds) closeDescriptor(fd);
     throw new Error(`listener keeper at ${keeperSocket}: ${(err as Error).message}`);
   }
 }
