@@ -9,6 +9,10 @@
  *                      the record into the tuple map the proxy reads on
  *                      accept; delete it when the socket closes.
  *   getpeername4/6     the application sees the VIP it dialled.
+ *   tc strict          (host side of a pod's interface) STRICT and PERMISSIVE
+ *                      for plaintext connection attempts into the pod.
+ *   tc inbound         (pod side) plaintext towards a pod that policy
+ *                      protects goes to the node proxy's listener there.
  *
  * Everything not enrolled leaves after one hash lookup: these hooks run for
  * every connect() in the subtree.
@@ -81,6 +85,14 @@ struct {
 	__type(value, struct sluice_strict);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_strict SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct sluice_inbound);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_inbound SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -338,4 +350,65 @@ int sluice_strict_ingress(struct __sk_buff *skb)
 	}
 	count(SLUICE_CTR_STRICT_DROPPED);
 	return TC_ACT_SHOT;
+}
+
+/*
+ * Inbound plaintext under authorization policy, on the ingress of an enrolled
+ * pod's own interface (inside its netns): a connection attempt towards a pod
+ * with an entry in sluice_inbound, from anyone but the node's own address, is
+ * assigned to the node proxy's listener in the pod's netns (bpf_sk_assign,
+ * as a TPROXY rule would). The accepted socket keeps the address and port
+ * the client dialled, so the proxy knows the destination, judges the
+ * connection by policy and connects on to the pod from the node's address.
+ * Only the SYN is steered: the rest of the flow finds its socket by the
+ * kernel's normal lookup. No listener (the agent is restarting): dropped, and
+ * the client's SYN retransmission finds the next agent's listener.
+ */
+SEC("tc")
+int sluice_inbound_redirect(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
+		return TC_ACT_OK;
+	struct tcphdr *tcp = (void *)ip + ip->ihl * 4;
+	if ((void *)(tcp + 1) > end)
+		return TC_ACT_OK;
+	if (!tcp->syn || tcp->ack)
+		return TC_ACT_OK;
+	__u32 daddr = ip->daddr;
+	struct sluice_inbound *in = bpf_map_lookup_elem(&sluice_inbound, &daddr);
+	if (!in)
+		return TC_ACT_OK;
+	__u32 allowed;
+	__builtin_memcpy(&allowed, in->allowed_saddr4, 4);
+	if (ip->saddr == allowed)
+		return TC_ACT_OK;
+	struct bpf_sock_tuple tuple = {};
+	tuple.ipv4.saddr = ip->saddr;
+	tuple.ipv4.sport = tcp->source;
+	tuple.ipv4.daddr = daddr;
+	tuple.ipv4.dport = in->listen_port;
+	struct bpf_sock *sk = bpf_sk_lookup_tcp(skb, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (!sk) {
+		count(SLUICE_CTR_INBOUND_NO_LISTENER);
+		return TC_ACT_SHOT;
+	}
+	if (sk->state != BPF_TCP_LISTEN) {
+		bpf_sk_release(sk);
+		count(SLUICE_CTR_INBOUND_NO_LISTENER);
+		return TC_ACT_SHOT;
+	}
+	long err = bpf_sk_assign(skb, sk, 0);
+	bpf_sk_release(sk);
+	if (err) {
+		count(SLUICE_CTR_INBOUND_NO_LISTENER);
+		return TC_ACT_SHOT;
+	}
+	count(SLUICE_CTR_INBOUND_REDIRECTED);
+	return TC_ACT_OK;
 }

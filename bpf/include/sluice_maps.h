@@ -12,7 +12,7 @@
 
 #include <linux/types.h>
 
-#define SLUICE_SCHEMA_VERSION 4
+#define SLUICE_SCHEMA_VERSION 5
 
 /* Addresses are 16 bytes everywhere; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d). */
 
@@ -79,6 +79,19 @@ struct sluice_strict {
 /* PERMISSIVE: let plaintext attempts in, but count them. */
 #define SLUICE_STRICT_F_COUNT_ONLY 1
 
+/* inbound: key = IPv4 address of an enrolled pod that authorization policy
+ * selects under PERMISSIVE (network byte order). The program on the pod's own
+ * interface (tc ingress, inside the pod's netns) hands every TCP SYN towards
+ * the pod that does not come from allowed_saddr to the node proxy's listener
+ * in that netns (listen_port), so that policy judges plaintext from outside
+ * the mesh too. With an entry and no listener, the SYN is dropped: a pod that
+ * policy protects never takes plaintext the proxy has not judged. */
+struct sluice_inbound {
+	__u8  allowed_saddr4[4];
+	__u16 listen_port;  /* network byte order */
+	__u16 pad;
+};
+
 /* Per-CPU counters, indexed by enum sluice_counter. */
 enum sluice_counter {
 	SLUICE_CTR_CONNECT_CAPTURED = 0,
@@ -92,7 +105,9 @@ enum sluice_counter {
 	SLUICE_CTR_STRICT_DROPPED = 8,
 	SLUICE_CTR_PLAINTEXT_ACCEPTED = 9,
 	SLUICE_CTR_CONNECT_REFUSED_NO_ENDPOINTS = 10,
-	SLUICE_CTR_MAX = 11,
+	SLUICE_CTR_INBOUND_REDIRECTED = 11,
+	SLUICE_CTR_INBOUND_NO_LISTENER = 12,
+	SLUICE_CTR_MAX = 13,
 };
 
 #endif

@@ -68,6 +68,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     Napi::Function fn = DefineClass(env, "BpfObject",
                                     {InstanceMethod("attachCgroup", &BpfObject::AttachCgroupJs),
                                      InstanceMethod("attachTc", &BpfObject::AttachTcJs),
+                                     InstanceMethod("captureInbound", &BpfObject::CaptureInboundJs),
                                      InstanceMethod("close", &BpfObject::Close),
                                      InstanceAccessor("programs", &BpfObject::Programs, nullptr),
                                      InstanceAccessor("maps", &BpfObject::Maps, nullptr)});
@@ -116,6 +117,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   }
 
   Napi::Value AttachCgroupJs(const Napi::CallbackInfo& info);
+  Napi::Value CaptureInboundJs(const Napi::CallbackInfo& info);
 
   Napi::Value AttachTcJs(const Napi::CallbackInfo& info) {
     if (!CheckString(info, 0, "program") || !CheckNumber(info, 1, "ifindex")) return info.Env().Undefined();
@@ -201,6 +203,54 @@ Napi::Value BpfObject::AttachCgroupJs(const Napi::CallbackInfo& info) {
   }
   auto* w = new AttachWorker(info.Env(), Value(), &loaded_, info[0].As<Napi::String>(),
                              info[1].As<Napi::String>(), info[2].As<Napi::String>());
+  w->Queue();
+  return w->Promise();
+}
+
+// A listener and the inbound tc program inside one pod's netns (CaptureInbound).
+class CaptureInboundWorker : public Napi::AsyncWorker {
+ public:
+  CaptureInboundWorker(Napi::Env env, Napi::Object holder, LoadedObject* lo, std::string prog, std::string netns,
+                       std::string ifname, uint16_t port)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), holder_(Napi::Persistent(holder)),
+        lo_(lo), prog_(std::move(prog)), netns_(std::move(netns)), ifname_(std::move(ifname)), port_(port) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override { err_ = CaptureInbound(lo_, prog_, netns_, ifname_, port_, &fd_, &ifindex_); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_) {
+      deferred_.Reject(MakeError(env, err_, "capture inbound on " + ifname_ + " (port " + std::to_string(port_) + ") in", netns_).Value());
+      return;
+    }
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("fd", fd_);
+    r.Set("ifindex", ifindex_);
+    deferred_.Resolve(r);
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference holder_;  // keeps the object alive while we run
+  LoadedObject* lo_;
+  std::string prog_, netns_, ifname_;
+  uint16_t port_;
+  int fd_ = -1, ifindex_ = 0, err_ = 0;
+};
+
+Napi::Value BpfObject::CaptureInboundJs(const Napi::CallbackInfo& info) {
+  if (!CheckString(info, 0, "program") || !CheckString(info, 1, "netnsPath") || !CheckString(info, 2, "interface") ||
+      !CheckNumber(info, 3, "port"))
+    return info.Env().Undefined();
+  int port = info[3].As<Napi::Number>().Int32Value();
+  if (!loaded_.obj || port < 1 || port > 65535) {
+    MakeError(info.Env(), loaded_.obj ? -EINVAL : -EBADF, "capture inbound in", info[1].As<Napi::String>())
+        .ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  auto* w = new CaptureInboundWorker(info.Env(), Value(), &loaded_, info[0].As<Napi::String>(),
+                                     info[1].As<Napi::String>(), info[2].As<Napi::String>(),
+                                     static_cast<uint16_t>(port));
   w->Queue();
   return w->Promise();
 }

@@ -6,6 +6,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -28,6 +29,7 @@ static_assert(sizeof(struct sluice_orig_dst) == 32, "sluice_orig_dst layout");
 static_assert(sizeof(struct sluice_tuple_key) == 36, "sluice_tuple_key layout");
 static_assert(sizeof(struct sluice_config) == 8, "sluice_config layout");
 static_assert(sizeof(struct sluice_strict) == 8, "sluice_strict layout");
+static_assert(sizeof(struct sluice_inbound) == 8, "sluice_inbound layout");
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -295,6 +297,39 @@ int NetnsEstablishedTcp(const std::string& netns_path, uint32_t* count) {
     // thread-self: this thread's netns, not the process's.
     int err = CountEstablished("/proc/thread-self/net/tcp", count);
     return err ? err : CountEstablished("/proc/thread-self/net/tcp6", count);
+  });
+}
+
+int CaptureInbound(LoadedObject* lo, const std::string& prog, const std::string& netns_path,
+                   const std::string& ifname, uint16_t port, int* listen_fd, int* ifindex) {
+  *listen_fd = -1;
+  *ifindex = 0;
+  if (!lo->obj) return -EBADF;
+  return InNetns(netns_path, [&]() -> int {
+    unsigned idx = if_nametoindex(ifname.c_str());
+    if (idx == 0) return Errno();
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0) return Errno();
+    int one = 1;
+    // SO_REUSEPORT: the listener of an agent still handing over may hold the
+    // port for a moment; both take connections until it closes its own.
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+    int err = 0;
+    if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+        bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(s, 4096) != 0)
+      err = Errno();
+    if (!err) err = AttachTc(lo, prog, static_cast<int>(idx), false);
+    if (err) {
+      close(s);
+      return err;
+    }
+    *listen_fd = s;
+    *ifindex = static_cast<int>(idx);
+    return 0;
   });
 }
 

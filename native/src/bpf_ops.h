@@ -66,6 +66,13 @@ int NetnsCookie(const std::string& netns_path, uint64_t* cookie);
 // Established TCP connections in that netns (IPv4 and IPv6).
 int NetnsEstablishedTcp(const std::string& netns_path, uint32_t* count);
 
+// Inside the netns at netns_path: opens a TCP listener on 0.0.0.0:port
+// (SO_REUSEPORT, backlog 4096) and attaches prog at tc ingress of ifname.
+// *listen_fd (owned by the caller, valid in any netns) and *ifindex (in that
+// netns) are set on success; nothing is left open on failure.
+int CaptureInbound(LoadedObject* lo, const std::string& prog, const std::string& netns_path,
+                   const std::string& ifname, uint16_t port, int* listen_fd, int* ifindex);
+
 // Looks the tuple of an accepted socket (peer, local) up in the tuple map.
 int OriginalDstByFd(int tuple_map_fd, int sock_fd, void* value, bool remove);
 

@@ -12,6 +12,7 @@ import { MapCapacity } from '../datapath/map-capacity';
 import { serviceCodec, workloadCodec } from '../xds/resource-types';
 import type { Service } from '../model/resources';
 import { PodNetnsRegistry } from '../kernel/pod-netns-registry';
+import { InboundCapture, desiredInboundPods } from './inbound-capture';
 import { SpliceRelay } from '../kernel/splice-relay';
 import { endedByReset, resetOnClose, serverFd, setTcpKeepalive, socketFd, type KeepaliveSettings } from '../kernel/socket-options';
 import { authorizeConnection } from '../proxy/connection-decision';
@@ -86,6 +87,7 @@ export class Agent {
   private source?: SnapshotFileSource;
   private xds?: XdsSource;
   private registry?: PodNetnsRegistry;
+  private inboundCapture?: InboundCapture;
   private cni?: CniEndpoint;
   private proxy?: NodeProxy;
   private relay?: SpliceRelay;
@@ -239,6 +241,14 @@ export class Agent {
     });
     const proxy = this.proxy;
     await this.listenInherited('proxy', inherited, (fd) => proxy.listen(config.proxyAddress, config.proxyPort, fd));
+    this.inboundCapture = new InboundCapture({
+      captureInbound: (netns, iface, port) => datapath.captureInbound(netns, iface, port),
+      applyInbound: (entries) => datapath.applyInbound(entries),
+      serve: (fd) => proxy.serveInbound(fd),
+      allowedAddress: config.proxyAddress,
+      logger: this.logs.component('inbound'),
+    });
+    this.applyInboundCapture();
     if (inherited) {
       for (const fd of inherited.listeners.values()) closeDescriptor(fd); // any not used (no tunnels here)
       inherited.accepting();
@@ -493,6 +503,7 @@ export class Agent {
     this.certificates?.stop();
     this.registry?.stop();
     await this.cni?.close();
+    await this.inboundCapture?.close();
     await this.proxy?.close(true);
     this.tunnels?.close();
     await this.tunnelServer?.close();
@@ -670,10 +681,19 @@ export class Agent {
     updated += strict.updated;
     deleted += strict.deleted;
     errors.push(...strict.errors);
+    this.applyInboundCapture();
     this.lastReconcile = { at: new Date().toISOString(), errors, updated, deleted };
     if (errors.length) log.error({ errors }, 'map reconcile had errors');
     if (updated || deleted) log.info({ updated, deleted, enrolled: this.workloadByCookie.size, version: this.store.version }, 'maps reconciled');
     this.readiness.done('maps reconciled');
+  }
+
+  /** Plaintext into meshed pods that policy protects goes through the node proxy (inbound-capture.ts). */
+  private applyInboundCapture(): void {
+    const registry = this.registry;
+    if (!this.inboundCapture || !registry) return;
+    const pods = desiredInboundPods(this.workloadByCookie.values(), this.policies, [...this.store.peerAuthentications.values()], (uid) => registry.get(uid));
+    void this.inboundCapture.reconcile(pods);
   }
 
   /**
@@ -814,6 +834,7 @@ export class Agent {
         preexistingConnections: this.enrolledSince.get(w.uid)?.preexistingConnections,
         ...(this.strictNotEnforced.has(w.uid) ? { strictNotEnforced: this.strictNotEnforced.get(w.uid) } : {}),
       })),
+      inboundCapture: { pods: this.inboundCapture?.status() ?? [], mapErrors: this.inboundCapture?.mapErrors ?? [] },
       podNetnsErrors: this.registry?.errors() ?? {},
       lastReconcile: this.lastReconcile,
       resync: { intervalSeconds: this.config.resyncInterval, last: this.lastResync, repairs: this.mapRepairs },

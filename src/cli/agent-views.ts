@@ -28,6 +28,7 @@ export interface Status {
   bpf: { pinRoot?: string; attached: { program: string; reused: boolean }[] };
   config: ConfigStatus;
   enrolled: { workload: string; ips: string[]; preexistingConnections?: number; strictNotEnforced?: string }[];
+  inboundCapture?: { pods: { pod: string; ip: string; listening: boolean; error?: string }[]; mapErrors: string[] };
   activeConnections: number;
   proxyCounters?: Record<string, number>;
   connectionBudget?: { maxConnections: number; maxPerSource: number; inUse: number; waiting?: number };
@@ -54,6 +55,13 @@ export function statusTable(s: Status): string {
     lines.push(`              ${e.workload}: ${e.preexistingConnections} connection(s) opened before enrollment, left uncaptured`);
   }
   for (const e of s.enrolled.filter((x) => x.strictNotEnforced)) lines.push(`              ${e.workload}: ${e.strictNotEnforced}`);
+  const inbound = s.inboundCapture;
+  if (inbound?.pods.length) {
+    // Plaintext from outside the mesh into these pods goes through the proxy (policy selects them).
+    lines.push(`inbound:      ${inbound.pods.map((p) => `${p.pod} (${p.ip})${p.listening ? '' : ' NOT LISTENING'}`).join(', ')}`);
+    for (const p of inbound.pods.filter((x) => x.error)) lines.push(`              ${p.pod}: plaintext into it is dropped: ${p.error}`);
+  }
+  for (const e of inbound?.mapErrors ?? []) lines.push(`inbound map:  ${e}`);
   const b = s.connectionBudget;
   if (b) lines.push(`budget:       ${b.inUse} of ${b.maxConnections} connections, ${b.maxPerSource} per pod${b.waiting ? `, ${b.waiting} waiting` : ''}`);
   for (const [map, f] of Object.entries(s.mapFill ?? {})) {

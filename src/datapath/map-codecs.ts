@@ -228,6 +228,32 @@ export const strictCodec = structCodec<StrictEntry>('sluice_strict', 8, [
   { name: 'flags', offset: 4, kind: 'u32le', prop: 'flags' },
 ]);
 
+/**
+ * Value of the inbound map (key: an enrolled pod's IPv4 address, see
+ * ipv4KeyCodec): plaintext towards the pod from any address but
+ * `allowedAddress` goes to the listener on `listenPort` in the pod's netns.
+ */
+export interface InboundEntry {
+  allowedAddress: string;
+  listenPort: number;
+}
+
+export const inboundCodec = structCodec<InboundEntry>('sluice_inbound', 8, [
+  { name: 'allowed_saddr4', offset: 0, kind: 'ipv4', prop: 'allowedAddress' },
+  { name: 'listen_port', offset: 4, kind: 'u16be', prop: 'listenPort' },
+  { name: 'pad', offset: 6, kind: 'pad', size: 2 },
+]);
+
+/** An IPv4 address as a map key: 4 bytes in network order (the inbound map's key). */
+export const ipv4KeyCodec = {
+  size: 4,
+  encode(ip: string): Buffer {
+    if (!net.isIPv4(ip)) throw new Error(`map key must be IPv4 (got ${JSON.stringify(ip)})`);
+    return Buffer.from(ip.split('.').map(Number));
+  },
+  decode: (b: Buffer, o = 0): string => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`,
+};
+
 /** Index of each per-CPU counter (enum sluice_counter). */
 export const counterNames = [
   'connect_captured',
@@ -241,6 +267,8 @@ export const counterNames = [
   'strict_dropped',
   'plaintext_accepted',
   'connect_refused_no_endpoints',
+  'inbound_redirected',
+  'inbound_no_listener',
 ] as const;
 
 /** sluice_vip_value.flags: no ready endpoint, connect() is refused (ECONNREFUSED). */

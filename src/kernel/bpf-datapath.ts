@@ -11,6 +11,8 @@ import {
   configCodec,
   counterNames,
   enrollmentCodec,
+  inboundCodec,
+  ipv4KeyCodec,
   netnsCookieCodec,
   originalDestinationCodec,
   strictCodec,
@@ -20,6 +22,7 @@ import {
   vipValueCodec,
   type CounterName,
   type Enrollment,
+  type InboundEntry,
   type OriginalDestinationRecord,
   type StrictEntry,
   type TupleKey,
@@ -99,6 +102,7 @@ export class BpfDatapath {
   readonly vips: BpfMap<VipKey, VipValue>;
   readonly tuples: BpfMap<TupleKey, OriginalDestinationRecord>;
   readonly strict: BpfMap<number, StrictEntry>;
+  readonly inbound: BpfMap<string, InboundEntry>;
   /** Interfaces whose tc filter this agent run has (re)attached. */
   private readonly strictAttached = new Set<number>();
   /** ifindex → why its STRICT filter could not be attached on the last try. */
@@ -132,6 +136,7 @@ export class BpfDatapath {
     this.vips = new BpfMap(need('sluice_vips'), vipKeyCodec, vipValueCodec);
     this.tuples = new BpfMap(need('sluice_tuples'), tupleKeyCodec, originalDestinationCodec);
     this.strict = new BpfMap(need('sluice_strict'), ifindexCodec, strictCodec);
+    this.inbound = new BpfMap(need('sluice_inbound'), ipv4KeyCodec, inboundCodec);
     this.counterMap = need('sluice_counters');
     this.ncpus = addon().possibleCpus();
   }
@@ -167,7 +172,9 @@ export class BpfDatapath {
   /**
    * Takes sluice off the node: removes the STRICT tc filter from every
    * interface the STRICT map names (a filter's program holds the map, so
-   * unpinning alone would keep it dropping), detaches every pinned link,
+   * unpinning alone would keep it dropping), empties the inbound map (the
+   * program in each pod's netns holds it, and with an entry but no listener
+   * it drops), detaches every pinned link,
    * and removes every pin under bpffsDir, of every schema version. Returns
    * what it removed. Must run in the node's network namespace (the map's
    * ifindexes are that netns's). Throws a NativeError when a filter or link
@@ -188,6 +195,16 @@ export class BpfDatapath {
             const ifindex = ifindexCodec.decode(keys, i * ifindexCodec.size);
             if (addon().detachTc(ifindex, true)) removed.strictFilters.push(ifindex);
           }
+        } finally {
+          addon().closeFd(fd);
+        }
+      }
+      const inboundPin = path.join(dir, 'sluice_inbound');
+      if (fs.existsSync(inboundPin)) {
+        const fd = addon().openPinned(inboundPin);
+        try {
+          const { keys, count } = addon().mapEntries(fd, ipv4KeyCodec.size, inboundCodec.size);
+          for (let i = 0; i < count; i++) addon().mapDelete(fd, keys.subarray(i * ipv4KeyCodec.size, (i + 1) * ipv4KeyCodec.size));
         } finally {
           addon().closeFd(fd);
         }
@@ -348,6 +365,27 @@ export class BpfDatapath {
     return errors;
   }
 
+  /**
+   * Opens the node proxy's inbound listener inside a pod's netns (0.0.0.0
+   * on `port`) and attaches the inbound program at tc ingress of the pod's
+   * interface `iface` there. Resolves with the listener's descriptor, which
+   * the caller owns. Rejects with the netns, interface and errno (e.g.
+   * EADDRINUSE when the pod itself listens on the port).
+   */
+  captureInbound(netnsPath: string, iface: string, port: number): Promise<{ fd: number; ifindex: number }> {
+    this.assertOpen();
+    return this.object.captureInbound('sluice_inbound_redirect', netnsPath, iface, port);
+  }
+
+  /** Makes the inbound map hold exactly these pods (IPv4 address -> entry). */
+  applyInbound(entries: Map<string, InboundEntry>): ReconcileResult {
+    this.assertOpen();
+    return reconcileMap(
+      this.inbound,
+      [...entries].map(([ip, e]) => ({ key: ipv4KeyCodec.encode(ip), value: inboundCodec.encode(e) })),
+    );
+  }
+
   /** Original destination of an accepted proxy socket; the record is consumed. */
   originalDst(socketFd: number): OriginalDestinationRecord | undefined {
     const raw = addon().originalDstByFd(this.tuples.info.fd, socketFd, true);
@@ -373,7 +411,7 @@ export class BpfDatapath {
   fill(now = Date.now()): { map: string; entries: number; capacity: number }[] {
     this.assertOpen();
     if (this.fillCache && now - this.fillCache.at < 10_000) return this.fillCache.value;
-    const value = [this.enroll, this.vips, this.tuples, this.strict].map((m) => ({
+    const value = [this.enroll, this.vips, this.tuples, this.strict, this.inbound].map((m) => ({
       map: m.name,
       entries: addon().mapEntries(m.info.fd, m.info.keySize, m.info.valueSize).count,
       capacity: m.info.maxEntries,

@@ -13,6 +13,8 @@ export interface PodNetns {
   cookie: bigint;
   /** The pod's interface on the node side (veth peer), if the CNI step reported it. */
   hostInterface?: string;
+  /** The pod's own interface inside its netns (CNI_IFNAME), if the CNI step reported it. */
+  podInterface?: string;
 }
 
 export class PodNetnsRegistry {
@@ -91,7 +93,7 @@ export class PodNetnsRegistry {
       this.failures.delete('(scan)');
       for (const file of files) {
         if (!file.endsWith('.json')) continue;
-        let entry: { uid?: unknown; namespace?: unknown; name?: unknown; netns?: unknown; hostInterface?: unknown };
+        let entry: { uid?: unknown; namespace?: unknown; name?: unknown; netns?: unknown; hostInterface?: unknown; ifname?: unknown };
         try {
           entry = JSON.parse(fs.readFileSync(path.join(this.dir, file), 'utf8'));
         } catch (err) {
@@ -118,6 +120,7 @@ export class PodNetnsRegistry {
             netns: entry.netns,
             cookie,
             hostInterface: typeof entry.hostInterface === 'string' ? entry.hostInterface : undefined,
+            podInterface: typeof entry.ifname === 'string' && entry.ifname !== '' ? entry.ifname : undefined,
           });
           this.failures.delete(entry.uid);
           changed = true;

@@ -17,6 +17,14 @@ export interface LoadedBpfObject {
   attachCgroup(program: string, cgroupPath: string, linkPin: string): Promise<{ reused: boolean }>;
   /** tc program on an interface of this process's netns (egress: towards what is behind it). */
   attachTc(program: string, ifindex: number, egress?: boolean): void;
+  /**
+   * Inside the netns at netnsPath: a TCP listener on 0.0.0.0:port
+   * (SO_REUSEPORT, backlog 4096), and `program` attached at tc ingress of
+   * `iface`. Resolves with the listener's descriptor (the caller owns it) and
+   * the interface's index in that netns; rejects with a NativeError naming
+   * the netns, and leaves nothing open, on failure.
+   */
+  captureInbound(program: string, netnsPath: string, iface: string, port: number): Promise<{ fd: number; ifindex: number }>;
   close(): void;
 }
 

@@ -112,6 +112,8 @@ interface WaitingConnection {
   client: net.Socket;
   workload: Workload | undefined;
   orig: OriginalDestination;
+  /** Plaintext from outside the mesh (see LiveConnection.inbound). */
+  inbound: boolean;
   timer: NodeJS.Timeout;
 }
 
@@ -228,6 +230,11 @@ interface LiveConnection {
   tally: ByteTally;
   /** The endpoint is on this node (this proxy acts for the destination too). */
   sameNode: boolean;
+  /**
+   * Plaintext from outside the mesh, handed over by the kernel on its way
+   * into a pod that policy protects: this proxy acts for the destination only.
+   */
+  inbound: boolean;
 }
 
 /** Denial lines logged per 10 s before the rest are only counted. */
@@ -307,6 +314,63 @@ export class NodeProxy {
   /** The listening socket, to hand over to a new agent. */
   get listener(): net.Server {
     return this.server;
+  }
+
+  /**
+   * Serves an inbound listener: a listening descriptor inside an enrolled
+   * pod's netns (see BpfDatapath.captureInbound), to which the kernel hands
+   * plaintext connection attempts into that pod from outside the mesh. Each
+   * accepted socket's local address is what the client dialled (the pod's
+   * address and port). The connection is judged by the pod's policies with
+   * no identity (only `ipBlocks` and ports can allow it, as in Istio), then
+   * relayed to the pod from the node's address. Resolves with the server;
+   * closing it closes the descriptor. Rejects when the descriptor is not a
+   * listening TCP socket.
+   */
+  serveInbound(fd: number): Promise<net.Server> {
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => {
+      this.counters.accepted++;
+      socket.on('error', () => undefined);
+      try {
+        this.acceptInbound(socket, server);
+      } catch (err) {
+        this.internalError('accept', err, socket);
+      }
+    });
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(new Error(`inbound listen on fd ${fd}: ${err.message}`));
+      server.once('error', onError);
+      server.listen({ fd, backlog: 4096 }, () => {
+        server.off('error', onError);
+        server.on('error', (err) => this.deps.logger.error({ err }, 'inbound listener error'));
+        resolve(server);
+      });
+    });
+  }
+
+  private acceptInbound(client: net.Socket, server: net.Server): void {
+    const address = client.remoteAddress;
+    const local = client.localAddress;
+    const port = client.localPort;
+    if (!address || !local || !port) {
+      this.counters.abortedBeforeAccept++;
+      client.destroy();
+      return;
+    }
+    const own = server.address();
+    const orig: OriginalDestination = { address: local.replace(/^::ffff:/, ''), port, netnsCookie: 0n };
+    const destination = this.deps.index().workloadTarget(orig.address, orig.port);
+    if (!destination || destination.service.endpoints[0].node !== this.deps.node || (typeof own === 'object' && own?.port === port)) {
+      // Not a meshed pod of this node, or the listener's own port dialled: never an open relay.
+      this.counters.noService++;
+      this.failures.report('inbound without a destination', { destination: `${orig.address}:${port}`, peer: address }, 'inbound connection to no meshed pod of this node reset', 'debug');
+      client.resetAndDestroy();
+      return;
+    }
+    const admission = this.admission(address);
+    if (admission === 'start') this.start(client, address, undefined, orig, true);
+    else if (admission === 'wait') this.wait(client, address, undefined, orig, true);
+    else this.refuseOverBudget(client, undefined, orig, admission.refuse);
   }
 
   /**
@@ -449,8 +513,8 @@ export class NodeProxy {
   }
 
   /** Serves an admitted connection from `address` (the client's): service lookup, then the endpoint or tunnel. */
-  private start(client: net.Socket, address: string, source: Workload | undefined, orig: OriginalDestination): void {
-    const target = this.deps.index().target(orig.address, orig.port);
+  private start(client: net.Socket, address: string, source: Workload | undefined, orig: OriginalDestination, inbound = false): void {
+    const target = inbound ? this.deps.index().workloadTarget(orig.address, orig.port) : this.deps.index().target(orig.address, orig.port);
     if (!target) {
       this.counters.noService++;
       this.deps.logger.debug({ vip: `${orig.address}:${orig.port}` }, 'no service for captured destination');
@@ -466,9 +530,10 @@ export class NodeProxy {
       serviceRef: { name: target.service.name, namespace: target.service.namespace },
       tally: new ByteTally(),
       sameNode: true,
+      inbound,
       info: {
         id: this.nextId++,
-        source: source ? `${source.namespace}/${source.name}` : 'unknown',
+        source: source ? `${source.namespace}/${source.name}` : inbound ? 'outside the mesh' : 'unknown',
         sourceAddress: `${address}:${client.remotePort}`,
         vip: `${orig.address}:${orig.port}`,
         service: `${target.service.namespace}/${target.service.name}`,
@@ -503,12 +568,13 @@ export class NodeProxy {
   }
 
   /** Parks a connection, paused, until its source's share has room or the wait expires. */
-  private wait(client: net.Socket, source: string, workload: Workload | undefined, orig: OriginalDestination): void {
+  private wait(client: net.Socket, source: string, workload: Workload | undefined, orig: OriginalDestination, inbound = false): void {
     const waitMs = this.deps.limits?.waitMs ?? DEFAULT_BUDGET_WAIT_MS;
     const waiting: WaitingConnection = {
       client,
       workload,
       orig,
+      inbound,
       timer: setTimeout(() => {
         if (!this.unqueue(source, waiting)) return;
         this.refuseOverBudget(client, workload, orig, 'source', waitMs);
@@ -542,7 +608,7 @@ export class NodeProxy {
       this.counters.waitedForBudget++;
       try {
         // A client that closed while it waited still has its bytes to deliver.
-        this.start(next.client, source, next.workload, next.orig);
+        this.start(next.client, source, next.workload, next.orig, next.inbound);
       } catch (err) {
         this.internalError('accept', err, next.client);
       }
@@ -662,7 +728,7 @@ export class NodeProxy {
     }
     if (!this.authorized(conn, service, endpoint.workloadUid, targetPort)) return;
     conn.authorized = { workloadUid: endpoint.workloadUid, serviceNamespace: service.namespace, port: targetPort };
-    conn.info.security = remote ? 'plaintext' : 'plaintext (same node)';
+    conn.info.security = conn.inbound ? 'plaintext from outside the mesh' : remote ? 'plaintext' : 'plaintext (same node)';
     const upstream = net.connect({ host: endpoint.address, port: targetPort, allowHalfOpen: true, noDelay: true });
     upstream.pause(); // read nothing into JS until the relay is chosen
     conn.upstream = upstream;
@@ -921,8 +987,10 @@ export class NodeProxy {
     const sink = this.deps.telemetry;
     if (!sink || conn.labels) return;
     const labels = tcpLabels('source', conn.sourceWorkload, conn.destination, conn.serviceRef, mtls);
-    // This proxy is the destination's node proxy too when the endpoint is on this node.
-    conn.labels = conn.sameNode && conn.destination ? [labels, asReporter(labels, 'destination')] : [labels];
+    // This proxy is the destination's node proxy too when the endpoint is on
+    // this node, and only that for plaintext from outside the mesh.
+    if (conn.inbound) conn.labels = [asReporter(labels, 'destination')];
+    else conn.labels = conn.sameNode && conn.destination ? [labels, asReporter(labels, 'destination')] : [labels];
     for (const l of conn.labels) sink.opened(l);
   }
 
@@ -942,7 +1010,7 @@ export class NodeProxy {
     if (!this.deps.accessLog) return;
     const { source, sourceAddress, vip, service, endpoint, startedAt, security } = conn.info;
     this.deps.accessLog({
-      direction: 'outbound',
+      direction: conn.inbound ? 'inbound' : 'outbound',
       source,
       sourceAddress,
       src: peerEntry(conn.sourceWorkload, sourceAddress),

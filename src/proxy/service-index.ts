@@ -86,8 +86,15 @@ export class ServiceIndex {
    * applies to it), that pod alone as a one-endpoint target named after it.
    */
   target(address: string, port: number): VipTarget | undefined {
-    const vip = this.vip(address, port);
-    if (vip) return vip;
+    return this.vip(address, port) ?? this.workloadTarget(address, port);
+  }
+
+  /**
+   * A meshed (enrolled) pod's own address:port as a one-endpoint target
+   * named after the pod, whatever VIP shares the address; undefined when no
+   * enrolled workload has the address.
+   */
+  workloadTarget(address: string, port: number): VipTarget | undefined {
     const w = this.workloadsWithIp(address).find((x) => x.captured);
     if (!w) return undefined;
     const servicePort: ServicePort = { name: '', port, targetPort: port };

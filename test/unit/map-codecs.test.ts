@@ -13,6 +13,8 @@ import {
   configCodec,
   counterNames,
   strictCodec,
+  inboundCodec,
+  ipv4KeyCodec,
   decodeAddr16,
   encodeAddr16,
   enrollmentCodec,
@@ -24,7 +26,7 @@ import {
 } from '../../src/datapath/map-codecs';
 import { addon, bpfObjectPath, projectRoot } from '../../src/native/bpf-addon';
 
-const codecs: StructCodec<never>[] = [enrollmentCodec, vipKeyCodec, vipValueCodec, originalDestinationCodec, tupleKeyCodec, configCodec, strictCodec] as never;
+const codecs: StructCodec<never>[] = [enrollmentCodec, vipKeyCodec, vipValueCodec, originalDestinationCodec, tupleKeyCodec, configCodec, strictCodec, inboundCodec] as never;
 
 const header = fs.readFileSync(path.join(projectRoot, 'bpf', 'include', 'sluice_maps.h'), 'utf8');
 
@@ -111,5 +113,14 @@ describe('map codecs', () => {
   it('refuses a non-IPv4 address in a 4-byte field, naming the field', () => {
     assert.throws(() => configCodec.encode({ proxyAddress: 'fd00::1', proxyPort: 1 }), /sluice_config\.proxy_addr4 must be IPv4/);
     assert.throws(() => strictCodec.encode({ allowedAddress: 'x', flags: 0 }), /sluice_strict\.allowed_saddr4 must be IPv4/);
+  });
+
+  it('inbound entries: the pod address as the key in network order, the listener port in network order', () => {
+    assert.equal(ipv4KeyCodec.encode('10.244.1.7').toString('hex'), '0af40107');
+    assert.equal(ipv4KeyCodec.decode(Buffer.from('0af40107', 'hex')), '10.244.1.7');
+    assert.throws(() => ipv4KeyCodec.encode('fd00::1'), /map key must be IPv4/);
+    const v = inboundCodec.encode({ allowedAddress: '10.244.1.1', listenPort: 15006 });
+    assert.equal(v.toString('hex'), '0af40101' + '3a9e' + '0000');
+    assert.deepEqual(inboundCodec.decode(v), { allowedAddress: '10.244.1.1', listenPort: 15006 });
   });
 });
