@@ -156,6 +156,30 @@ function parseReply(payload: Buffer, node: string, fds: number): HandoverReply {
 }
 
 /**
+ * Reads one request from a unix-socket client: a line of at most 4096
+ * bytes, ending in a newline, within `timeoutMs`. Calls `onLine` with the
+ * line (without the newline) and the socket paused; destroys the socket
+ * instead when the line is too long, never ends, or the client errs. Used by
+ * the handover server and the listener keeper.
+ */
+export function readRequestLine(socket: net.Socket, timeoutMs: number, onLine: (line: string) => void): void {
+  socket.on('error', () => undefined);
+  let line = '';
+  const timer = setTimeout(() => socket.destroy(), timeoutMs);
+  socket.on('close', () => clearTimeout(timer));
+  socket.on('data', (d) => {
+    line += d.toString('utf8');
+    if (line.length > MAX_REQUEST_BYTES) return void socket.destroy();
+    const end = line.indexOf('\n');
+    if (end < 0) return;
+    socket.removeAllListeners('data');
+    socket.pause();
+    clearTimeout(timer);
+    onLine(line.slice(0, end));
+  });
+}
+
+/**
  * The old agent's side: serves one handover. `release` closes what the new
  * agent will bind and returns the listening descriptors to pass (this agent
  * keeps accepting on them meanwhile); `passed` runs once the new agent says
@@ -202,19 +226,7 @@ export class HandoverServer {
   }
 
   private serve(socket: net.Socket): void {
-    socket.on('error', () => undefined);
-    let line = '';
-    const timer = setTimeout(() => socket.destroy(), HANDOVER_TIMEOUT_MS);
-    socket.on('data', (d) => {
-      line += d.toString('utf8');
-      if (line.length > MAX_REQUEST_BYTES) return void socket.destroy();
-      const end = line.indexOf('\n');
-      if (end < 0) return;
-      socket.removeAllListeners('data');
-      socket.pause();
-      clearTimeout(timer);
-      void this.answer(socket, line.slice(0, end));
-    });
+    readRequestLine(socket, HANDOVER_TIMEOUT_MS, (line) => void this.answer(socket, line));
   }
 
   private async answer(socket: net.Socket, text: string): Promise<void> {

@@ -18,9 +18,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { closeDescriptor, sendDescriptors } from '../kernel/descriptor-passing';
-import { HANDOVER_VERSION, requestListenerCopies, requestListeners, type HandoverReply, type ListenerName } from './handover';
+import { HANDOVER_VERSION, readRequestLine, requestListenerCopies, requestListeners, type HandoverReply, type ListenerName } from './handover';
 
-const MAX_REQUEST_BYTES = 4096;
 
 /** Where the keeper asks and answers, and how long it holds on. */
 export interface ListenerKeeperOptions {
@@ -125,19 +124,10 @@ export class ListenerKeeper {
   /** One request ({version, node, pid}, one JSON line): the reply names what is held, the descriptors attached. */
   private serve(socket: net.Socket): void {
     const { logger, node } = this.options;
-    socket.on('error', () => undefined);
-    let line = '';
-    const timer = setTimeout(() => socket.destroy(), 10_000);
-    socket.on('data', (d) => {
-      line += d.toString('utf8');
-      if (line.length > MAX_REQUEST_BYTES) return void socket.destroy();
-      const end = line.indexOf('\n');
-      if (end < 0) return;
-      socket.removeAllListeners('data');
-      clearTimeout(timer);
+    readRequestLine(socket, 10_000, (line) => {
       let request: { version?: unknown; node?: unknown; pid?: unknown };
       try {
-        request = JSON.parse(line.slice(0, end)) as typeof request;
+        request = JSON.parse(line) as typeof request;
       } catch {
         return void socket.destroy();
       }

@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { requestHandover } from '../../src/agent/handover';
+import { readRequestLine, requestHandover } from '../../src/agent/handover';
 import { fixtures, projectRoot } from '../helpers/sim-fixture';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-handover-'));
@@ -93,5 +93,44 @@ describe('listener handover', () => {
     assert.equal(await old.next(), 'failed');
     assert.equal(await ask(old.port), 'served by old\n', 'still accepting');
     old.child.kill();
+  });
+});
+
+describe('readRequestLine (the handover server and the listener keeper read requests with it)', () => {
+  const readerDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-handover-read-'));
+  after(() => fs.rmSync(readerDir, { recursive: true, force: true }));
+  /** A server reading one request per connection; resolves with what the reader gave, or 'destroyed'. */
+  async function readOne(send: (client: net.Socket) => void, timeoutMs = 2000): Promise<string> {
+    const socketPath = path.join(readerDir, `r${Math.random().toString(36).slice(2)}.sock`);
+    let outcome: Promise<string> = Promise.resolve('no connection');
+    const server = net.createServer((socket) => {
+      outcome = new Promise((resolve) => {
+        readRequestLine(socket, timeoutMs, (line) => {
+          resolve(`line ${line}`);
+          socket.end();
+        });
+        socket.on('close', () => resolve('destroyed'));
+      });
+    });
+    await new Promise<void>((r) => server.listen(socketPath, r));
+    const client = net.connect(socketPath);
+    client.on('error', () => undefined);
+    await new Promise<void>((r) => client.on('connect', r));
+    send(client);
+    await new Promise<void>((r) => client.on('close', r));
+    server.close();
+    return outcome;
+  }
+
+  it('gives the first line, without its newline, even when it arrives in pieces', async () => {
+    assert.equal(await readOne((c) => {
+      c.write('{"version":');
+      setTimeout(() => c.write('1}\nrest'), 20);
+    }), 'line {"version":1}');
+  });
+
+  it('drops a client whose line passes 4096 bytes, or that never ends its line', async () => {
+    assert.equal(await readOne((c) => c.write(`${'x'.repeat(5000)}\n`)), 'destroyed');
+    assert.equal(await readOne((c) => c.write('no newline'), 100), 'destroyed');
   });
 });
