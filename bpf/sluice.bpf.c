@@ -314,6 +314,16 @@ int sluice_getpeername6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+/* A fragment of a larger IP packet (first or later): its TCP header may be
+ * missing or cut, and the pod's stack reassembles it after tc has run. */
+static __always_inline int is_fragment(const struct iphdr *ip)
+{
+	return (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) != 0;
+}
+
 /*
  * PeerAuthentication STRICT (and PERMISSIVE, counted), on the egress of an enrolled pod's host-side
  * interface (packets about to enter the pod). Only connection attempts are
@@ -335,13 +345,19 @@ int sluice_strict_ingress(struct __sk_buff *skb)
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
 		return TC_ACT_OK;
-	struct tcphdr *tcp = (void *)ip + ip->ihl * 4;
-	if ((void *)(tcp + 1) > end)
-		return TC_ACT_OK;
-	if (!tcp->syn || tcp->ack)
-		return TC_ACT_OK;
 	__u32 allowed;
 	__builtin_memcpy(&allowed, st->allowed_saddr4, 4);
+	struct tcphdr *tcp = (void *)ip + ip->ihl * 4;
+	if (is_fragment(ip) || (void *)(tcp + 1) > end) {
+		/* A TCP header we cannot judge (a fragment: reassembled only
+		 * inside the pod) must not carry a SYN past STRICT. */
+		if (ip->saddr == allowed || (st->flags & SLUICE_STRICT_F_COUNT_ONLY))
+			return TC_ACT_OK;
+		count(SLUICE_CTR_STRICT_DROPPED);
+		return TC_ACT_SHOT;
+	}
+	if (!tcp->syn || tcp->ack)
+		return TC_ACT_OK;
 	if (ip->saddr == allowed)
 		return TC_ACT_OK;
 	if (st->flags & SLUICE_STRICT_F_COUNT_ONLY) {
@@ -360,10 +376,37 @@ int sluice_strict_ingress(struct __sk_buff *skb)
  * as a TPROXY rule would). The accepted socket keeps the address and port
  * the client dialled, so the proxy knows the destination, judges the
  * connection by policy and connects on to the pod from the node's address.
- * Only the SYN is steered: the rest of the flow finds its socket by the
- * kernel's normal lookup. No listener (the agent is restarting): dropped, and
- * the client's SYN retransmission finds the next agent's listener.
+ * Later segments of a flow find their socket by the kernel's normal lookup;
+ * a segment with no socket of its own (a SYN-cookie ACK, a stray) goes to
+ * the listener too, so no handshake can complete on the pod's own listener.
+ * Fragments towards such a pod are dropped: their TCP header is judged only
+ * after reassembly, past this program. No listener (the agent restarting):
+ * dropped, and the client's SYN retransmission finds the next listener.
  */
+static __always_inline int inbound_to_listener(struct __sk_buff *skb, struct bpf_sock_tuple *tuple,
+					       __be16 listen_port)
+{
+	tuple->ipv4.dport = listen_port;
+	struct bpf_sock *sk = bpf_sk_lookup_tcp(skb, tuple, sizeof(tuple->ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (!sk) {
+		count(SLUICE_CTR_INBOUND_DROPPED);
+		return TC_ACT_SHOT;
+	}
+	if (sk->state != BPF_TCP_LISTEN) {
+		bpf_sk_release(sk);
+		count(SLUICE_CTR_INBOUND_DROPPED);
+		return TC_ACT_SHOT;
+	}
+	long err = bpf_sk_assign(skb, sk, 0);
+	bpf_sk_release(sk);
+	if (err) {
+		count(SLUICE_CTR_INBOUND_DROPPED);
+		return TC_ACT_SHOT;
+	}
+	count(SLUICE_CTR_INBOUND_REDIRECTED);
+	return TC_ACT_OK;
+}
+
 SEC("tc")
 int sluice_inbound_redirect(struct __sk_buff *skb)
 {
@@ -375,11 +418,6 @@ int sluice_inbound_redirect(struct __sk_buff *skb)
 	struct iphdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
 		return TC_ACT_OK;
-	struct tcphdr *tcp = (void *)ip + ip->ihl * 4;
-	if ((void *)(tcp + 1) > end)
-		return TC_ACT_OK;
-	if (!tcp->syn || tcp->ack)
-		return TC_ACT_OK;
 	__u32 daddr = ip->daddr;
 	struct sluice_inbound *in = bpf_map_lookup_elem(&sluice_inbound, &daddr);
 	if (!in)
@@ -388,27 +426,40 @@ int sluice_inbound_redirect(struct __sk_buff *skb)
 	__builtin_memcpy(&allowed, in->allowed_saddr4, 4);
 	if (ip->saddr == allowed)
 		return TC_ACT_OK;
+	if (is_fragment(ip)) {
+		count(SLUICE_CTR_INBOUND_DROPPED);
+		return TC_ACT_SHOT;
+	}
+	__u32 l4 = sizeof(struct ethhdr) + ip->ihl * 4;
+	if (l4 + sizeof(struct tcphdr) > (__u32)(end - data)) {
+		/* Headers beyond the linear part: pull them in, then look again. */
+		if (bpf_skb_pull_data(skb, l4 + sizeof(struct tcphdr)))
+			return TC_ACT_SHOT;
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+		ip = data + sizeof(struct ethhdr);
+		if ((void *)(ip + 1) > end)
+			return TC_ACT_SHOT;
+	}
+	struct tcphdr *tcp = (void *)ip + ip->ihl * 4;
+	if ((void *)(tcp + 1) > end)
+		return TC_ACT_SHOT;
 	struct bpf_sock_tuple tuple = {};
 	tuple.ipv4.saddr = ip->saddr;
 	tuple.ipv4.sport = tcp->source;
-	tuple.ipv4.daddr = daddr;
-	tuple.ipv4.dport = in->listen_port;
-	struct bpf_sock *sk = bpf_sk_lookup_tcp(skb, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
-	if (!sk) {
-		count(SLUICE_CTR_INBOUND_NO_LISTENER);
-		return TC_ACT_SHOT;
-	}
-	if (sk->state != BPF_TCP_LISTEN) {
+	tuple.ipv4.daddr = ip->daddr;
+	tuple.ipv4.dport = tcp->dest;
+	__be16 listen_port = in->listen_port;
+	if (tcp->syn && !tcp->ack)
+		return inbound_to_listener(skb, &tuple, listen_port);
+	/* Not a new connection: its own socket (established, half-open, the pod's
+	 * own outgoing connection) takes it, or the proxy's listener does. */
+	struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (sk) {
+		int state = sk->state;
 		bpf_sk_release(sk);
-		count(SLUICE_CTR_INBOUND_NO_LISTENER);
-		return TC_ACT_SHOT;
+		if (state != BPF_TCP_LISTEN)
+			return TC_ACT_OK;
 	}
-	long err = bpf_sk_assign(skb, sk, 0);
-	bpf_sk_release(sk);
-	if (err) {
-		count(SLUICE_CTR_INBOUND_NO_LISTENER);
-		return TC_ACT_SHOT;
-	}
-	count(SLUICE_CTR_INBOUND_REDIRECTED);
-	return TC_ACT_OK;
+	return inbound_to_listener(skb, &tuple, listen_port);
 }

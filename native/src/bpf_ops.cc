@@ -311,15 +311,14 @@ int CaptureInbound(LoadedObject* lo, const std::string& prog, const std::string&
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (s < 0) return Errno();
     int one = 1;
-    // SO_REUSEPORT: the listener of an agent still handing over may hold the
-    // port for a moment; both take connections until it closes its own.
+    // No SO_REUSEPORT: bpf_sk_assign refuses reuseport sockets before Linux
+    // 6.5, and only one agent holds a pod's listener at a time.
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
     addr.sin_addr.s_addr = htonl(INADDR_ANY);
     int err = 0;
     if (setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
         bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(s, 4096) != 0)
       err = Errno();
     if (!err) err = AttachTc(lo, prog, static_cast<int>(idx), false);

@@ -67,7 +67,7 @@ int NetnsCookie(const std::string& netns_path, uint64_t* cookie);
 int NetnsEstablishedTcp(const std::string& netns_path, uint32_t* count);
 
 // Inside the netns at netns_path: opens a TCP listener on 0.0.0.0:port
-// (SO_REUSEPORT, backlog 4096) and attaches prog at tc ingress of ifname.
+// (backlog 4096) and attaches prog at tc ingress of ifname.
 // *listen_fd (owned by the caller, valid in any netns) and *ifindex (in that
 // netns) are set on success; nothing is left open on failure.
 int CaptureInbound(LoadedObject* lo, const std::string& prog, const std::string& netns_path,

@@ -241,14 +241,8 @@ export class Agent {
     });
     const proxy = this.proxy;
     await this.listenInherited('proxy', inherited, (fd) => proxy.listen(config.proxyAddress, config.proxyPort, fd));
-    this.inboundCapture = new InboundCapture({
-      captureInbound: (netns, iface, port) => datapath.captureInbound(netns, iface, port),
-      applyInbound: (entries) => datapath.applyInbound(entries),
-      serve: (fd) => proxy.serveInbound(fd),
-      allowedAddress: config.proxyAddress,
-      logger: this.logs.component('inbound'),
-    });
-    this.applyInboundCapture();
+    this.inboundCapture = this.createInboundCapture();
+    this.scheduleReconcile();
     if (inherited) {
       for (const fd of inherited.listeners.values()) closeDescriptor(fd); // any not used (no tunnels here)
       inherited.accepting();
@@ -345,6 +339,9 @@ export class Agent {
     }
     await this.cni?.close();
     await this.closeServers();
+    // The successor opens its own listeners in the pods and owns the map;
+    // until it does, plaintext into those pods is dropped.
+    await this.inboundCapture?.close();
     return this.listeningDescriptors();
   }
 
@@ -375,6 +372,7 @@ export class Agent {
       await this.cni?.listen();
       await this.startStatusServers();
       await this.offerHandover();
+      if (this.proxy && this.datapath) this.inboundCapture = this.createInboundCapture();
       // Whatever changed meanwhile, and anything the new agent wrote: one full pass.
       this.enrollmentDirty = true;
       this.scheduleReconcile();
@@ -479,6 +477,9 @@ export class Agent {
       const strict = this.applyPeerAuthentication();
       repaired += strict.updated + strict.deleted;
       errors.push(...strict.errors);
+      const inbound = this.applyInboundCapture();
+      repaired += inbound.updated + inbound.deleted;
+      errors.push(...inbound.errors);
       this.mapRepairs += repaired;
       this.lastResync = new Date().toISOString();
       if (repaired) log.warn({ repaired }, 'map entries changed behind the agent were repaired');
@@ -681,19 +682,40 @@ export class Agent {
     updated += strict.updated;
     deleted += strict.deleted;
     errors.push(...strict.errors);
-    this.applyInboundCapture();
+    const inbound = this.applyInboundCapture();
+    updated += inbound.updated;
+    deleted += inbound.deleted;
+    errors.push(...inbound.errors);
     this.lastReconcile = { at: new Date().toISOString(), errors, updated, deleted };
     if (errors.length) log.error({ errors }, 'map reconcile had errors');
     if (updated || deleted) log.info({ updated, deleted, enrolled: this.workloadByCookie.size, version: this.store.version }, 'maps reconciled');
     this.readiness.done('maps reconciled');
   }
 
-  /** Plaintext into meshed pods that policy protects goes through the node proxy (inbound-capture.ts). */
-  private applyInboundCapture(): void {
+  private createInboundCapture(): InboundCapture {
+    const datapath = this.datapath!;
+    const proxy = this.proxy!;
+    return new InboundCapture({
+      captureInbound: (netns, iface, port) => datapath.captureInbound(netns, iface, port),
+      applyInbound: (entries) => datapath.applyInbound(entries),
+      serve: (fd, pod) => proxy.serveInbound(fd, pod.refuseAll),
+      allowedAddress: this.config.proxyAddress,
+      logger: this.logs.component('inbound'),
+    });
+  }
+
+  /**
+   * Plaintext into meshed pods that policy protects goes through the node
+   * proxy (inbound-capture.ts). Only from a synced configuration: an agent
+   * starting without one keeps its predecessor's entries (their pods' plaintext
+   * is dropped meanwhile) rather than removing them. Runs after STRICT, whose
+   * pass says which pods' filters are not in place.
+   */
+  private applyInboundCapture(): { updated: number; deleted: number; errors: string[] } {
     const registry = this.registry;
-    if (!this.inboundCapture || !registry) return;
-    const pods = desiredInboundPods(this.workloadByCookie.values(), this.policies, [...this.store.peerAuthentications.values()], (uid) => registry.get(uid));
-    void this.inboundCapture.reconcile(pods);
+    if (!this.inboundCapture || !registry || this.mapsPaused || this.readiness.blockers().includes('config synced')) return { updated: 0, deleted: 0, errors: [] };
+    const pods = desiredInboundPods(this.workloadByCookie.values(), this.policies, [...this.store.peerAuthentications.values()], (uid) => registry.get(uid), this.strictNotEnforced);
+    return this.inboundCapture.reconcile(pods);
   }
 
   /**

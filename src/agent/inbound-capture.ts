@@ -6,12 +6,13 @@
 // cluster). For each such pod the agent holds a listener inside the pod's
 // netns (port 15006, Istio's inbound plaintext port) and the kernel's inbound
 // program hands it every connection attempt that does not come from the
-// node's own address. The pod's map entry is written before the listener is
-// opened and removed only when the configuration says so: without a
-// listener the program drops, so an error here never lets plaintext past
-// policy (fail closed).
+// node's own address. The pod's map entry is written as soon as the
+// configuration asks for it, before the listener opens, and removed only when
+// the configuration says so: without a listener the program drops, so an
+// error here never lets plaintext past policy (fail closed). A STRICT pod
+// whose kernel filter could not be attached is captured the same way, and
+// the proxy refuses all its plaintext.
 import type * as net from 'node:net';
-import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import * as netAddr from 'node:net';
 import type { InboundEntry } from '../datapath/map-codecs';
@@ -36,32 +37,40 @@ export interface InboundPod {
   netns: string;
   /** The pod's interface inside its netns. */
   iface: string;
+  /** Set for a STRICT pod whose kernel filter is not in place: the proxy refuses all its plaintext, saying this. */
+  refuseAll?: string;
 }
 
 /**
  * The pods of this node whose plaintext inbound connections the node proxy
- * must judge: enrolled (`enrolled` lists them), not STRICT (STRICT drops
- * plaintext in the kernel before it reaches the pod), and selected by at
- * least one authorization policy (with none, the proxy would allow every
- * connection, so plaintext goes straight in). Each IPv4 address of such a
- * pod is one entry; a pod whose netns is unknown is left out (it is not
- * enrolled either). `iface` defaults to eth0 when the CNI step did not say.
+ * must judge: enrolled (`enrolled` lists them) and either selected by at
+ * least one authorization policy and not STRICT (STRICT drops plaintext in
+ * the kernel before it reaches the pod; with no policy the proxy would allow
+ * every connection, so plaintext goes straight in), or STRICT with its
+ * kernel filter not in place (`strictNotEnforced`: uid -> why), whose
+ * plaintext the proxy then refuses. Each IPv4 address of such a pod is one
+ * entry; a pod whose netns is unknown is left out. `iface` defaults to eth0
+ * when the CNI step did not say.
  */
 export function desiredInboundPods(
   enrolled: Iterable<Workload>,
   policies: PolicySet,
   peerAuthentications: readonly PeerAuthentication[],
   netnsOf: (uid: string) => { netns: string; podInterface?: string } | undefined,
+  strictNotEnforced: ReadonlyMap<string, string> = new Map(),
 ): InboundPod[] {
   const out: InboundPod[] = [];
   for (const w of enrolled) {
-    if (effectiveMtlsMode(w, peerAuthentications) === 'STRICT') continue;
-    if (policies.applicableTo(destinationOf(w, w.namespace)).length === 0) continue;
+    let refuseAll: string | undefined;
+    if (effectiveMtlsMode(w, peerAuthentications) === 'STRICT') {
+      if (!strictNotEnforced.has(w.uid)) continue;
+      refuseAll = `STRICT, and the kernel filter is not in place (${strictNotEnforced.get(w.uid)})`;
+    } else if (policies.applicableTo(destinationOf(w, w.namespace)).length === 0) continue;
     const ns = netnsOf(w.uid);
     if (!ns) continue;
     for (const ip of w.ips) {
       if (!netAddr.isIPv4(ip)) continue;
-      out.push({ uid: `${w.uid} ${ip}`, pod: `${w.namespace}/${w.name}`, ip, netns: ns.netns, iface: ns.podInterface ?? 'eth0' });
+      out.push({ uid: `${w.uid} ${ip}`, pod: `${w.namespace}/${w.name}`, ip, netns: ns.netns, iface: ns.podInterface ?? 'eth0', ...(refuseAll ? { refuseAll } : {}) });
     }
   }
   return out;
@@ -70,8 +79,8 @@ export function desiredInboundPods(
 export interface InboundCaptureDeps {
   captureInbound(netns: string, iface: string, port: number): Promise<{ fd: number; ifindex: number }>;
   applyInbound(entries: Map<string, InboundEntry>): ReconcileResult;
-  /** Serves an inbound listening descriptor with the node proxy. */
-  serve(fd: number): Promise<net.Server>;
+  /** Serves an inbound listening descriptor with the node proxy; takes the descriptor (closes it on failure). */
+  serve(fd: number, pod: InboundPod): Promise<net.Server>;
   /** The node's own address: connections from it (the proxy, the tunnel endpoint, probes) pass untouched. */
   allowedAddress: string;
   port?: number;
@@ -87,6 +96,7 @@ export interface InboundCaptureStatus {
   listening: boolean;
   /** Why its listener is not open (plaintext into it is dropped meanwhile). */
   error?: string;
+  refuseAll?: string;
 }
 
 interface Held {
@@ -115,61 +125,71 @@ export class InboundCapture {
   }
 
   /**
-   * Makes the capture hold exactly these pods: map entries at once, then
-   * listeners opened (or closed) in the background, one pass at a time; a
-   * call during a pass is folded into the next one. Returns the running pass.
+   * Makes the capture hold exactly these pods. The map is written now, on
+   * every call (so this also repairs entries changed behind the agent);
+   * listeners are opened and closed in the background, one pass at a time,
+   * a call during a pass folded into the next one (see settled()). Returns
+   * what the map write changed. Does nothing once closed.
    */
-  reconcile(pods: InboundPod[]): Promise<void> {
+  reconcile(pods: InboundPod[]): ReconcileResult {
+    if (this.closed) return { map: 'sluice_inbound', updated: 0, deleted: 0, unchanged: 0, errors: [] };
     this.desired = pods;
-    if (this.running) {
-      this.again = true;
-      return this.running;
+    const result = this.writeMap(pods);
+    if (this.running) this.again = true;
+    else this.running = this.passes();
+    return result;
+  }
+
+  /** Resolves when no listener work is pending. */
+  async settled(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private writeMap(pods: InboundPod[]): ReconcileResult {
+    const entries = new Map<string, InboundEntry>();
+    for (const p of pods) entries.set(p.ip, { allowedAddress: this.deps.allowedAddress, listenPort: this.port });
+    let result: ReconcileResult;
+    try {
+      result = this.deps.applyInbound(entries);
+    } catch (err) {
+      result = { map: 'sluice_inbound', updated: 0, deleted: 0, unchanged: 0, errors: [`inbound map: ${(err as Error).message}`] };
     }
-    this.running = this.pass().finally(() => {
-      this.running = undefined;
-      if (this.again && !this.closed) {
+    this.mapErrors = result.errors;
+    for (const e of result.errors) this.failures.report('inbound map', { err: e }, 'inbound capture map write failed', 'error');
+    return result;
+  }
+
+  private async passes(): Promise<void> {
+    try {
+      do {
         this.again = false;
-        void this.reconcile(this.desired);
-      }
-    });
-    return this.running;
+        await this.pass();
+      } while (this.again && !this.closed);
+    } finally {
+      this.running = undefined;
+    }
   }
 
   private async pass(): Promise<void> {
     const want = new Map(this.desired.map((p) => [p.uid, p]));
-    // Entries first: from now on plaintext into these pods meets policy or is dropped.
-    const entries = new Map<string, InboundEntry>();
-    for (const p of want.values()) entries.set(p.ip, { allowedAddress: this.deps.allowedAddress, listenPort: this.port });
-    try {
-      this.mapErrors = this.deps.applyInbound(entries).errors;
-    } catch (err) {
-      this.mapErrors = [`inbound map: ${(err as Error).message}`];
-    }
-    for (const e of this.mapErrors) this.failures.report('inbound map', { err: e }, 'inbound capture map write failed', 'error');
     for (const [uid, h] of [...this.held]) {
       const p = want.get(uid);
-      if (p && p.netns === h.pod.netns && p.ip === h.pod.ip && p.iface === h.pod.iface) continue;
+      if (p && p.netns === h.pod.netns && p.ip === h.pod.ip && p.iface === h.pod.iface && p.refuseAll === h.pod.refuseAll) continue;
       this.held.delete(uid);
       h.server?.close();
     }
     let failed = false;
     for (const p of want.values()) {
-      if (this.closed) return;
-      const h = this.held.get(p.uid);
-      if (h?.server) continue;
+      if (this.closed || this.again) return; // the next pass starts from the latest pods
+      if (this.held.get(p.uid)?.server) continue;
       const held: Held = { pod: p };
       this.held.set(p.uid, held);
       try {
         const { fd } = await this.deps.captureInbound(p.netns, p.iface, this.port);
-        try {
-          held.server = await this.deps.serve(fd);
-        } catch (err) {
-          fs.closeSync(fd);
-          throw err;
-        }
+        held.server = await this.deps.serve(fd, p);
         // Gone or closed while we opened it.
         if (this.closed || this.held.get(p.uid) !== held) held.server.close();
-        else this.deps.logger.info({ pod: p.pod, ip: p.ip, port: this.port }, 'inbound plaintext goes through the node proxy');
+        else this.deps.logger.info({ pod: p.pod, ip: p.ip, port: this.port, ...(p.refuseAll ? { refuseAll: p.refuseAll } : {}) }, 'inbound plaintext goes through the node proxy');
       } catch (err) {
         failed = true;
         held.error = (err as Error).message;
@@ -179,24 +199,32 @@ export class InboundCapture {
     if (failed && !this.closed && !this.retry) {
       this.retry = setTimeout(() => {
         this.retry = undefined;
-        void this.reconcile(this.desired);
-      }, this.deps.retryMs ?? 5000);
+        if (!this.closed) this.reconcile(this.desired);
+      }, this.deps.retryMs ?? 1000);
       this.retry.unref();
     }
   }
 
   status(): InboundCaptureStatus[] {
-    return [...this.held.values()].map((h) => ({ pod: h.pod.pod, ip: h.pod.ip, listening: h.server?.listening ?? false, ...(h.error ? { error: h.error } : {}) }));
+    return [...this.held.values()].map((h) => ({
+      pod: h.pod.pod,
+      ip: h.pod.ip,
+      listening: h.server?.listening ?? false,
+      ...(h.error ? { error: h.error } : {}),
+      ...(h.pod.refuseAll ? { refuseAll: h.pod.refuseAll } : {}),
+    }));
   }
 
   /**
-   * Closes every listener; the map entries stay, so plaintext into these
+   * Closes every listener and writes the map no more (a successor agent
+   * owns it after a handover); the entries stay, so plaintext into these
    * pods is dropped until the next agent opens its own listeners.
    */
   async close(): Promise<void> {
     this.closed = true;
     if (this.retry) clearTimeout(this.retry);
-    await this.running?.catch(() => undefined);
+    for (const h of this.held.values()) h.server?.close();
+    await this.settled().catch(() => undefined);
     for (const h of this.held.values()) h.server?.close();
     this.held.clear();
   }

@@ -268,7 +268,7 @@ export const counterNames = [
   'plaintext_accepted',
   'connect_refused_no_endpoints',
   'inbound_redirected',
-  'inbound_no_listener',
+  'inbound_dropped',
 ] as const;
 
 /** sluice_vip_value.flags: no ready endpoint, connect() is refused (ECONNREFUSED). */

@@ -19,7 +19,7 @@ export interface LoadedBpfObject {
   attachTc(program: string, ifindex: number, egress?: boolean): void;
   /**
    * Inside the netns at netnsPath: a TCP listener on 0.0.0.0:port
-   * (SO_REUSEPORT, backlog 4096), and `program` attached at tc ingress of
+   * (backlog 4096), and `program` attached at tc ingress of
    * `iface`. Resolves with the listener's descriptor (the caller owns it) and
    * the interface's index in that netns; rejects with a NativeError naming
    * the netns, and leaves nothing open, on failure.

@@ -181,6 +181,8 @@ export interface ProxyCounters {
   internalErrors: number;
   /** Refused at accept: the proxy held its whole connection budget. */
   refusedOverBudget: number;
+  /** Plaintext from outside the mesh refused because its STRICT pod's kernel filter is not in place. */
+  plaintextRefused: number;
   /** Refused: the source pod held its share of the budget, and its queue was full or the wait too long. */
   refusedSourceOverBudget: number;
   /** Waited for the source pod's share, then were served. */
@@ -257,6 +259,7 @@ export class NodeProxy {
     revoked: 0,
     internalErrors: 0,
     refusedOverBudget: 0,
+    plaintextRefused: 0,
     refusedSourceOverBudget: 0,
     waitedForBudget: 0,
     bytesFromClients: 0,
@@ -323,16 +326,20 @@ export class NodeProxy {
    * accepted socket's local address is what the client dialled (the pod's
    * address and port). The connection is judged by the pod's policies with
    * no identity (only `ipBlocks` and ports can allow it, as in Istio), then
-   * relayed to the pod from the node's address. Resolves with the server;
-   * closing it closes the descriptor. Rejects when the descriptor is not a
-   * listening TCP socket.
+   * relayed to the pod from the node's address. With `refuseAll` (a STRICT
+   * pod whose kernel filter is not in place) every connection is refused,
+   * counted (plaintextRefused) and logged with that reason. Resolves with the
+   * server, which owns the descriptor from the call on (closing the server
+   * closes it; a failed listen closes it too). Rejects when the descriptor is
+   * not a listening TCP socket.
    */
-  serveInbound(fd: number): Promise<net.Server> {
+  serveInbound(fd: number, refuseAll?: string): Promise<net.Server> {
     const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => {
       this.counters.accepted++;
       socket.on('error', () => undefined);
       try {
-        this.acceptInbound(socket, server);
+        if (refuseAll !== undefined) this.refusePlaintext(socket, refuseAll);
+        else this.acceptInbound(socket, server);
       } catch (err) {
         this.internalError('accept', err, socket);
       }
@@ -346,6 +353,12 @@ export class NodeProxy {
         resolve(server);
       });
     });
+  }
+
+  private refusePlaintext(client: net.Socket, why: string): void {
+    this.counters.plaintextRefused++;
+    this.denials.report('plaintext refused', { sourceAddress: `${client.remoteAddress}:${client.remotePort}`, destination: `${client.localAddress}:${client.localPort}` }, `connection refused: plaintext from outside the mesh into a pod that is ${why}`, 'info');
+    client.resetAndDestroy();
   }
 
   private acceptInbound(client: net.Socket, server: net.Server): void {

@@ -38,6 +38,11 @@ describe('desiredInboundPods', () => {
     assert.deepEqual(desiredInboundPods([web], new PolicySet([allowWeb]), [], () => undefined), []);
   });
 
+  it('takes a STRICT pod whose kernel filter is not in place, for the proxy to refuse all its plaintext', () => {
+    const pods = desiredInboundPods([web, db], PolicySet.empty(), [strictShop], netns, new Map([['uid-db', 'its host-side interface is unknown']]));
+    assert.deepEqual(pods.map((p) => [p.pod, p.refuseAll]), [['shop/db', 'STRICT, and the kernel filter is not in place (its host-side interface is unknown)']]);
+  });
+
   it('a namespace-wide policy selects every pod of its namespace; eth0 when the interface is unknown', () => {
     const nsWide: AuthorizationPolicy = { ...allowWeb, selector: undefined };
     const pods = desiredInboundPods([web, db], new PolicySet([nsWide]), [], netns);
@@ -61,9 +66,11 @@ function fakeDatapath(opts: { failFor?: Set<string> } = {}) {
     },
     applyInbound: (entries: Map<string, InboundEntry>) => {
       events.push(`map ${[...entries.keys()].join(',')}`);
+      const deleted = [...map.keys()].filter((k) => !entries.has(k)).length;
+      const updated = [...entries.keys()].filter((k) => !map.has(k)).length;
       map.clear();
       for (const [k, v] of entries) map.set(k, v);
-      return { map: 'sluice_inbound', updated: entries.size, deleted: 0, unchanged: 0, errors: [] };
+      return { map: 'sluice_inbound', updated, deleted, unchanged: entries.size - updated, errors: [] };
     },
     serve: async () => {
       const server = net.createServer();
@@ -77,14 +84,17 @@ function fakeDatapath(opts: { failFor?: Set<string> } = {}) {
 const pod = (n: number): InboundPod => ({ uid: `u${n} 10.244.1.${n}`, pod: `shop/p${n}`, ip: `10.244.1.${n}`, netns: `/run/netns/p${n}`, iface: 'eth0' });
 
 describe('InboundCapture', () => {
-  it('writes the map entry before it opens the listener, and closes the listener when the pod leaves', async () => {
+  it('writes the map entry at once, before the listener opens, and closes the listener when the pod leaves', async () => {
     const dp = fakeDatapath();
     const capture = new InboundCapture({ ...dp, allowedAddress: '10.244.1.1', logger });
-    await capture.reconcile([pod(5)]);
+    const written = capture.reconcile([pod(5)]);
+    assert.equal(written.updated, 1);
+    assert.deepEqual(dp.map.get('10.244.1.5'), { allowedAddress: '10.244.1.1', listenPort: 15006 }, 'written before reconcile returned');
+    await capture.settled();
     assert.deepEqual(dp.events, ['map 10.244.1.5', 'listen /run/netns/p5']);
-    assert.deepEqual(dp.map.get('10.244.1.5'), { allowedAddress: '10.244.1.1', listenPort: 15006 });
     assert.deepEqual(capture.status(), [{ pod: 'shop/p5', ip: '10.244.1.5', listening: true }]);
-    await capture.reconcile([]);
+    assert.equal(capture.reconcile([]).deleted, 1);
+    await capture.settled();
     assert.equal(dp.map.size, 0, 'the entry goes when the configuration says so');
     assert.equal(dp.servers[0].listening, false, 'the listener is closed');
     assert.deepEqual(capture.status(), []);
@@ -95,7 +105,8 @@ describe('InboundCapture', () => {
     const failFor = new Set(['/run/netns/p7']);
     const dp = fakeDatapath({ failFor });
     const capture = new InboundCapture({ ...dp, allowedAddress: '10.244.1.1', logger, retryMs: 20 });
-    await capture.reconcile([pod(6), pod(7)]);
+    capture.reconcile([pod(6), pod(7)]);
+    await capture.settled();
     assert.ok(dp.map.has('10.244.1.7'), 'the entry stays though no listener opened');
     const p7 = capture.status().find((s) => s.pod === 'shop/p7');
     assert.equal(p7?.listening, false);
@@ -107,17 +118,19 @@ describe('InboundCapture', () => {
     await capture.close();
     assert.ok(dp.servers.every((s) => !s.listening), 'close() closes every listener');
     assert.equal(dp.map.size, 2, 'close() keeps the entries: plaintext stays dropped until the next agent listens');
+    capture.reconcile([]);
+    assert.equal(dp.map.size, 2, 'a closed capture writes the map no more (a successor owns it)');
   });
 
-  it('folds calls made during a pass into one more pass with the latest pods', async () => {
+  it('writes the entries of every call at once, even while a pass is opening listeners, and ends on the latest pods', async () => {
     const dp = fakeDatapath();
     const capture = new InboundCapture({ ...dp, allowedAddress: '10.244.1.1', logger });
-    const first = capture.reconcile([pod(1)]);
-    void capture.reconcile([pod(1), pod(2)]);
-    void capture.reconcile([pod(3)]);
-    await first;
-    for (let i = 0; i < 50 && capture.status().length !== 1; i++) await new Promise((r) => setTimeout(r, 10));
+    capture.reconcile([pod(1)]);
+    capture.reconcile([pod(1), pod(2)]);
+    assert.deepEqual([...dp.map.keys()], ['10.244.1.1', '10.244.1.2'], 'the second call entries are in before any listener opened');
+    capture.reconcile([pod(3)]);
     assert.deepEqual([...dp.map.keys()], ['10.244.1.3']);
+    await capture.settled();
     assert.deepEqual(capture.status().map((s) => s.pod), ['shop/p3']);
     assert.ok(!dp.events.includes('listen /run/netns/p2'), 'a pod that came and went meanwhile was never opened');
     await capture.close();
