@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <system_error>
 
 namespace sluice {
 
@@ -262,32 +263,37 @@ void SpliceRelay::Run(Worker* wp) {
     Watch(wp->epfd, p->fd_a, Interest(p->ab, p->ba), &p->interest_a, Tag(p, 0));
     Watch(wp->epfd, p->fd_b, Interest(p->ba, p->ab), &p->interest_b, Tag(p, 1));
   };
+  // New pairs and reset requests, queued by Add() and Reset(). Taken on every
+  // turn, so one whose wake-up write failed still starts within the timeout.
+  auto take_queued = [&] {
+    std::vector<Pair*> fresh;
+    std::vector<uint64_t> resets;
+    {
+      std::lock_guard<std::mutex> lock(wp->mu);
+      fresh.swap(wp->incoming);
+      resets.swap(wp->resets);
+    }
+    for (Pair* p : fresh) {
+      {
+        std::lock_guard<std::mutex> lock(wp->pairs_mu);
+        wp->pairs[p->id] = p;
+      }
+      progress(p, true, true, true, true);
+    }
+    for (uint64_t id : resets) {
+      auto it = wp->pairs.find(id);
+      if (it == wp->pairs.end() || it->second->finished) continue;
+      finish(it->second, -ECONNABORTED);
+    }
+  };
   while (!wp->stop) {
     int n = epoll_wait(wp->epfd, events, 256, 500);
+    take_queued();
     for (int i = 0; i < n; i++) {
       uint64_t tag = events[i].data.u64;
       if (tag == 0) {
         uint64_t v;
         while (read(wp->wake, &v, sizeof(v)) > 0) {
-        }
-        std::vector<Pair*> fresh;
-        std::vector<uint64_t> resets;
-        {
-          std::lock_guard<std::mutex> lock(wp->mu);
-          fresh.swap(wp->incoming);
-          resets.swap(wp->resets);
-        }
-        for (Pair* p : fresh) {
-          {
-            std::lock_guard<std::mutex> lock(wp->pairs_mu);
-            wp->pairs[p->id] = p;
-          }
-          progress(p, true, true, true, true);
-        }
-        for (uint64_t id : resets) {
-          auto it = wp->pairs.find(id);
-          if (it == wp->pairs.end() || it->second->finished) continue;
-          finish(it->second, -ECONNABORTED);
         }
         continue;
       }
@@ -320,13 +326,27 @@ int SpliceRelay::Start(int threads) {
     auto w = std::make_unique<Worker>();
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->epfd < 0 || w->wake < 0) return -errno;
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = 0;  // 0 = wake-up; pairs carry their (never null) pointer
-    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake, &ev);
-    Worker* wp = w.get();
-    w->thread = std::thread([this, wp] { Run(wp); });
+    int err = 0;
+    if (w->epfd < 0 || w->wake < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake, &ev) != 0) err = errno ? -errno : -EIO;
+    if (!err) {
+      Worker* wp = w.get();
+      try {
+        w->thread = std::thread([this, wp] { Run(wp); });
+      } catch (const std::system_error& e) {
+        err = e.code().value() ? -e.code().value() : -EAGAIN;
+      }
+    }
+    if (err) {
+      // Nothing half-started is left: this worker's descriptors, and the
+      // workers started before it, go.
+      if (w->epfd >= 0) close(w->epfd);
+      if (w->wake >= 0) close(w->wake);
+      Stop();
+      return err;
+    }
     workers_.push_back(std::move(w));
   }
   return 0;
@@ -381,8 +401,12 @@ int SpliceRelay::Add(uint64_t id, int fd_a, int fd_b, const std::string& initial
     std::lock_guard<std::mutex> lock(w->mu);
     w->incoming.push_back(p);
   }
+  // The pair is the worker's now: a failed wake-up must not hand the
+  // descriptors back (the worker takes its queue on every turn anyway).
   uint64_t one = 1;
-  if (write(w->wake, &one, sizeof(one)) < 0) return -errno;
+  if (write(w->wake, &one, sizeof(one)) < 0) {
+    // taken within the worker's epoll timeout
+  }
   return 0;
 }
 

@@ -142,6 +142,7 @@ const dynamicLoads: Record<string, string> = {
   'test/conformance/conformance.test.ts': 'a fixture module from the compiled test tree',
   'test/fixtures/handover-old-agent.js': 'the old agent of a handover runs the compiled handover module in its own process',
   'test/fixtures/keeper-agent.js': 'the agent a listener keeper asks for copies runs the compiled handover module in its own process',
+  'test/fixtures/relay-start-failure.js': 'the relay is started in a process with a small descriptor limit, through the compiled addon',
 };
 
 /** Packages and built-ins that pure parts may import, and why. */
