@@ -65,7 +65,7 @@ describe('bpf datapath (privileged)', { timeout: 120000 }, () => {
     assert.deepEqual(dp.attached.map((a) => a.program), [...PROGRAMS]);
     assert.ok(dp.attached.every((a) => !a.reused));
     const pins = fs.readdirSync(schemaDir(bpffs)).sort();
-    assert.deepEqual(pins, ['links', 'sluice_config', 'sluice_counters', 'sluice_enroll', 'sluice_orig', 'sluice_strict', 'sluice_tuples', 'sluice_vips']);
+    assert.deepEqual(pins, ['links', 'sluice_config', 'sluice_counters', 'sluice_enroll', 'sluice_inbound', 'sluice_orig', 'sluice_strict', 'sluice_tuples', 'sluice_vips']);
     assert.deepEqual(fs.readdirSync(path.join(schemaDir(bpffs), 'links')).sort(), [...PROGRAMS].sort());
     assert.deepEqual(attachedTo(cgroup).sort(), [...PROGRAMS].sort());
     dp.close();
