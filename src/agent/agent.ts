@@ -5,14 +5,14 @@ import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent-config';
 import { BpfDatapath, interfaceIndex } from '../kernel/bpf-datapath';
-import { STRICT_F_COUNT_ONLY, VIP_F_WORKLOAD, type StrictEntry } from '../datapath/map-codecs';
-import { effectiveMtlsMode } from '../model/policy';
+import { VIP_F_WORKLOAD } from '../datapath/map-codecs';
 import { IdAllocator, desiredEnrollments, desiredState, vipEntries, workloadVipEntries, workloadVipKey } from '../datapath/desired-state';
 import { MapCapacity } from '../datapath/map-capacity';
 import { serviceCodec, workloadCodec } from '../xds/resource-types';
 import type { Service } from '../model/resources';
 import { PodNetnsRegistry } from '../kernel/pod-netns-registry';
 import { InboundCapture, desiredInboundPods } from './inbound-capture';
+import { PeerAuthenticationEnforcer } from './peer-authentication';
 import { SpliceRelay } from '../kernel/splice-relay';
 import { endedByReset, resetOnClose, serverFd, setTcpKeepalive, socketFd, type KeepaliveSettings } from '../kernel/socket-options';
 import { authorizeConnection } from '../proxy/connection-decision';
@@ -94,17 +94,8 @@ export class Agent {
   private certificates?: CertificateManager;
   private tunnels?: TunnelPool;
   private tunnelServer?: TunnelServer;
-  /**
-   * Host-side interface name -> ifindex, resolved once: under descriptor
-   * pressure if_nametoindex fails, and a pod whose STRICT entry could not be
-   * re-resolved must keep it (security state never changes on an error path).
-   */
-  private readonly ifindexCache = new Map<string, number>();
-  /**
-   * Pods under STRICT whose filter is not in place (uid → why). sluice-cni is
-   * not told such a pod is enrolled, so it does not start with STRICT open.
-   */
-  private strictNotEnforced = new Map<string, string>();
+  /** STRICT and PERMISSIVE in the kernel (peer-authentication.ts); set once the datapath is open. */
+  private peerAuthentication?: PeerAuthenticationEnforcer;
   /** Pod IP -> workload, for this node's pods (tunnel targets). */
   private localByIp = new Map<string, Workload>();
 
@@ -156,6 +147,13 @@ export class Agent {
     });
     this.logs.component('datapath').info({ pinRoot: this.datapath.pinRoot, attached: this.datapath.attached }, 'capture programs attached');
     this.readiness.done('bpf attached');
+    const opened = this.datapath;
+    this.peerAuthentication = new PeerAuthenticationEnforcer({
+      datapath: opened,
+      hostInterfaceOf: (uid) => this.registry?.get(uid)?.hostInterface,
+      interfaceIndex,
+      allowedAddress: config.proxyAddress,
+    });
 
     this.registry = new PodNetnsRegistry(config.podNetnsDir, () => {
       this.enrollmentDirty = true;
@@ -718,70 +716,15 @@ export class Agent {
     return this.inboundCapture.reconcile(pods);
   }
 
-  /**
-   * PeerAuthentication: under STRICT, plaintext connection attempts into an
-   * enrolled pod are dropped in the kernel unless they come from this node's
-   * own address (this proxy, the tunnel endpoint, the kubelet's probes);
-   * under PERMISSIVE they are let in and counted (plaintext_accepted).
-   */
+  /** PeerAuthentication in the kernel for the enrolled pods (peer-authentication.ts). */
   private applyPeerAuthentication(): { updated: number; deleted: number; errors: string[] } {
-    const entries = new Map<number, StrictEntry>();
-    const errors: string[] = [];
-    const strictIfindex = new Map<string, number>();
-    const notEnforced = new Map<string, string>();
-    const peerAuthentications = [...this.store.peerAuthentications.values()];
-    for (const w of this.workloadByCookie.values()) {
-      const mode = effectiveMtlsMode(w, peerAuthentications);
-      // DISABLE: nothing attached. PERMISSIVE (the default): plaintext counted.
-      if (mode === 'DISABLE') continue;
-      const hostInterface = this.registry?.get(w.uid)?.hostInterface;
-      if (!hostInterface) {
-        if (mode === 'STRICT') {
-          const why = `STRICT for ${w.namespace}/${w.name}: its host-side interface is unknown (the CNI step did not report it)`;
-          errors.push(why);
-          notEnforced.set(w.uid, why);
-        }
-        continue;
-      }
-      try {
-        // Keyed by pod and name: a new pod reusing an interface name resolves afresh.
-        const cacheKey = `${w.uid} ${hostInterface}`;
-        let ifindex = this.ifindexCache.get(cacheKey);
-        if (ifindex === undefined) {
-          ifindex = interfaceIndex(hostInterface);
-          this.ifindexCache.set(cacheKey, ifindex);
-        }
-        entries.set(ifindex, { allowedAddress: this.config.proxyAddress, flags: mode === 'STRICT' ? 0 : STRICT_F_COUNT_ONLY });
-        if (mode === 'STRICT') strictIfindex.set(w.uid, ifindex);
-      } catch (err) {
-        errors.push(`${mode} for ${w.namespace}/${w.name}: ${(err as Error).message}`);
-        if (mode === 'STRICT') notEnforced.set(w.uid, `STRICT cannot be enforced: ${(err as Error).message}`);
-      }
-    }
-    const result = this.writeStrict(entries, errors);
-    for (const [uid, ifindex] of strictIfindex) {
-      const why = this.datapath!.strictFilterError(ifindex);
-      if (why !== undefined) notEnforced.set(uid, `STRICT cannot be enforced: ${why}`);
-    }
-    this.strictNotEnforced = notEnforced;
-    return result;
+    if (!this.peerAuthentication) return { updated: 0, deleted: 0, errors: [] };
+    return this.peerAuthentication.apply(this.workloadByCookie.values(), [...this.store.peerAuthentications.values()]);
   }
 
-  private writeStrict(entries: Map<number, StrictEntry>, errors: string[]): { updated: number; deleted: number; errors: string[] } {
-    // Forget interfaces of pods that are gone (a new pod may reuse the name).
-    const current = new Set([...this.workloadByCookie.values()].map((w) => `${w.uid} ${this.registry?.get(w.uid)?.hostInterface}`));
-    for (const name of [...this.ifindexCache.keys()]) if (!current.has(name)) this.ifindexCache.delete(name);
-    if (errors.length) {
-      // Something could not be resolved: add and update, but remove nothing
-      // this pass, so an error never turns STRICT off for a pod.
-      return { updated: 0, deleted: 0, errors: [...errors, ...this.datapath!.addStrict(entries).errors] };
-    }
-    try {
-      const r = this.datapath!.applyStrict(entries);
-      return { updated: r.updated, deleted: r.deleted, errors: [...errors, ...r.errors] };
-    } catch (err) {
-      return { updated: 0, deleted: 0, errors: [...errors, `STRICT: ${(err as Error).message}`] };
-    }
+  /** Pods under STRICT whose filter is not in place (uid -> why). */
+  private get strictNotEnforced(): ReadonlyMap<string, string> {
+    return this.peerAuthentication?.notEnforced ?? new Map();
   }
 
   private refreshEnrolled(): void {
