@@ -13,6 +13,7 @@ import type { Service } from '../model/resources';
 import { PodNetnsRegistry } from '../kernel/pod-netns-registry';
 import { InboundCapture, desiredInboundPods } from './inbound-capture';
 import { PeerAuthenticationEnforcer } from './peer-authentication';
+import type { AgentStatusView, ConnectionView, MapsView } from '../observability/agent-admin-api';
 import { SpliceRelay } from '../kernel/splice-relay';
 import { endedByReset, resetOnClose, serverFd, setTcpKeepalive, socketFd, type KeepaliveSettings } from '../kernel/socket-options';
 import { authorizeConnection } from '../proxy/connection-decision';
@@ -772,7 +773,8 @@ export class Agent {
 
   // ---- inspection (admin endpoint) ----
 
-  status(): object {
+  /** GET /status */
+  status(): AgentStatusView {
     return {
       node: this.config.nodeName,
       pid: process.pid,
@@ -794,7 +796,7 @@ export class Agent {
       enrolled: [...this.workloadByCookie.entries()].map(([cookie, w]) => ({
         workload: `${w.namespace}/${w.name}`,
         ips: w.ips,
-        netnsCookie: cookie,
+        netnsCookie: String(cookie),
         enrolledAt: this.enrolledSince.get(w.uid)?.at,
         preexistingConnections: this.enrolledSince.get(w.uid)?.preexistingConnections,
         ...(this.strictNotEnforced.has(w.uid) ? { strictNotEnforced: this.strictNotEnforced.get(w.uid) } : {}),
@@ -803,7 +805,7 @@ export class Agent {
       podNetnsErrors: this.registry?.errors() ?? {},
       lastReconcile: this.lastReconcile,
       resync: { intervalSeconds: this.config.resyncInterval, last: this.lastResync, repairs: this.mapRepairs },
-      proxyCounters: this.proxy?.counters,
+      proxyCounters: this.proxy ? Object.fromEntries(Object.entries(this.proxy.counters)) : undefined,
       activeConnections: this.proxy?.activeConnections ?? 0,
       connectionBudget: { ...this.limits, inUse: this.proxy?.activeConnections ?? 0, waiting: this.proxy?.waitingConnections ?? 0 },
       mapFill: {
@@ -817,7 +819,8 @@ export class Agent {
     };
   }
 
-  maps(): object {
+  /** GET /maps */
+  maps(): MapsView | { error: string } {
     const dp = this.datapath;
     if (!dp) return { error: 'datapath not loaded' };
     const serviceById = new Map<string, string>();
@@ -826,7 +829,7 @@ export class Agent {
       pinRoot: dp.pinRoot,
       enrollment: dp.enroll.entries().map((e) => {
         const w = this.workloadByCookie.get(e.key);
-        return { netnsCookie: e.key, workloadId: e.value.workloadId, workload: w ? `${w.namespace}/${w.name}` : '' };
+        return { netnsCookie: String(e.key), workloadId: e.value.workloadId, workload: w ? `${w.namespace}/${w.name}` : '' };
       }),
       vips: dp.vips.entries().map((e) => {
         // A meshed pod's own address (port 0 = any port), captured so policy applies to it.
@@ -839,13 +842,14 @@ export class Agent {
       originalDestinations: dp.tuples.entries().map((e) => ({
         tuple: `${e.key.srcAddress}:${e.key.srcPort} -> ${e.key.dstAddress}:${e.key.dstPort}`,
         originalDst: `${e.value.address}:${e.value.port}`,
-        netnsCookie: e.value.netnsCookie,
+        netnsCookie: String(e.value.netnsCookie),
       })),
       counters: dp.counters(),
     };
   }
 
-  connections(): object {
+  /** GET /connections */
+  connections(): ConnectionView[] {
     const now = Date.now();
     return (this.proxy?.connections() ?? []).map((c) => ({ ...c, ageMs: now - c.startedAt }));
   }

@@ -1,41 +1,11 @@
 // Tables of sluicectl for an agent's admin endpoint, with the shape each
 // answer must have before a table is drawn from it.
 import { type Shape, anyOf, fields, list } from './answer-shape';
+import type { AgentStatusView, ConnectionView, MapsView } from '../observability/agent-admin-api';
 import { bytes, duration, table } from './output';
 
-interface XdsTypeStatus {
-  type: string;
-  received: number;
-  synced: boolean;
-  lastAck?: { version: string; nonce: string; at: string };
-  lastNack?: { version: string; nonce: string; at: string; reason: string };
-}
-
-interface ConfigStatus {
-  source: string;
-  version: string;
-  file?: { file: string; version: string; appliedAt: string; lastError: string; rejected: { name: string; reason: string }[] };
-  xds?: { target: string; node: string; state: string; connectedSince: string; lastError: string; types: XdsTypeStatus[] };
-}
-
-export interface Status {
-  node: string;
-  ready: boolean;
-  pending: string[];
-  uptimeSeconds: number;
-  proxy: string;
-  relay: string;
-  bpf: { pinRoot?: string; attached: { program: string; reused: boolean }[] };
-  config: ConfigStatus;
-  enrolled: { workload: string; ips: string[]; preexistingConnections?: number; strictNotEnforced?: string }[];
-  inboundCapture?: { pods: { pod: string; ip: string; listening: boolean; error?: string }[]; mapErrors: string[] };
-  activeConnections: number;
-  proxyCounters?: Record<string, number>;
-  connectionBudget?: { maxConnections: number; maxPerSource: number; inUse: number; waiting?: number };
-  mapFill?: Record<string, { entries: number; capacity: number; admitted?: { entries: number; limit: number }; rejectedResources?: number }>;
-  resync?: { intervalSeconds: number; last?: string; repairs: number };
-  tunnels?: { openSessions?: number; streamsOpened?: number; server?: Record<string, number> } | null;
-}
+/** The agent's answers, declared once for both sides (src/observability/agent-admin-api.ts). */
+export type Status = AgentStatusView;
 
 export function statusTable(s: Status): string {
   const lines = [
@@ -73,15 +43,7 @@ export function statusTable(s: Status): string {
   return lines.join('\n') + '\n';
 }
 
-interface Maps {
-  pinRoot: string;
-  enrollment: { netnsCookie: string; workloadId: number; workload: string }[];
-  vips: { vip: string; serviceId: number; service: string }[];
-  originalDestinations: { tuple: string; originalDst: string; netnsCookie: string }[];
-  counters: Record<string, number>;
-}
-
-export function mapsTable(m: Maps): string {
+export function mapsTable(m: MapsView): string {
   return [
     `pins: ${m.pinRoot}\n`,
     'ENROLLMENT (sluice_enroll)',
@@ -95,21 +57,7 @@ export function mapsTable(m: Maps): string {
   ].join('\n');
 }
 
-interface Connection {
-  id: number;
-  source: string;
-  sourceAddress: string;
-  vip: string;
-  service: string;
-  endpoint: string;
-  state: string;
-  security: string;
-  ageMs: number;
-  bytesFromClient: number;
-  bytesFromEndpoint: number;
-}
-
-export function connectionsTable(cs: Connection[]): string {
+export function connectionsTable(cs: ConnectionView[]): string {
   return table(
     ['ID', 'SOURCE', 'VIP', 'SERVICE', 'ENDPOINT', 'STATE', 'SECURITY', 'SENT', 'RECEIVED', 'AGE'],
     cs.map((c) => [String(c.id), c.source, c.vip, c.service, c.endpoint || '-', c.state, c.security || '-', bytes(c.bytesFromClient), bytes(c.bytesFromEndpoint), duration(c.ageMs)]),
