@@ -263,14 +263,19 @@ export class TunnelServer {
       this.refuse(stream, 400, 'only CONNECT from a peer with a workload certificate', log);
       return;
     }
-    const m = /^(.+):(\d+)$/.exec(target);
-    const destination = m ? this.deps.localWorkload(m[1]) : undefined;
-    if (!m || !destination) {
+    const parsed = parseConnectTarget(target);
+    if (typeof parsed === 'string') {
+      this.counters.refusedTarget++;
+      this.refuse(stream, 400, parsed, log);
+      return;
+    }
+    const destination = this.deps.localWorkload(parsed.ip);
+    if (!destination) {
       this.counters.refusedTarget++;
       this.refuse(stream, 404, `${target} is not a pod on this node`, log);
       return;
     }
-    const port = Number(m[2]);
+    const { port } = parsed;
     const service = this.deps.serviceFor?.(destination, port);
     // The source pod's address travels in the request (HBONE's forwarded
     // header); it counts only when it belongs to the verified identity.
@@ -304,7 +309,7 @@ export class TunnelServer {
       this.refuse(stream, 503, 'over the connection budget of the destination node', { ...log, source: claimed }, { entry, labels });
       return;
     }
-    const upstream = net.connect({ host: m[1], port, allowHalfOpen: true, noDelay: true });
+    const upstream = net.connect({ host: parsed.ip, port, allowHalfOpen: true, noDelay: true });
     this.held++;
     this.heldBySource.set(claimed, (this.heldBySource.get(claimed) ?? 0) + 1);
     upstream.once('close', () => {
@@ -427,4 +432,20 @@ function inboundEntry(
     endpoint: target,
     security: 'mTLS',
   };
+}
+
+/**
+ * The target of a CONNECT request (`:authority`, RFC 9113 section 8.5): an
+ * IPv4 address and a port 1-65535, or an IPv6 address in brackets and a port.
+ * Returns the parts, or why the target is refused (at most 300 characters
+ * of the request are quoted back).
+ */
+export function parseConnectTarget(authority: string): { ip: string; port: number } | string {
+  const quoted = JSON.stringify(authority.length > 300 ? `${authority.slice(0, 300)}...` : authority);
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(authority);
+  const ip = m ? (m[1] ?? m[2]) : undefined;
+  if (!m || !ip || net.isIP(ip) === 0) return `CONNECT target ${quoted} is not IP:PORT`;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return `CONNECT target ${quoted}: port must be 1-65535`;
+  return { ip, port };
 }
