@@ -324,6 +324,21 @@ static __always_inline int is_fragment(const struct iphdr *ip)
 	return (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) != 0;
 }
 
+/* The IPv4 header of an Ethernet frame carrying TCP, bounds-checked, or NULL
+ * for anything else (other protocols pass both tc programs untouched). */
+static __always_inline struct iphdr *ipv4_tcp_header(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return NULL;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
+		return NULL;
+	return ip;
+}
+
 /*
  * PeerAuthentication STRICT (and PERMISSIVE, counted), on the egress of an enrolled pod's host-side
  * interface (packets about to enter the pod). Only connection attempts are
@@ -337,13 +352,9 @@ int sluice_strict_ingress(struct __sk_buff *skb)
 	struct sluice_strict *st = bpf_map_lookup_elem(&sluice_strict, &ifindex);
 	if (!st)
 		return TC_ACT_OK;
-	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
-	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
+	struct iphdr *ip = ipv4_tcp_header(skb);
+	if (!ip)
 		return TC_ACT_OK;
 	__u32 allowed;
 	__builtin_memcpy(&allowed, st->allowed_saddr4, 4);
@@ -412,11 +423,8 @@ int sluice_inbound_redirect(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
-	struct iphdr *ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP)
+	struct iphdr *ip = ipv4_tcp_header(skb);
+	if (!ip)
 		return TC_ACT_OK;
 	__u32 daddr = ip->daddr;
 	struct sluice_inbound *in = bpf_map_lookup_elem(&sluice_inbound, &daddr);

@@ -21,22 +21,11 @@ import { parseForwardedFor } from '../../src/proxy/connection-decision';
 import { parseConnectTarget } from '../../src/proxy/tunnel-server';
 import { simProgram } from '../../src/sim/command-line';
 import { authorizationPolicyCodec, peerAuthenticationCodec, serviceCodec, workloadCodec, type ResourceCodec } from '../../src/xds/resource-types';
+import { seededRandom } from '../helpers/seeded-random';
 
 const SEED = 0x51c3;
 
-/** mulberry32: small, seedable, good enough to pick mutations. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const rnd = random(SEED);
+const rnd = seededRandom(SEED);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
 
 /** Values of every JSON type and the edges parsers trip on. */

@@ -14,20 +14,9 @@ import { stringify } from 'yaml';
 import { objectName, type KubeObject } from '../../src/control/kubernetes-objects';
 import { renderManifests, type Rendering } from '../../src/control/render';
 import { validateSnapshot } from '../../src/model/validate';
+import { seededRandom } from '../helpers/seeded-random';
 
 const SEED = 0x5151ce;
-
-/** mulberry32: small, seedable, good enough to pick mutations. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const API = 'security.sluice.dev/v1alpha1';
 const BASES: Record<string, object> = {
@@ -130,7 +119,7 @@ interface Case {
 }
 
 function corpus(): Case[] {
-  const next = random(SEED);
+  const next = seededRandom(SEED);
   const cases: Case[] = [];
   for (const [kind, base] of Object.entries(BASES)) {
     for (const at of paths(base)) {
