@@ -5,9 +5,11 @@
 // listener inside the pod's netns, and the proxy judges them with no
 // identity (only ipBlocks and ports can allow them), as Istio ambient does.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SimFixture, eventually } from '../helpers/sim-fixture';
+import { SimFixture, eventually, projectRoot } from '../helpers/sim-fixture';
 
 const API = 'security.sluice.dev/v1alpha1';
 const HELLO = '{{FIXTURES}}/../../examples/apps/hello-server.js';
@@ -49,6 +51,7 @@ spec:
 ${extra}`;
 
 const sim = new SimFixture('e2e-inbound');
+const agentMain = path.join(projectRoot, 'dist', 'src', 'agent', 'main.js');
 let serverIp = '';
 let nearIp = '';
 
@@ -127,11 +130,32 @@ describe('policy holds for plaintext from outside the mesh', { timeout: 300000 }
     assert.equal(curl('plain/near').code, 0, 'still served');
   });
 
+  it('an upgrade (the new agent takes over the listeners of the old one) keeps the policy and serves what it allows', async () => {
+    const before = status().pid;
+    sim.must(['agent', 'node-1', 'upgrade'], 120000);
+    assert.notEqual(status().pid, before, 'the new agent answers');
+    assert.ok(await listening(), 'the new agent listens in the pod');
+    assert.notEqual(curl('plain/far').code, 0, 'still refused');
+    assert.equal(curl('plain/near').code, 0, 'still served');
+  });
+
   it('deleting the policy lets plaintext straight in again', async () => {
     sim.delete(allowFrontend());
     assert.ok(await eventually(() => status().inboundCapture.pods.length === 0, 100, 100), 'the listener is closed');
     const redirected = bpfCounters().inbound_redirected;
     for (const from of ['plain/near', 'plain/far']) assert.equal(curl(from).code, 0, `${from} is served`);
     assert.equal(bpfCounters().inbound_redirected, redirected, 'nothing goes through the proxy any more');
+  });
+
+  it('with the agent stopped, plaintext into a protected pod is dropped (fail closed); sluice-agent uninstall lets it in', async () => {
+    sim.apply(allowFrontend());
+    assert.ok(await listening(), 'protected again');
+    const node = sim.status().nodes[0];
+    sim.must(['agent', 'node-1', 'stop']);
+    assert.notEqual(curl('plain/far').code, 0, 'no agent, no listener: the SYN is dropped, never let past the policy');
+    const r = spawnSync('nsenter', [`--net=/run/netns/${sim.status().netns.nodes[0]}`, '--', process.execPath, agentMain, 'uninstall', '--bpffs', node.bpffs], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const after = curl('plain/far');
+    assert.equal(after.code, 0, `sluice is off the node: plaintext goes straight in: ${after.stderr}`);
   });
 });
