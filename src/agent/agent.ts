@@ -417,6 +417,34 @@ export class Agent {
   }
 
   /**
+   * A stop with no successor (SIGTERM: a restart, a node drain): stops
+   * accepting (with a listener keeper, new connections wait in the kernel's
+   * queue for the next agent instead of being refused), lets the connections
+   * in flight end for up to --stop-drain-ms, then stops, resetting what is
+   * left. Tunnel sessions from other nodes go on serving meanwhile: a GOAWAY
+   * would only send their streams to this node's next agent before it is up.
+   * Resolves once stopped.
+   */
+  async stopGracefully(): Promise<void> {
+    const proxy = this.proxy;
+    const limitMs = this.config.stopDrainMs;
+    if (proxy && limitMs > 0) {
+      // First: the listener keeper must keep the copies it holds, not be
+      // answered with the empty set of a proxy that stopped listening.
+      await this.handover?.close();
+      proxy.stopAccepting();
+      this.tunnelServer?.stopListening();
+      const inFlight = () => proxy.activeConnections + proxy.waitingConnections + (this.tunnelServer?.openStreams ?? 0);
+      const started = Date.now();
+      const log = this.logs.component('proxy');
+      if (inFlight() > 0) log.info({ inFlight: inFlight(), stopDrainMs: limitMs }, 'stopping: letting the connections in flight end');
+      while (inFlight() > 0 && Date.now() - started < limitMs) await new Promise((r) => setTimeout(r, 10));
+      if (inFlight() > 0) log.warn({ reset: inFlight(), stopDrainMs: limitMs }, 'stop drain time is up; resetting the connections still open');
+    }
+    await this.stop();
+  }
+
+  /**
    * SIGTERM while a handover is under way or done: drain now (from where
    * the new agent took the listeners, this agent only finishes what it has).
    * False when no handover began: the caller stops normally.

@@ -7,7 +7,7 @@ import { Agent } from './agent';
 import { ListenerKeeper } from './listener-keeper';
 import { agentProgram } from './command-line';
 
-/** How long a stop may take before the process exits anyway, ms. */
+/** How long a stop may take past --stop-drain-ms before the process exits anyway, ms. */
 const STOP_GRACE_MS = 8000;
 
 async function run(values: Parameters<typeof agentConfigFromValues>[0]): Promise<CommandResult> {
@@ -28,11 +28,11 @@ async function run(values: Parameters<typeof agentConfigFromValues>[0]): Promise
     // within the grace period: a DaemonSet's terminationGracePeriodSeconds
     // must never run out on us.
     const deadline = setTimeout(() => {
-      logger.warn({ graceMs: STOP_GRACE_MS }, 'agent stop did not finish in time; exiting');
+      logger.warn({ graceMs: STOP_GRACE_MS + config.stopDrainMs }, 'agent stop did not finish in time; exiting');
       logger.flush(() => exitAfterFlush(EXIT.FAILURE));
-    }, STOP_GRACE_MS);
+    }, STOP_GRACE_MS + config.stopDrainMs);
     deadline.unref();
-    agent.stop().then(
+    agent.stopGracefully().then(
       () => {
         clearTimeout(deadline);
         logger.info('agent stopped');

@@ -44,6 +44,7 @@ export interface AgentConfig {
   listenerKeeperSocket: string;
   /** After handing over, how long open connections may run on before the rest are reset, seconds. */
   drainSeconds: number;
+  stopDrainMs: number;
   adminPort: number;
   metricsPort: number;
   readinessPort: number;
@@ -91,6 +92,7 @@ const schema = {
     handoverSocket: { type: 'string', default: '' },
     listenerKeeperSocket: { type: 'string', default: '' },
     drainSeconds: { type: 'integer', minimum: 0, maximum: 3600, default: 25 },
+    stopDrainMs: { type: 'integer', minimum: 0, maximum: 60000, default: 2000 },
     adminPort: { type: 'integer', minimum: 0, maximum: 65535, default: 15000 },
     metricsPort: { type: 'integer', minimum: 0, maximum: 65535, default: 15020 },
     readinessPort: { type: 'integer', minimum: 0, maximum: 65535, default: 15021 },
@@ -135,6 +137,7 @@ export const agentFlags: readonly ConfigFlag[] = [
   { name: 'admin-socket', field: 'adminSocket', value: 'PATH', default: '/run/sluice/admin.sock', description: 'unix socket of the admin endpoint (what sluicectl reads)' },
   { name: 'listener-keeper-socket', field: 'listenerKeeperSocket', value: 'PATH', description: "unix socket of the listener keeper (sluice-agent keep-listeners), which holds the listening sockets while no agent runs: a restart or crash refuses no connection ('' = no keeper)" },
   { name: 'handover-socket', field: 'handoverSocket', value: 'PATH', description: 'unix socket where a newer agent on this node takes over the listening sockets, so an upgrade refuses no connection (default: STATE-DIR/handover.sock)' },
+  { name: 'stop-drain-ms', field: 'stopDrainMs', value: 'MS', complete: 'none', default: '2000', description: 'on a stop with no successor (SIGTERM), how long the connections in flight may run on, while new ones wait in the listener keeper\'s queue, before the rest are reset (0: reset at once)' },
   { name: 'drain-seconds', field: 'drainSeconds', value: 'SECONDS', complete: 'none', default: '25', description: 'after a handover, how long open connections run on before the rest are reset (keep it below the pod\'s termination grace period)' },
   { name: 'admin-port', field: 'adminPort', value: 'PORT', complete: 'none', default: '15000', description: 'admin endpoint on 127.0.0.1 (0: none)' },
   { name: 'metrics-port', field: 'metricsPort', value: 'PORT', complete: 'none', default: '15020', description: 'Prometheus metrics port (0: none)' },

@@ -156,6 +156,16 @@ export class TunnelServer {
     if (this.server.listening) this.server.close();
   }
 
+  /**
+   * Stops accepting new sessions (this process's listener closes) while the
+   * open sessions go on serving streams, new ones included: for a stop with
+   * no successor, when a GOAWAY would only send the peers to this node's
+   * next agent before it is up.
+   */
+  stopListening(): void {
+    if (this.server.listening) this.server.close();
+  }
+
   /** Stops accepting and ends every session (their streams are reset). */
   close(): Promise<void> {
     for (const s of this.sessions) s.destroy();
