@@ -62,6 +62,12 @@ const TELEMETRY_INTERVAL_MS = 5000;
  */
 export const PROXY_KEEPALIVE: KeepaliveSettings = Object.freeze({ idleSeconds: 5, intervalSeconds: 2, probes: 3 });
 
+/**
+ * One node agent: start() brings the parts up in order (datapath, pod
+ * registry, CNI endpoint, configuration source, certificates, tunnels, node
+ * proxy, status servers), stopGracefully() and stop() take them down;
+ * status(), maps() and connections() are the admin views.
+ */
 export class Agent {
   readonly readiness = new Readiness(BLOCKERS);
   private readonly store = new ResourceStore();

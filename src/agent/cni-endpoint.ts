@@ -45,6 +45,10 @@ export interface CniEndpointDeps {
   logger: Logger;
 }
 
+/**
+ * The unix socket sluice-cni reports pods to: writes the pod's record and
+ * answers once the pod is enrolled (or with the reason it cannot be).
+ */
 export class CniEndpoint {
   private server?: http.Server;
   private record?: MeshRecord;

@@ -105,6 +105,11 @@ interface Held {
   error?: string;
 }
 
+/**
+ * The listeners inside protected pods and the inbound map (see the top of
+ * this file): reconcile() with the pods that need them, status() for
+ * sluicectl, close() on a stop or a handover.
+ */
 export class InboundCapture {
   private readonly held = new Map<string, Held>();
   private readonly failures: FailureLog;

@@ -28,6 +28,11 @@ export interface PeerAuthenticationDeps {
   allowedAddress: string;
 }
 
+/**
+ * Keeps the strict map and the tc filters in line with the effective mode
+ * of each enrolled pod; `notEnforced` names the STRICT pods whose filter is
+ * not in place, and why.
+ */
 export class PeerAuthenticationEnforcer {
   /**
    * Host-side interface name -> ifindex, resolved once: under descriptor

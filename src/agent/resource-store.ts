@@ -15,6 +15,7 @@ export interface StoreDelta {
   full: boolean;
 }
 
+/** A delta that changes nothing: no service, no workload, no policy, not a full replacement. */
 export function emptyDelta(): StoreDelta {
   return { services: new Set(), workloads: new Set(), policies: false, full: false };
 }
@@ -25,6 +26,12 @@ export interface StoreContents extends Snapshot {
   peerAuthentications?: PeerAuthentication[];
 }
 
+/**
+ * The agent's copy of what the control plane (or a snapshot file) serves:
+ * workloads, services and policies by name, and the version they came with.
+ * Each change records what it changed in the StoreDelta it is given (a full
+ * replacement returns one), for the reconciler.
+ */
 export class ResourceStore {
   readonly workloads = new Map<string, Workload>();
   readonly services = new Map<string, Service>();

@@ -15,6 +15,11 @@ export interface SnapshotStatus {
   lastError: string;
 }
 
+/**
+ * The agent's configuration from a snapshot file (--snapshot), re-read when
+ * it changes; a file that does not validate keeps the last good one serving
+ * and is reported in status.
+ */
 export class SnapshotFileSource {
   private watcher?: fs.FSWatcher;
   private timer?: NodeJS.Timeout;

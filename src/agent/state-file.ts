@@ -28,6 +28,7 @@ export interface StateEntry {
   b: string;
 }
 
+/** One line of the state file: the entry as JSON, no newline. */
 export function stateLine(e: StateEntry): string {
   return JSON.stringify(e);
 }

@@ -45,6 +45,13 @@ export interface TraceInputs {
   enrolled: Set<string>;
 }
 
+/**
+ * What the data path does with a connection from pod `from` (namespace/name)
+ * to `to` (IP:PORT), step by step: capture, service, endpoint candidates and
+ * the policy verdict with its deciding rule, from the same decision
+ * functions the proxy calls (connection-decision.ts). Never throws: a step
+ * that cannot be taken is reported in the result.
+ */
 export function trace(from: string, to: string, inputs: TraceInputs): Trace {
   const steps: TraceStep[] = [];
   const result: Trace = { from, to, captured: false, steps, candidates: [], verdict: '' };

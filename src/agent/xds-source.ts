@@ -16,6 +16,12 @@ interface TypeBinding<T> {
   remove(name: string, d: StoreDelta): void;
 }
 
+/**
+ * The agent's configuration from the control plane over Delta ADS: each
+ * resource decoded and validated on its own (a bad one is NACKed by name,
+ * the rest apply), the accepted state persisted for a restart without the
+ * control plane.
+ */
 export class XdsSource {
   readonly client: DeltaAdsClient;
   /** typeUrl -> name -> version of what was accepted. */

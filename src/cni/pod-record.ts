@@ -24,6 +24,7 @@ export interface PodRecord {
   reportedAt?: string;
 }
 
+/** `<dir>/<pod uid>.json`. */
 export function podRecordPath(dir: string, uid: string): string {
   return path.join(dir, `${uid}.json`);
 }

@@ -17,6 +17,12 @@ export interface ReconcileResult {
   errors: string[];
 }
 
+/**
+ * Makes `map` hold exactly `desired` (raw keys and values): writes what is
+ * missing or different, deletes the rest. A failed write or delete is
+ * reported in `errors` (naming the map and the key in hex) and the pass
+ * goes on with the other entries; never throws for one entry.
+ */
 export function reconcileMap(map: RawMap, desired: { key: Buffer; value: Buffer }[]): ReconcileResult {
   const result: ReconcileResult = { map: map.name, updated: 0, deleted: 0, unchanged: 0, errors: [] };
   const want = new Map<string, { key: Buffer; value: Buffer }>();

@@ -54,6 +54,7 @@ export interface AttachReport {
   reused: boolean;
 }
 
+/** Where this build's pins live under a bpffs directory: `<bpffsDir>/v<SLUICE_SCHEMA_VERSION>`. */
 export function schemaDir(bpffsDir: string): string {
   return path.join(bpffsDir, `v${addon().schemaVersion}`);
 }
@@ -97,6 +98,11 @@ function removeOtherSchemas(bpffsDir: string, keep: string): void {
 
 const codecFor = { size: 8, encode: (v: bigint) => netnsCookieCodec.encode(v), decode: (b: Buffer, o?: number) => netnsCookieCodec.decode(b, o) };
 
+/**
+ * The kernel side of one agent: the loaded object, its pinned maps (typed
+ * with the codecs of map-codecs.ts) and attachments. Errors name the map,
+ * program, interface or netns they concern.
+ */
 export class BpfDatapath {
   readonly enroll: BpfMap<bigint, Enrollment>;
   readonly vips: BpfMap<VipKey, VipValue>;

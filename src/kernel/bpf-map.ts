@@ -7,6 +7,10 @@ export interface Codec<T> {
   decode(b: Buffer, offset?: number): T;
 }
 
+/**
+ * One pinned kernel map with its key and value codecs. Throws at
+ * construction when the kernel's key or value size differs from the codecs'.
+ */
 export class BpfMap<K, V> {
   constructor(
     readonly info: MapInfo,
@@ -24,30 +28,32 @@ export class BpfMap<K, V> {
     return this.info.name;
   }
 
+  /** The value at key, or undefined when there is none. Errors name the map (`map sluice_vips: map lookup: ...`). */
   lookup(key: K): V | undefined {
-    const v = addon().mapLookup(this.info.fd, this.keyCodec.encode(key), this.info.valueSize);
+    const v = this.named(() => addon().mapLookup(this.info.fd, this.keyCodec.encode(key), this.info.valueSize));
     return v ? this.valueCodec.decode(v) : undefined;
   }
 
   update(key: K, value: V): void {
-    addon().mapUpdate(this.info.fd, this.keyCodec.encode(key), this.valueCodec.encode(value));
+    this.named(() => addon().mapUpdate(this.info.fd, this.keyCodec.encode(key), this.valueCodec.encode(value)));
   }
 
   updateRaw(key: Buffer, value: Buffer): void {
-    addon().mapUpdate(this.info.fd, key, value);
+    this.named(() => addon().mapUpdate(this.info.fd, key, value));
   }
 
+  /** False when there was no such key. */
   delete(key: K): boolean {
-    return addon().mapDelete(this.info.fd, this.keyCodec.encode(key));
+    return this.named(() => addon().mapDelete(this.info.fd, this.keyCodec.encode(key)));
   }
 
   deleteRaw(key: Buffer): boolean {
-    return addon().mapDelete(this.info.fd, key);
+    return this.named(() => addon().mapDelete(this.info.fd, key));
   }
 
   /** Raw entries: keys and values as buffers, for diffing without decoding. */
   entriesRaw(): { key: Buffer; value: Buffer }[] {
-    const { keys, values, count } = addon().mapEntries(this.info.fd, this.info.keySize, this.info.valueSize);
+    const { keys, values, count } = this.named(() => addon().mapEntries(this.info.fd, this.info.keySize, this.info.valueSize));
     const out: { key: Buffer; value: Buffer }[] = [];
     for (let i = 0; i < count; i++) {
       out.push({
@@ -60,5 +66,19 @@ export class BpfMap<K, V> {
 
   entries(): { key: K; value: V }[] {
     return this.entriesRaw().map((e) => ({ key: this.keyCodec.decode(e.key), value: this.valueCodec.decode(e.value) }));
+  }
+
+  /**
+   * Runs one operation of the addon; its error (a NativeError: code, errno,
+   * op kept) gets the map's name in front of its message, since the addon
+   * knows only the descriptor.
+   */
+  private named<T>(op: () => T): T {
+    try {
+      return op();
+    } catch (err) {
+      if (err instanceof Error && !err.message.startsWith(`map ${this.info.name}: `)) err.message = `map ${this.info.name}: ${err.message}`;
+      throw err;
+    }
   }
 }

@@ -17,6 +17,12 @@ export interface PodNetns {
   podInterface?: string;
 }
 
+/**
+ * The pods of this node by uid, from the records in the pod netns directory,
+ * each with its netns cookie (the enrollment map's key). Rescans on every
+ * change of the directory and every 2 s; a record that cannot be read now
+ * keeps the pod as known. `onChange` is called when the set changed.
+ */
 export class PodNetnsRegistry {
   private readonly pods = new Map<string, PodNetns>();
   private readonly failures = new Map<string, string>();

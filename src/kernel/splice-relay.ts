@@ -12,6 +12,12 @@ export interface RelayDone {
   error: string;
 }
 
+/**
+ * The addon's relay threads, one per process: established socket pairs are
+ * handed over and relayed with splice(2) until both sides end; each pair's
+ * end (bytes per direction, the errno name of a reset) is reported back on
+ * the JS thread.
+ */
 export class SpliceRelay {
   private readonly pending = new Map<number, (r: RelayDone) => void>();
   private started = false;

@@ -87,6 +87,10 @@ export const bpfObjectPath = path.join(projectRoot, 'build', 'bpf', 'sluice.bpf.
 
 let cached: Addon | undefined;
 
+/**
+ * The compiled addon, loaded once. Throws with the path and the build
+ * command when it is missing or cannot be loaded.
+ */
 export function addon(): Addon {
   if (!cached) {
     try {
@@ -99,6 +103,7 @@ export function addon(): Addon {
   return cached;
 }
 
+/** Whether err came from the addon (it carries errno, code, op and target). */
 export function isNativeError(err: unknown): err is NativeError {
   return err instanceof Error && typeof (err as NativeError).errno === 'number';
 }

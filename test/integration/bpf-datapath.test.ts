@@ -96,6 +96,14 @@ describe('bpf datapath (privileged)', { timeout: 120000 }, () => {
     }
   });
 
+  it('a failed map operation names the map, with the errno kept', async () => {
+    const dp = await BpfDatapath.open(opts);
+    const enroll = dp.enroll;
+    dp.close(); // its descriptors are gone: every operation fails
+    assert.throws(() => enroll.lookup(1n), (err: Error & { code?: string }) => /^map sluice_enroll: map lookup/.test(err.message) && typeof err.code === 'string');
+    assert.throws(() => enroll.update(1n, { workloadId: 1, flags: 0 }), /^map sluice_enroll: map update/);
+  });
+
   it('re-uses pinned maps and links after a restart: entries survive, programs are swapped in place', async () => {
     const first = await BpfDatapath.open(opts);
     first.apply({ enrollments: new Map([[7n, { workloadId: 3, flags: 0 }]]), vips: new Map() });
