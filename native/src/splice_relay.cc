@@ -288,15 +288,15 @@ void SpliceRelay::Run(Worker* wp) {
   };
   while (!wp->stop) {
     int n = epoll_wait(wp->epfd, events, 256, 500);
+    // Empty the wake-up counter before taking the queue: a write that lands
+    // after the take stays counted and wakes the next turn.
+    uint64_t woken;
+    while (read(wp->wake, &woken, sizeof(woken)) > 0) {
+    }
     take_queued();
     for (int i = 0; i < n; i++) {
       uint64_t tag = events[i].data.u64;
-      if (tag == 0) {
-        uint64_t v;
-        while (read(wp->wake, &v, sizeof(v)) > 0) {
-        }
-        continue;
-      }
+      if (tag == 0) continue;  // the wake-up, handled above
       auto* p = reinterpret_cast<Pair*>(tag & ~uint64_t{1});
       if (p->finished) continue;  // an earlier event of this batch ended it
       uint32_t e = events[i].events;

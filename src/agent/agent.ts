@@ -434,6 +434,10 @@ export class Agent {
   async stopGracefully(): Promise<void> {
     const proxy = this.proxy;
     const limitMs = this.config.stopDrainMs;
+    // From here this agent only finishes: no handover resumes it, no drain
+    // starts beside this one, and the maps are left to the next agent.
+    this.draining = true;
+    this.mapsPaused = true;
     if (proxy && limitMs > 0) {
       // First: the listener keeper must keep the copies it holds, not be
       // answered with the empty set of a proxy that stopped listening.

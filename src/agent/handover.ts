@@ -220,8 +220,12 @@ export class HandoverServer {
     fs.chmodSync(this.socketPath, 0o600);
   }
 
-  /** Stops listening (libuv unlinks the socket file). */
+  /**
+   * Stops listening (libuv unlinks the socket file); a request already
+   * connected but read after this is refused, copy requests included.
+   */
   close(): Promise<void> {
+    this.handled = true;
     return new Promise((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
   }
 

@@ -15,6 +15,7 @@ async function run(values: Parameters<typeof agentConfigFromValues>[0]): Promise
   const logger = createLogger('sluice-agent', config.logLevel, config.logFile);
   const agent = new Agent(config, logger);
   let stopping = false;
+  let starting: Promise<void> | undefined;
   const stop = (signal: string) => {
     if (stopping) return;
     if (agent.stopAfterHandover()) {
@@ -32,17 +33,22 @@ async function run(values: Parameters<typeof agentConfigFromValues>[0]): Promise
       logger.flush(() => exitAfterFlush(EXIT.FAILURE));
     }, STOP_GRACE_MS + config.stopDrainMs);
     deadline.unref();
-    agent.stopGracefully().then(
-      () => {
-        clearTimeout(deadline);
-        logger.info('agent stopped');
-        logger.flush(() => exitAfterFlush(EXIT.OK));
-      },
-      (err) => {
-        logger.error({ err }, 'error while stopping');
-        logger.flush(() => exitAfterFlush(EXIT.FAILURE));
-      },
-    );
+    // A stop during start waits for it: a drain beside a start that goes on
+    // listening and offering the handover would leave the keeper empty.
+    (starting ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => agent.stopGracefully())
+      .then(
+        () => {
+          clearTimeout(deadline);
+          logger.info('agent stopped');
+          logger.flush(() => exitAfterFlush(EXIT.OK));
+        },
+        (err) => {
+          logger.error({ err }, 'error while stopping');
+          logger.flush(() => exitAfterFlush(EXIT.FAILURE));
+        },
+      );
   };
   void agent.drained.then(() => {
     logger.info('handed over and drained; exiting');
@@ -51,7 +57,8 @@ async function run(values: Parameters<typeof agentConfigFromValues>[0]): Promise
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {
-    await agent.start();
+    starting = agent.start();
+    await starting;
   } catch (err) {
     const e = err as Error;
     logger.fatal({ err: e, ...(isNativeError(e) ? { code: e.code, details: e.details } : {}) }, `agent failed to start: ${e.message}`);

@@ -101,7 +101,7 @@ describe('bpf datapath (privileged)', { timeout: 120000 }, () => {
     const enroll = dp.enroll;
     dp.close(); // its descriptors are gone: every operation fails
     assert.throws(() => enroll.lookup(1n), (err: Error & { code?: string }) => /^map sluice_enroll: map lookup/.test(err.message) && typeof err.code === 'string');
-    assert.throws(() => enroll.update(1n, { workloadId: 1, flags: 0 }), /^map sluice_enroll: map update/);
+    assert.throws(() => enroll.update(1n, { workloadId: 1, flags: 0 }), (err: Error) => /^map sluice_enroll: map update/.test(err.message));
   });
 
   it('re-uses pinned maps and links after a restart: entries survive, programs are swapped in place', async () => {
