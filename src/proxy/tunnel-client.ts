@@ -7,7 +7,7 @@ import * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type * as net from 'node:net';
 import { forwardedFor } from './connection-decision';
-import { TUNNEL_SESSION_WINDOW, TUNNEL_STREAM_WINDOW, sniFor, uriSanOf, type TlsCredentials } from './tunnel-identity';
+import { QUEUED_HEADER, TUNNEL_SESSION_WINDOW, TUNNEL_STREAM_WINDOW, sniFor, uriSanOf, type TlsCredentials } from './tunnel-identity';
 import { DEFAULT_LIVENESS, watchLiveness, type LivenessSettings } from './tunnel-liveness';
 
 export const TUNNEL_PORT = 15008;
@@ -31,6 +31,11 @@ class UnprocessedStream extends Error {}
  * answer yet (restarting, its listener keeper holding the socket), ms.
  */
 export const RESTARTING_PEER_GRACE_MS = 10_000;
+
+/** The longest wait a destination may ask for, ms (a larger value is ignored). */
+const MAX_QUEUED_WAIT_MS = 60_000;
+/** Time past the destination's wait before the source gives up on its answer, ms. */
+const QUEUED_GRACE_MS = 2_000;
 
 export class TunnelPool {
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
@@ -94,6 +99,18 @@ export class TunnelPool {
           reject(new Error(`tunnel to ${req.nodeAddress} for ${req.target}: no answer in ${waited} ms`));
         });
       let timer = setTimeout(expire, timeoutMs);
+      // The destination queued the stream for the source pod's share of its
+      // budget (tunnel-server.ts): wait as long as it says it may, then a little.
+      stream.on('headers', (headers) => {
+        const queuedMs = Number(headers[QUEUED_HEADER]);
+        if (answered || Number(headers[':status']) !== 100 || !Number.isInteger(queuedMs) || queuedMs < 0 || queuedMs > MAX_QUEUED_WAIT_MS) return;
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          if (answered) return;
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+          reject(new Error(`tunnel to ${req.nodeAddress} for ${req.target}: queued at the destination and no answer in ${Date.now() - started} ms`));
+        }, queuedMs + QUEUED_GRACE_MS);
+      });
       stream.once('response', (headers) => {
         answered = true;
         clearTimeout(timer);

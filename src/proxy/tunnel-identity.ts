@@ -32,3 +32,10 @@ export function uriSanOf(subjectaltname: string | undefined): string | undefined
  */
 export const TUNNEL_STREAM_WINDOW = 4 << 20;
 export const TUNNEL_SESSION_WINDOW = 32 << 20;
+
+/**
+ * Header of an informational `100` answer to a CONNECT: the destination
+ * queued the stream for the source pod's share of its budget, for at most
+ * this many ms (then it answers 503). The source waits that long.
+ */
+export const QUEUED_HEADER = 'sluice-queued';

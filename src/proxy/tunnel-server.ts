@@ -12,9 +12,9 @@ import type { Workload } from '../model/resources';
 import type { Decision, Peer } from './authorization';
 import { checkClaimedSource, parseForwardedFor, tunnelPeerOf } from './connection-decision';
 import { FailureLog } from './failure-log';
-import { peerEntry, type AccessLogEntry, type ConnectionOutcome } from './node-proxy';
+import { DEFAULT_BUDGET_WAIT_MS, WAITING_PER_SLOT, peerEntry, type AccessLogEntry, type ConnectionLimits, type ConnectionOutcome } from './node-proxy';
 import { ByteTally, RESPONSE_FLAGS, tcpLabels, type IstioTcpLabels, type ServiceRef, type TelemetrySink } from './telemetry';
-import { TUNNEL_SESSION_WINDOW, TUNNEL_STREAM_WINDOW, identityFromSni, uriSanOf, type TlsCredentials } from './tunnel-identity';
+import { QUEUED_HEADER, TUNNEL_SESSION_WINDOW, TUNNEL_STREAM_WINDOW, identityFromSni, uriSanOf, type TlsCredentials } from './tunnel-identity';
 import { DEFAULT_LIVENESS, watchLiveness, type LivenessSettings } from './tunnel-liveness';
 
 export interface TunnelServerDeps {
@@ -31,10 +31,11 @@ export interface TunnelServerDeps {
   keepalive?: (socket: net.Socket) => void;
   /**
    * Budget for connections to local pods made on behalf of tunnel streams
-   * (each holds a descriptor): past it, or past a source pod's share, a
-   * stream is refused with 503 before anything is opened. Absent: unlimited.
+   * (each holds a descriptor): past it a stream is refused with 503 before
+   * anything is opened; past a source pod's share it waits for room (as a
+   * same-node connection does), then is refused. Absent: unlimited.
    */
-  limits?: { maxConnections: number; maxPerSource: number };
+  limits?: ConnectionLimits;
   /** Arms or disarms a reset of the pod when the socket closes, crash included (see NodeProxy). */
   resetOnClose?: (socket: net.Socket, on: boolean) => void;
   /** Whether a socket that reported a clean end was in fact reset (see NodeProxy). */
@@ -46,6 +47,12 @@ export interface TunnelServerDeps {
   telemetry?: TelemetrySink;
   /** One entry per stream when it ends (direction "inbound"), refused ones included. */
   accessLog?: (entry: AccessLogEntry) => void;
+}
+
+/** A stream waiting for its source pod's share of the budget. */
+interface WaitingStream {
+  connect: () => void;
+  timer: NodeJS.Timeout;
 }
 
 /** An open stream to a local pod: what to re-check when policies change. */
@@ -64,10 +71,13 @@ interface InboundStream {
 }
 
 export class TunnelServer {
-  readonly counters = { sessions: 0, accepted: 0, refusedTarget: 0, refusedPolicy: 0, refusedTls: 0, refusedSource: 0, refusedOverBudget: 0, connectFailed: 0, revoked: 0, deadPeers: 0, internalErrors: 0 };
+  readonly counters = { sessions: 0, accepted: 0, refusedTarget: 0, refusedPolicy: 0, refusedTls: 0, refusedSource: 0, refusedOverBudget: 0, waitedForBudget: 0, connectFailed: 0, revoked: 0, deadPeers: 0, internalErrors: 0 };
   /** Connections to local pods held now (connecting or open), in all and per source pod address. */
   private held = 0;
   private readonly heldBySource = new Map<string, number>();
+  /** Streams waiting for their source's share, per source pod address, oldest first. */
+  private readonly waitingBySource = new Map<string, WaitingStream[]>();
+  private waitingCount = 0;
   private readonly server: http2.Http2SecureServer;
   private readonly open = new Set<InboundStream>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
@@ -311,15 +321,107 @@ export class TunnelServer {
       this.refuse(stream, 403, `denied: ${decision.reason}`, { ...log, source: claimed, destination: `${destination.namespace}/${destination.name}`, policy: decision.policy }, { entry, labels });
       return;
     }
+    const connect = () => this.connectUpstream(stream, claimed, parsed.ip, port, target, { entry, labels, log, destination, peer });
+    const admission = this.admission(claimed);
+    if (admission === 'start') connect();
+    else if (admission === 'wait') this.wait(stream, claimed, connect, () => this.refuseOverBudget(stream, { ...log, source: claimed }, { entry, labels }, true));
+    else this.refuseOverBudget(stream, { ...log, source: claimed }, { entry, labels }, false);
+  }
+
+  /**
+   * Whether a stream from `source` may connect now, must wait for the
+   * source's share, or is refused (the whole budget is held, or the source's
+   * queue is full): the node proxy's rule for same-node connections
+   * (NodeProxy.admission), so a pod meets the same budget on every path.
+   */
+  private admission(source: string): 'start' | 'wait' | 'refuse' {
     const limits = this.deps.limits;
-    if (limits && (this.held >= limits.maxConnections || (this.heldBySource.get(claimed) ?? 0) >= limits.maxPerSource)) {
-      // Pods on other nodes, each within its own node's budget, must not
-      // together exhaust this agent's descriptors.
-      this.counters.refusedOverBudget++;
-      this.refuse(stream, 503, 'over the connection budget of the destination node', { ...log, source: claimed }, { entry, labels });
-      return;
+    if (!limits) return 'start';
+    // Pods on other nodes, each within its own node's budget, must not
+    // together exhaust this agent's descriptors.
+    if (this.held >= limits.maxConnections) return 'refuse';
+    if ((this.heldBySource.get(source) ?? 0) < limits.maxPerSource) return 'start';
+    const queued = this.waitingBySource.get(source)?.length ?? 0;
+    const maxWaiting = limits.maxWaitingPerSource ?? WAITING_PER_SLOT * limits.maxPerSource;
+    const roomInAll = this.waitingCount < WAITING_PER_SLOT * (limits.maxConnections - this.held);
+    return queued < maxWaiting && roomInAll ? 'wait' : 'refuse';
+  }
+
+  /**
+   * Parks a stream until its source's share has room, unanswered but for an
+   * informational `100` with `sluice-queued`, which tells the source's agent
+   * to wait past its connect timeout (up to the wait given in the header).
+   * Past the wait, or when the stream ends meanwhile, it leaves the queue.
+   */
+  private wait(stream: http2.ServerHttp2Stream, source: string, connect: () => void, expired: () => void): void {
+    const waitMs = this.deps.limits?.waitMs ?? DEFAULT_BUDGET_WAIT_MS;
+    const waiting: WaitingStream = {
+      connect,
+      timer: setTimeout(() => {
+        if (this.unqueue(source, waiting)) expired();
+      }, waitMs),
+    };
+    const queue = this.waitingBySource.get(source);
+    if (queue) queue.push(waiting);
+    else this.waitingBySource.set(source, [waiting]);
+    this.waitingCount++;
+    stream.once('close', () => {
+      if (this.unqueue(source, waiting)) clearTimeout(waiting.timer);
+    });
+    try {
+      stream.additionalHeaders({ ':status': 100, [QUEUED_HEADER]: String(waitMs) });
+    } catch {
+      // the stream is gone already: 'close' takes it out of the queue
     }
-    const upstream = net.connect({ host: parsed.ip, port, allowHalfOpen: true, noDelay: true });
+  }
+
+  /** Removes a waiting stream from its queue; false when it was no longer there. */
+  private unqueue(source: string, waiting: WaitingStream): boolean {
+    const queue = this.waitingBySource.get(source);
+    const i = queue?.indexOf(waiting) ?? -1;
+    if (!queue || i < 0) return false;
+    queue.splice(i, 1);
+    if (queue.length === 0) this.waitingBySource.delete(source);
+    this.waitingCount--;
+    return true;
+  }
+
+  /** Connects the source's waiting streams, oldest first, while its share has room. */
+  private admitWaiting(source: string): void {
+    const queue = this.waitingBySource.get(source);
+    while (queue && queue.length > 0 && this.admission(source) === 'start') {
+      const next = queue.shift()!;
+      if (queue.length === 0) this.waitingBySource.delete(source);
+      this.waitingCount--;
+      clearTimeout(next.timer);
+      this.counters.waitedForBudget++;
+      try {
+        next.connect();
+      } catch (err) {
+        this.counters.internalErrors++;
+        this.failures.report('tunnel stream', { err: (err as Error).message }, 'tunnel stream failed', 'error');
+      }
+    }
+  }
+
+  private refuseOverBudget(stream: http2.ServerHttp2Stream, log: Record<string, unknown>, context: RefusalContext, waited: boolean): void {
+    this.counters.refusedOverBudget++;
+    const waitMs = this.deps.limits?.waitMs ?? DEFAULT_BUDGET_WAIT_MS;
+    this.refuse(stream, 503, waited ? `over the connection budget of the destination node for the ${waitMs} ms the stream waited` : 'over the connection budget of the destination node', log, context);
+  }
+
+  /** Opens the connection to the local pod for an admitted stream, then relays. */
+  private connectUpstream(
+    stream: http2.ServerHttp2Stream,
+    claimed: string,
+    ip: string,
+    port: number,
+    target: string,
+    ctx: { entry: RefusalContext['entry']; labels: IstioTcpLabels | undefined; log: Record<string, unknown>; destination: Workload; peer: Peer },
+  ): void {
+    const { entry, labels, log, destination, peer } = ctx;
+    if (stream.destroyed || stream.closed) return;
+    const upstream = net.connect({ host: ip, port, allowHalfOpen: true, noDelay: true });
     this.held++;
     this.heldBySource.set(claimed, (this.heldBySource.get(claimed) ?? 0) + 1);
     upstream.once('close', () => {
@@ -327,6 +429,7 @@ export class TunnelServer {
       const n = (this.heldBySource.get(claimed) ?? 1) - 1;
       if (n > 0) this.heldBySource.set(claimed, n);
       else this.heldBySource.delete(claimed);
+      if (this.waitingCount > 0) this.admitWaiting(claimed);
     });
     upstream.once('error', (err) => {
       if (!stream.headersSent) {

@@ -76,7 +76,7 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
       rootPem: () => root,
       localWorkload: (ip) => local.get(ip),
       workloadsWithIp: (ip) => sources.get(ip) ?? [],
-      limits: { maxConnections: 6, maxPerSource: 4 },
+      limits: { maxConnections: 6, maxPerSource: 4, waitMs: 1500 },
       authorize: (dest, source, p) => policies.authorize(dest, source, p),
       logger: quiet,
     });
@@ -249,29 +249,30 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
     }
   });
 
-  it('refuses streams past the connection budget with 503, per source pod and in all, and admits again once they close', async () => {
+  it('past a source pod\'s share a stream waits for room, past its connect timeout, as a same-node connection does; past the whole budget or the wait, 503', async () => {
     const p = pool();
     const target = `127.0.0.1:${echoPort}`;
     const held: Duplex[] = [];
+    const open = (who: string, timeoutMs = 300) => p.open({ ...from(who), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, timeoutMs);
     try {
-      // web holds its share (4): the fifth from web is refused, batch still gets in.
-      for (let i = 0; i < 4; i++) held.push(await p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000));
-      const before = server.counters.refusedOverBudget;
-      await assert.rejects(p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000), /refused \(503: over the connection budget/);
-      held.push(await p.open({ ...from('batch'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000));
-      held.push(await p.open({ ...from('batch'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000));
-      // Six held in all: batch's third is refused though within its share.
-      await assert.rejects(p.open({ ...from('batch'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000), /503/);
-      assert.equal(server.counters.refusedOverBudget, before + 2);
-      // Closing one frees its place.
-      assert.equal(await roundTrip(held.shift()!, 'bye'), 'echo:bye');
-      let again: Duplex | undefined;
-      for (let i = 0; i < 40 && !again; i++) {
-        again = await p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000).catch(() => undefined);
-        if (!again) await new Promise((r) => setTimeout(r, 25));
-      }
-      assert.ok(again, 'admitted again once a stream closed');
-      held.push(again);
+      for (let i = 0; i < 4; i++) held.push(await open('web', 3000)); // web holds its share (4)
+      const waitedBefore = server.counters.waitedForBudget;
+      let settled = false;
+      const queued = open('web').finally(() => (settled = true));
+      await new Promise((r) => setTimeout(r, 700));
+      assert.equal(settled, false, 'the fifth stream of web waits at the destination, past its 300 ms connect timeout');
+      assert.equal(await roundTrip(held.shift()!, 'bye'), 'echo:bye'); // one of web's streams ends...
+      const admitted = await queued; // ...and the waiting one takes its place
+      assert.equal(await roundTrip(admitted, 'late'), 'echo:late');
+      assert.equal(server.counters.waitedForBudget, waitedBefore + 1);
+      held.push(await open('web', 3000)); // web holds its share again
+
+      const refusedBefore = server.counters.refusedOverBudget;
+      await assert.rejects(open('web'), /refused \(503: over the connection budget of the destination node for the 1500 ms the stream waited/);
+      held.push(await open('batch', 3000), await open('batch', 3000));
+      // Six held in all: batch's third is refused at once though within its share.
+      await assert.rejects(open('batch'), /refused \(503: over the connection budget of the destination node\)/);
+      assert.equal(server.counters.refusedOverBudget, refusedBefore + 2);
     } finally {
       for (const h of held) h.destroy();
       p.close();
