@@ -322,9 +322,16 @@ export class TunnelServer {
       return;
     }
     const connect = () => this.connectUpstream(stream, claimed, parsed.ip, port, target, { entry, labels, log, destination, peer });
+    // Admitted after a wait: judged again by the policies in force then.
+    const connectAfterWait = () => {
+      const now = this.deps.authorize(destination, peer, port);
+      if (now.allowed) return connect();
+      this.counters.refusedPolicy++;
+      this.refuse(stream, 403, `denied: ${now.reason}`, { ...log, source: claimed, destination: `${destination.namespace}/${destination.name}`, policy: now.policy }, { entry, labels });
+    };
     const admission = this.admission(claimed);
     if (admission === 'start') connect();
-    else if (admission === 'wait') this.wait(stream, claimed, connect, () => this.refuseOverBudget(stream, { ...log, source: claimed }, { entry, labels }, true));
+    else if (admission === 'wait') this.wait(stream, claimed, connectAfterWait, () => this.refuseOverBudget(stream, { ...log, source: claimed }, { entry, labels }, true));
     else this.refuseOverBudget(stream, { ...log, source: claimed }, { entry, labels }, false);
   }
 
