@@ -4,6 +4,7 @@ import { bigintReplacer } from '../observability/http-json';
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
 
+/** An answer as JSON, YAML, or the view's table. */
 export function render(data: unknown, format: OutputFormat, toTable: (d: never) => string): string {
   if (format === 'json') return `${JSON.stringify(data, bigintReplacer, 2)}\n`;
   if (format === 'yaml') return stringify(data);
@@ -18,6 +19,7 @@ export function table(header: string[], rows: unknown[][]): string {
   return all.map((r) => r.map((c, i) => (c ?? '').padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
 }
 
+/** A byte count for a table: 512B, 1.5KiB, 3.0MiB... */
 export function bytes(n: number): string {
   if (n < 1024) return `${n}B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
@@ -30,6 +32,7 @@ export function bytes(n: number): string {
   return `${v.toFixed(1)}${units[u]}`;
 }
 
+/** A duration for a table: 250ms, 42s, 3m5s, 2h10m. */
 export function duration(ms: number): string {
   if (ms < 1000) return `${ms}ms`;
   const s = Math.floor(ms / 1000);

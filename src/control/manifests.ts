@@ -5,8 +5,10 @@ import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { KubeObject, SourcedObject } from './kubernetes-objects';
 
+/** A manifest file that cannot be read or parsed; the message names the file (and the document). */
 export class ManifestError extends Error {}
 
+/** The objects of every file or directory given, in order; throws ManifestError naming the file. */
 export function readManifests(files: string[]): SourcedObject[] {
   return files.flatMap((file) => readManifestFile(file));
 }
@@ -28,6 +30,7 @@ export function manifestFiles(p: string): string[] {
     .sort();
 }
 
+/** The objects of one file; throws ManifestError naming the file when it cannot be read or parsed. */
 export function readManifestFile(file: string): SourcedObject[] {
   let text: string;
   try {
@@ -38,6 +41,7 @@ export function readManifestFile(file: string): SourcedObject[] {
   return parseManifestText(file, text);
 }
 
+/** The objects of a multi-document YAML (or JSON) text, each with its file and document number; throws ManifestError naming them. */
 export function parseManifestText(file: string, text: string): SourcedObject[] {
   const out: SourcedObject[] = [];
   const abs = path.resolve(file);

@@ -28,6 +28,7 @@ export interface TranslationError {
   reason: string;
 }
 
+/** "source: object: field: reason", one line per refused object. */
 export function formatTranslationError(e: TranslationError): string {
   return `${e.source}: ${e.object}: ${e.field}: ${e.reason}`;
 }
@@ -66,6 +67,7 @@ function isOtherGroup(apiVersion: unknown): boolean {
   return typeof apiVersion === 'string' && apiVersion.includes('/');
 }
 
+/** A pod's uid, or "namespace/name" for a manifest pod without one. */
 export function podUid(pod: Pod): string {
   return pod.metadata.uid || `${namespaceOf(pod)}/${pod.metadata.name}`;
 }

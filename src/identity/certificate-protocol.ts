@@ -18,6 +18,7 @@ export const NODE_METADATA = 'sluice-node';
 
 let ctor: grpc.ServiceClientConstructor | undefined;
 
+/** The generated client constructor of sluice.v1.CertificateService (proto/sluice/v1/certificate.proto), loaded once. */
 export function certificateServiceClient(): grpc.ServiceClientConstructor {
   if (!ctor) {
     const def = protoLoader.loadSync('sluice/v1/certificate.proto', { includeDirs: [protoDir], keepCase: true, defaults: true });
@@ -27,6 +28,7 @@ export function certificateServiceClient(): grpc.ServiceClientConstructor {
   return ctor;
 }
 
+/** The service definition of sluice.v1.CertificateService, for servers. */
 export function certificateServiceDefinition(): grpc.ServiceDefinition {
   return certificateServiceClient().service;
 }

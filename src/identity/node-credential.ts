@@ -8,10 +8,12 @@
 //     bound to the node the agent's pod runs on.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
+/** The shared-secret credential of a node: HMAC-SHA256 of "sluice-node:<node>" under the secret, as hex. */
 export function nodeToken(secret: Buffer, node: string): string {
   return createHmac('sha256', secret).update(`sluice-node:${node}`).digest('hex');
 }
 
+/** Whether `token` is the credential of `node` under the secret (constant-time compare; false for malformed hex). */
 export function verifyNodeToken(secret: Buffer, node: string, token: string): boolean {
   const want = Buffer.from(nodeToken(secret, node), 'hex');
   const got = Buffer.from(token, 'hex');
@@ -28,6 +30,7 @@ export interface NodeAuthenticator {
   verify(node: string, token: string): Promise<NodeVerdict>;
 }
 
+/** Authenticates a node by the shared-secret credential (nodeToken); the sim's and the manifests' default. */
 export class SharedSecretAuthenticator implements NodeAuthenticator {
   readonly kind = 'shared secret';
   constructor(private readonly secret: Buffer) {}

@@ -144,6 +144,7 @@ export function parseCidr(s: string): Cidr | undefined {
   return { family, words: words.map((w, i) => (w & masks[i]) >>> 0), masks, prefixLength };
 }
 
+/** Whether the address lies in the CIDR; false when their families differ. */
 export function cidrContains(cidr: Cidr, address: IpAddress): boolean {
   if (cidr.family !== address.family) return false;
   for (let i = 0; i < cidr.words.length; i++) {

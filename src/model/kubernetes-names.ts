@@ -114,10 +114,12 @@ export function envVarNameProblem(value: string): string | undefined {
   return undefined;
 }
 
+/** Whether value is a string that is a DNS-1123 label (k8s.io/apimachinery IsDNS1123Label). */
 export function isDns1123Label(value: unknown): value is string {
   return typeof value === 'string' && dns1123LabelProblem(value) === undefined;
 }
 
+/** Whether value is a string that is a DNS-1123 subdomain (k8s.io/apimachinery IsDNS1123Subdomain). */
 export function isDns1123Subdomain(value: unknown): value is string {
   return typeof value === 'string' && dns1123SubdomainProblem(value) === undefined;
 }

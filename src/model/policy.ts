@@ -70,6 +70,7 @@ export interface PeerAuthentication {
   mode: MtlsMode;
 }
 
+/** A policy's name in the store and in logs: "namespace/name". */
 export function policyKey(p: { namespace: string; name: string }): string {
   return `${p.namespace}/${p.name}`;
 }
@@ -105,6 +106,7 @@ export function validateAuthorizationPolicy(p: AuthorizationPolicy): string | un
   return undefined;
 }
 
+/** Why a PeerAuthentication received as a resource is not acceptable, or undefined. */
 export function validatePeerAuthentication(p: PeerAuthentication): string | undefined {
   if (!p.name || !p.namespace) return 'name and namespace are required';
   if (!['STRICT', 'PERMISSIVE', 'DISABLE'].includes(p.mode)) return `mode: must be STRICT, PERMISSIVE or DISABLE (got ${JSON.stringify(p.mode)})`;

@@ -85,6 +85,7 @@ export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
 /** SPIFFE spec: trust domains are lowercase letters, digits, ".", "-" and "_", at most 255 characters. */
 const TRUST_DOMAIN = /^[a-z0-9._-]{1,255}$/;
 
+/** An identity whose parts are not valid Kubernetes names (see spiffeId). */
 export class InvalidIdentityError extends Error {}
 
 /**
@@ -109,6 +110,7 @@ export function spiffeId(trustDomain: string, namespace: string, serviceAccount:
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 
+/** A service's name in the store, the maps' bookkeeping and logs: "namespace/name". */
 export function serviceKey(s: { namespace: string; name: string }): string {
   return `${s.namespace}/${s.name}`;
 }

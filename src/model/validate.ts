@@ -132,6 +132,11 @@ function validateWorkloadObject(copy: unknown): Workload | string {
   return copy as unknown as Workload;
 }
 
+/**
+ * The service, checked against its schema and the rule the schema cannot
+ * say (no port twice), or a message naming the field that is wrong.
+ * `copy`: validate a copy, leaving `raw` untouched.
+ */
 export function validateService(raw: unknown, copy = true): Service | string {
   return validateServiceObject(copy ? structuredClone(raw) : raw);
 }

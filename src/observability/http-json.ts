@@ -33,10 +33,12 @@ export function createJsonServer(routes: Record<string, Handler>, postRoutes: Re
   });
 }
 
+/** JSON.stringify replacer: a bigint (a netns cookie) becomes its decimal string. */
 export function bigintReplacer(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;
 }
 
+/** Listens on host:port; rejects with "listen host:port: <reason>". */
 export function listenTcp(server: http.Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`listen ${host}:${port}: ${err.message}`)));

@@ -8,6 +8,11 @@ import pino, { type Logger } from 'pino';
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/**
+ * A pino logger named `name` at `level`, writing JSON lines to `file`
+ * (created with its directory, appended to) or stdout. Throws when the file
+ * cannot be opened.
+ */
 export function createLogger(name: string, level: string, file = ''): Logger {
   // The file is opened here, not later: a process that fails at once must
   // still be able to flush its last lines on exit.

@@ -5,8 +5,10 @@ import { cgroup2MountPoint } from '../kernel/kubepods-cgroup';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 
+/** A host command (ip, nsenter, ...) that failed; the message has the command line and its stderr. */
 export class HostCommandError extends Error {}
 
+/** Runs a command and returns its stdout; throws HostCommandError with the command line and stderr. */
 export function run(cmd: string, args: string[]): string {
   try {
     return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -32,12 +34,14 @@ export function cgroup2Root(): string {
   return root;
 }
 
+/** Throws, naming the tool, unless the process runs as root. */
 export function requireRoot(tool: string): void {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     throw new Error(`${tool} needs root: it creates network namespaces, cgroups and BPF pins (run it with sudo)`);
   }
 }
 
+/** Mounts a bpf filesystem at `dir` unless one is mounted there. */
 export function ensureBpffs(dir = '/sys/fs/bpf'): void {
   const mounted = fs
     .readFileSync('/proc/self/mounts', 'utf8')
@@ -49,6 +53,7 @@ export function ensureBpffs(dir = '/sys/fs/bpf'): void {
   }
 }
 
+/** The names of the named network namespaces (ip netns list). */
 export function netnsList(): string[] {
   return run('ip', ['netns', 'list'])
     .split('\n')
@@ -56,6 +61,7 @@ export function netnsList(): string[] {
     .filter(Boolean);
 }
 
+/** Whether the process exists and is not a zombie. */
 export function isAlive(pid: number | undefined): boolean {
   if (!pid) return false;
   try {
@@ -112,6 +118,7 @@ export async function removeCgroup(dir: string): Promise<void> {
   }
 }
 
+/** Resolves after ms milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -68,6 +68,7 @@ export async function stopProcess(pid: number | undefined, graceMs = 3000): Prom
   for (let i = 0; i < 40 && isAlive(pid); i++) await sleep(50);
 }
 
+/** The last `lines` lines of a file, or "" when it cannot be read. */
 export function tail(file: string, lines = 20): string {
   try {
     return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');

@@ -101,20 +101,24 @@ export interface AgentImageState {
   manifest: string;
 }
 
+/** The directory of a sim: /run/sluice-sim/<name>. */
 export function simDir(name: string): string {
   return path.join(STATE_ROOT, name);
 }
 
+/** The saved state of a sim, or undefined when there is none. */
 export function loadState(name: string): SimState | undefined {
   const file = path.join(simDir(name), 'state.json');
   if (!fs.existsSync(file)) return undefined;
   return JSON.parse(fs.readFileSync(file, 'utf8')) as SimState;
 }
 
+/** Writes the sim's state (state.json in its directory) atomically. */
 export function saveState(state: SimState): void {
   writeFileAtomic(path.join(state.dir, 'state.json'), JSON.stringify(state, null, 2));
 }
 
+/** The name when it is 1-16 lowercase letters, digits or '-' (it prefixes netns and cgroup names); throws otherwise. */
 export function validateSimName(name: string): string {
   if (!/^[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?$/.test(name)) {
     throw new Error(`--name ${JSON.stringify(name)}: must be 1-16 lowercase letters, digits or '-'`);

@@ -28,6 +28,7 @@ function bridgeMac(kind: number, index: number): string {
   return `02:00:5e:00:${kind.toString(16).padStart(2, '0')}:${index.toString(16).padStart(2, '0')}`;
 }
 
+/** The fabric netns: a bridge with `address`/24 that joins every node. */
 export function createFabric(netns: string, address: string): void {
   run('ip', ['netns', 'add', netns]);
   ipn(netns, 'link', 'set', 'lo', 'up');
@@ -36,6 +37,7 @@ export function createFabric(netns: string, address: string): void {
   ipn(netns, 'link', 'set', FABRIC_BRIDGE, 'up');
 }
 
+/** A node's netns: its pod bridge with the gateway address, and its link to the fabric. */
 export function createNode(node: NodeState, fabricNetns: string, prefixLen: number): void {
   const ns = node.netns;
   run('ip', ['netns', 'add', ns]);
@@ -52,6 +54,7 @@ export function createNode(node: NodeState, fabricNetns: string, prefixLen: numb
   ipn(ns, 'link', 'set', 'eth0', 'up');
 }
 
+/** A route on each node to every other node's pod CIDR, via that node's fabric address. */
 export function routeBetweenNodes(nodes: NodeState[]): void {
   for (const a of nodes) for (const b of nodes) if (a !== b) ipn(a.netns, 'route', 'replace', b.podCidr, 'via', b.fabricAddress);
 }
