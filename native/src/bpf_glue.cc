@@ -314,6 +314,36 @@ Napi::Value MapEntriesJs(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// Counts a map's keys on a libuv worker thread: walking a large map must not
+// hold up the JS thread (accept, relay hand-over).
+class MapCountWorker : public Napi::AsyncWorker {
+ public:
+  MapCountWorker(Napi::Env env, int fd, uint32_t key_size)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), fd_(fd), key_size_(key_size) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { err_ = MapCount(fd_, key_size_, &count_); }
+  void OnOK() override {
+    if (err_)
+      deferred_.Reject(MakeError(Env(), err_, "map count", "").Value());
+    else
+      deferred_.Resolve(Napi::Number::New(Env(), static_cast<double>(count_)));
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  int fd_;
+  uint32_t key_size_;
+  size_t count_ = 0;
+  int err_ = 0;
+};
+
+Napi::Value MapCountJs(const Napi::CallbackInfo& info) {
+  if (!CheckNumber(info, 0, "fd") || !CheckNumber(info, 1, "keySize")) return info.Env().Undefined();
+  auto* w = new MapCountWorker(info.Env(), info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value());
+  w->Queue();
+  return w->Promise();
+}
+
 Napi::Value PossibleCpusJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), PossibleCpus());
 }
@@ -371,6 +401,7 @@ void InitBpfGlue(Napi::Env env, Napi::Object exports) {
   exports.Set("mapUpdate", Napi::Function::New(env, MapUpdateJs));
   exports.Set("mapDelete", Napi::Function::New(env, MapDeleteJs));
   exports.Set("mapEntries", Napi::Function::New(env, MapEntriesJs));
+  exports.Set("mapCount", Napi::Function::New(env, MapCountJs));
   exports.Set("possibleCpus", Napi::Function::New(env, PossibleCpusJs));
   exports.Set("originalDstByFd", Napi::Function::New(env, OriginalDstByFdJs));
   exports.Set("btfStructLayout", Napi::Function::New(env, BtfStructLayoutJs));

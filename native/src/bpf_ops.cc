@@ -237,6 +237,20 @@ int MapEntries(int fd, uint32_t key_size, uint32_t value_size, std::vector<uint8
   return -E2BIG;
 }
 
+int MapCount(int fd, uint32_t key_size, size_t* count) {
+  std::vector<uint8_t> cur(key_size), next(key_size);
+  *count = 0;
+  bool first = true;
+  // Bounded, as MapEntries: a map filled meanwhile cannot keep us here.
+  for (size_t guard = 0; guard < (1u << 24); guard++) {
+    if (bpf_map_get_next_key(fd, first ? nullptr : cur.data(), next.data())) return errno == ENOENT ? 0 : Errno();
+    first = false;
+    (*count)++;
+    cur.swap(next);
+  }
+  return -E2BIG;
+}
+
 int PossibleCpus() { return libbpf_num_possible_cpus(); }
 
 namespace {

@@ -58,6 +58,9 @@ int MapDelete(int fd, const void* key);
 int MapEntries(int fd, uint32_t key_size, uint32_t value_size,
                std::vector<uint8_t>* keys, std::vector<uint8_t>* values, size_t* count);
 
+// Counts the keys of a map (no values read): for fill metrics, on a worker thread.
+int MapCount(int fd, uint32_t key_size, size_t* count);
+
 int PossibleCpus();
 
 // Network namespace cookie of the netns at path (e.g. /run/netns/x). Enters

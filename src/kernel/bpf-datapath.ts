@@ -168,7 +168,9 @@ export class BpfDatapath {
       }
       // The new programs capture now; only then let go of an older schema's.
       removeOtherSchemas(opts.bpffsDir, pinRoot);
-      return new BpfDatapath(object, pinRoot, attached);
+      const datapath = new BpfDatapath(object, pinRoot, attached);
+      datapath.countFill().catch(() => undefined); // the first scrape finds a count
+      return datapath;
     } catch (err) {
       object.close();
       throw err;
@@ -412,21 +414,36 @@ export class BpfDatapath {
 
   /**
    * Entries and capacity (max_entries) of the maps the agent manages, for
-   * metrics. Counting walks each map, so the answer is kept for 10 s.
+   * metrics. The entries are counted on a worker thread (walking a map of
+   * 262,144 entries must not hold up accept and the relay hand-over), at
+   * most every 10 s: this returns the last count and starts the next one
+   * when it is due (empty until the first count ends).
    */
   fill(now = Date.now()): { map: string; entries: number; capacity: number }[] {
     this.assertOpen();
-    if (this.fillCache && now - this.fillCache.at < 10_000) return this.fillCache.value;
-    const value = [this.enroll, this.vips, this.tuples, this.strict, this.inbound].map((m) => ({
-      map: m.name,
-      entries: addon().mapEntries(m.info.fd, m.info.keySize, m.info.valueSize).count,
-      capacity: m.info.maxEntries,
-    }));
-    this.fillCache = { at: now, value };
-    return value;
+    // A failed count (the datapath closed meanwhile) keeps the last value.
+    if (!this.fillCounting && (!this.fillCache || now - this.fillCache.at >= 10_000)) this.countFill(now).catch(() => undefined);
+    return this.fillCache?.value ?? [];
+  }
+
+  /** Counts now; resolves with the new fill (for a test, or a caller that must have it). */
+  countFill(now = Date.now()): Promise<{ map: string; entries: number; capacity: number }[]> {
+    this.assertOpen();
+    const maps = [this.enroll, this.vips, this.tuples, this.strict, this.inbound];
+    this.fillCounting = true;
+    return Promise.all(maps.map((m) => addon().mapCount(m.info.fd, m.info.keySize)))
+      .then((counts) => {
+        const value = maps.map((m, i) => ({ map: m.name, entries: counts[i], capacity: m.info.maxEntries }));
+        if (!this.closed) this.fillCache = { at: now, value };
+        return value;
+      })
+      .finally(() => {
+        this.fillCounting = false;
+      });
   }
 
   private fillCache?: { at: number; value: { map: string; entries: number; capacity: number }[] };
+  private fillCounting = false;
 
   close(): void {
     if (this.closed) return;

@@ -54,6 +54,8 @@ interface Addon {
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(fd: number, key: Buffer): boolean;
   mapEntries(fd: number, keySize: number, valueSize: number): { keys: Buffer; values: Buffer; count: number };
+  /** Counts a map's keys on a worker thread (values are not read). */
+  mapCount(fd: number, keySize: number): Promise<number>;
   possibleCpus(): number;
   /** Index of a network interface in this process's netns (if_nametoindex). */
   ifIndex(name: string): number;

@@ -96,6 +96,20 @@ describe('bpf datapath (privileged)', { timeout: 120000 }, () => {
     }
   });
 
+  it('counts the maps\' entries for metrics off the JS thread, and fill() serves the last count', async () => {
+    const dp = await BpfDatapath.open(opts);
+    try {
+      dp.apply({ enrollments: new Map([[5n, { workloadId: 1, flags: 0 }], [6n, { workloadId: 2, flags: 0 }]]), vips: new Map() });
+      const counted = await dp.countFill();
+      assert.deepEqual(counted.find((m) => m.map === 'sluice_enroll'), { map: 'sluice_enroll', entries: 2, capacity: 65536 });
+      assert.deepEqual(dp.fill(), counted, 'fill() answers from the count, without walking the maps itself');
+      dp.apply({ enrollments: new Map(), vips: new Map() });
+      assert.equal(dp.fill().find((m) => m.map === 'sluice_enroll')?.entries, 2, 'within 10 s of a count the last one is served');
+    } finally {
+      dp.close();
+    }
+  });
+
   it('a failed map operation names the map, with the errno kept', async () => {
     const dp = await BpfDatapath.open(opts);
     const enroll = dp.enroll;
