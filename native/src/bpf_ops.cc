@@ -241,8 +241,9 @@ int MapCount(int fd, uint32_t key_size, size_t* count) {
   std::vector<uint8_t> cur(key_size), next(key_size);
   *count = 0;
   bool first = true;
-  // Bounded, as MapEntries: a map filled meanwhile cannot keep us here.
-  for (size_t guard = 0; guard < (1u << 24); guard++) {
+  // Bounded: a map whose keys change meanwhile (a deleted current key makes
+  // a hash map start over) cannot keep a worker thread here.
+  for (size_t guard = 0; guard < (1u << 22); guard++) {
     if (bpf_map_get_next_key(fd, first ? nullptr : cur.data(), next.data())) return errno == ENOENT ? 0 : Errno();
     first = false;
     (*count)++;

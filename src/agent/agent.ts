@@ -444,7 +444,7 @@ export class Agent {
       await this.handover?.close();
       proxy.stopAccepting();
       this.tunnelServer?.stopListening();
-      const inFlight = () => proxy.activeConnections + proxy.waitingConnections + (this.tunnelServer?.openStreams ?? 0);
+      const inFlight = () => proxy.activeConnections + proxy.waitingConnections + (this.tunnelServer?.openStreams ?? 0) + (this.tunnelServer?.waitingStreams ?? 0);
       const started = Date.now();
       const log = this.logs.component('proxy');
       if (inFlight() > 0) log.info({ inFlight: inFlight(), stopDrainMs: limitMs }, 'stopping: letting the connections in flight end');

@@ -147,8 +147,14 @@ export class BpfDatapath {
     this.ncpus = addon().possibleCpus();
   }
 
-  /** Loads (re-using compatible pins), configures and attaches. */
+  /** Loads (re-using compatible pins), configures and attaches; starts the first fill count, so the first scrape finds one. */
   static async open(opts: DatapathOptions): Promise<BpfDatapath> {
+    const datapath = await BpfDatapath.load(opts);
+    datapath.countFill().catch(() => undefined);
+    return datapath;
+  }
+
+  private static async load(opts: DatapathOptions): Promise<BpfDatapath> {
     assertOnBpffs(opts.bpffsDir);
     if (!fs.statSync(opts.cgroupPath, { throwIfNoEntry: false })?.isDirectory()) {
       throw new Error(`--cgroup ${opts.cgroupPath}: no such cgroup directory`);
@@ -168,9 +174,7 @@ export class BpfDatapath {
       }
       // The new programs capture now; only then let go of an older schema's.
       removeOtherSchemas(opts.bpffsDir, pinRoot);
-      const datapath = new BpfDatapath(object, pinRoot, attached);
-      datapath.countFill().catch(() => undefined); // the first scrape finds a count
-      return datapath;
+      return new BpfDatapath(object, pinRoot, attached);
     } catch (err) {
       object.close();
       throw err;
@@ -427,19 +431,23 @@ export class BpfDatapath {
   }
 
   /** Counts now; resolves with the new fill (for a test, or a caller that must have it). */
-  countFill(now = Date.now()): Promise<{ map: string; entries: number; capacity: number }[]> {
+  async countFill(now = Date.now()): Promise<{ map: string; entries: number; capacity: number }[]> {
     this.assertOpen();
     const maps = [this.enroll, this.vips, this.tuples, this.strict, this.inbound];
     this.fillCounting = true;
-    return Promise.all(maps.map((m) => addon().mapCount(m.info.fd, m.info.keySize)))
-      .then((counts) => {
-        const value = maps.map((m, i) => ({ map: m.name, entries: counts[i], capacity: m.info.maxEntries }));
-        if (!this.closed) this.fillCache = { at: now, value };
-        return value;
-      })
-      .finally(() => {
-        this.fillCounting = false;
-      });
+    try {
+      // One map at a time: one worker thread of libuv's pool, not all of them.
+      const value: { map: string; entries: number; capacity: number }[] = [];
+      for (const m of maps) {
+        // Keys deleted during the walk can make it count some twice (a hash map's next key restarts).
+        const counted = await addon().mapCount(m.info.fd, m.info.keySize);
+        value.push({ map: m.name, entries: Math.min(counted, m.info.maxEntries), capacity: m.info.maxEntries });
+      }
+      if (!this.closed) this.fillCache = { at: now, value };
+      return value;
+    } finally {
+      this.fillCounting = false;
+    }
   }
 
   private fillCache?: { at: number; value: { map: string; entries: number; capacity: number }[] };

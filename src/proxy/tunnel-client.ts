@@ -85,7 +85,7 @@ export class TunnelPool {
       // After the I/O already pending when the time is up: an answer that came in time counts on a loaded agent.
       const expire = () =>
         setImmediate(() => {
-          if (answered) return;
+          if (answered || queued) return; // queued meanwhile: its own timer decides
           // The destination's kernel took the connection but no agent speaks on it yet: its agent is
           // restarting and the listener keeper holds the socket. Worth waiting for, a while longer,
           // also once the new agent has taken the socket and is still starting.
@@ -101,9 +101,12 @@ export class TunnelPool {
       let timer = setTimeout(expire, timeoutMs);
       // The destination queued the stream for the source pod's share of its
       // budget (tunnel-server.ts): wait as long as it says it may, then a little.
+      // Only the first such answer counts: a destination cannot keep the source waiting by repeating it.
+      let queued = false;
       stream.on('headers', (headers) => {
         const queuedMs = Number(headers[QUEUED_HEADER]);
-        if (answered || Number(headers[':status']) !== 100 || !Number.isInteger(queuedMs) || queuedMs < 0 || queuedMs > MAX_QUEUED_WAIT_MS) return;
+        if (answered || queued || Number(headers[':status']) !== 100 || !Number.isInteger(queuedMs) || queuedMs < 0 || queuedMs > MAX_QUEUED_WAIT_MS) return;
+        queued = true;
         clearTimeout(timer);
         timer = setTimeout(() => {
           if (answered) return;

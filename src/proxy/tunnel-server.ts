@@ -51,6 +51,7 @@ export interface TunnelServerDeps {
 
 /** A stream waiting for its source pod's share of the budget. */
 interface WaitingStream {
+  stream: http2.ServerHttp2Stream;
   connect: () => void;
   timer: NodeJS.Timeout;
 }
@@ -180,6 +181,11 @@ export class TunnelServer {
   close(): Promise<void> {
     for (const s of this.sessions) s.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Streams waiting for their source pod's share of the budget now. */
+  get waitingStreams(): number {
+    return this.waitingCount;
   }
 
   /** Sessions (mTLS connections from other agents) open now. */
@@ -363,6 +369,7 @@ export class TunnelServer {
   private wait(stream: http2.ServerHttp2Stream, source: string, connect: () => void, expired: () => void): void {
     const waitMs = this.deps.limits?.waitMs ?? DEFAULT_BUDGET_WAIT_MS;
     const waiting: WaitingStream = {
+      stream,
       connect,
       timer: setTimeout(() => {
         if (this.unqueue(source, waiting)) expired();
@@ -401,12 +408,14 @@ export class TunnelServer {
       if (queue.length === 0) this.waitingBySource.delete(source);
       this.waitingCount--;
       clearTimeout(next.timer);
+      if (next.stream.destroyed || next.stream.closed) continue; // reset by its source; 'close' is on its way
       this.counters.waitedForBudget++;
       try {
         next.connect();
       } catch (err) {
         this.counters.internalErrors++;
         this.failures.report('tunnel stream', { err: (err as Error).message }, 'tunnel stream failed', 'error');
+        if (!next.stream.destroyed) next.stream.destroy(err as Error);
       }
     }
   }
