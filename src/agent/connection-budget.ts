@@ -4,7 +4,7 @@
 // pod netns scans, tunnel sessions, certificate renewals): running out of
 // descriptors must end in refused connections, never in a crashed agent.
 import * as fs from 'node:fs';
-import type { ConnectionLimits } from '../proxy/node-proxy';
+import type { ConnectionLimits } from '../proxy/budget-queues';
 
 /** Descriptors one proxied connection may hold. */
 export const DESCRIPTORS_PER_CONNECTION = 6;

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { endpointTargetPort, type OriginalDestination, type Workload } from '../model/resources';
 import { PolicySet, type Peer } from './authorization';
+import { BudgetQueues, type ConnectionLimits } from './budget-queues';
 import { authorizeConnection, peerOf } from './connection-decision';
 import { EndpointStats, endpointKey, pickEndpoint } from './endpoint-picker';
 import { FailureLog } from './failure-log';
@@ -73,40 +74,6 @@ export interface ProxyDeps {
   resetOnClose?: (socket: net.Socket, on: boolean) => void;
 }
 
-/**
- * How many proxied connections the proxy holds at once, so that descriptors
- * stay for the agent's own work and one pod cannot starve the others.
- *
- * A connection over its pod's share is not reset at once: its client may
- * already have written and closed (a burst of short connections), and a reset
- * after accept would lose those bytes. It waits, paused (one descriptor, no
- * byte read), for one of the pod's own connections to end, as a connection
- * waits in a server's accept queue. It is reset (counted, logged once per
- * interval) only when the wait exceeds `waitMs`, when the pod already has
- * `maxWaitingPerSource` waiting, or when the whole budget is held; nothing
- * already open is touched.
- */
-export interface ConnectionLimits {
-  /** In all. */
-  maxConnections: number;
-  /** From one source address (one pod). */
-  maxPerSource: number;
-  /** Connections of one source that may wait for its share; default WAITING_PER_SLOT × maxPerSource. */
-  maxWaitingPerSource?: number;
-  /** How long a connection may wait for its source's share, ms; default DEFAULT_BUDGET_WAIT_MS. */
-  waitMs?: number;
-}
-
-/**
- * A waiting connection holds one descriptor, a relayed one up to six: the
- * descriptors of one free connection slot hold six waiting connections. A
- * pod's queue costs no more than its share, and all queues together no more
- * than the slots still free, so descriptors never exceed the budget's.
- */
-export const WAITING_PER_SLOT = 6;
-/** Longer than a client's usual connect timeout is pointless: by then it has given up. */
-export const DEFAULT_BUDGET_WAIT_MS = 10_000;
-
 /** An accepted connection waiting, paused, for its source's share of the budget. */
 interface WaitingConnection {
   client: net.Socket;
@@ -114,7 +81,6 @@ interface WaitingConnection {
   orig: OriginalDestination;
   /** Plaintext from outside the mesh (see LiveConnection.inbound). */
   inbound: boolean;
-  timer: NodeJS.Timeout;
 }
 
 export type ConnectionOutcome = 'closed' | 'reset' | 'denied' | 'no endpoint' | 'connect failed' | 'revoked' | 'failed' | 'refused';
@@ -273,14 +239,14 @@ export class NodeProxy {
   /** Live connections per source address, for the per-source limit. */
   private readonly perSource = new Map<string, number>();
   /** Connections waiting for their source's share, per source address, oldest first. */
-  private readonly waitingBySource = new Map<string, WaitingConnection[]>();
-  private waitingCount = 0;
+  private readonly waiting: BudgetQueues<WaitingConnection>;
   private readonly server: net.Server;
   private nextId = 1;
   /** Denials: a few lines per interval, then counted (a flood of denied connections must not flood the log). */
   private readonly denials: FailureLog;
 
   constructor(private readonly deps: ProxyDeps) {
+    this.waiting = new BudgetQueues(deps.limits);
     this.failures = new FailureLog(deps.logger);
     this.denials = new FailureLog(deps.logger, 10_000, Date.now, DENIAL_BURST);
     // pauseOnConnect: no byte is read into JS before the relay is chosen, so
@@ -454,19 +420,12 @@ export class NodeProxy {
 
   /** Accepted connections waiting for their source's share of the budget. */
   get waitingConnections(): number {
-    return this.waitingCount;
+    return this.waiting.waiting;
   }
 
   /** Stops accepting; live connections are left to finish (or be reset by the caller). Waiting ones are reset. */
   async close(resetLive = false): Promise<void> {
-    for (const queue of this.waitingBySource.values()) {
-      for (const w of queue) {
-        clearTimeout(w.timer);
-        w.client.resetAndDestroy();
-      }
-    }
-    this.waitingBySource.clear();
-    this.waitingCount = 0;
+    for (const w of this.waiting.takeAll()) w.client.resetAndDestroy();
     if (resetLive) for (const c of this.live.values()) this.reset(c);
     await new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
   }
@@ -567,57 +526,22 @@ export class NodeProxy {
   /**
    * Whether a new connection from `source` may start now, must wait for the
    * source's share, or is refused (the whole budget is held, or the source's
-   * queue is full).
+   * queue is full): budget-queues.ts, shared with the tunnel server.
    */
   private admission(source: string): 'start' | 'wait' | { refuse: 'total' | 'source' } {
-    const limits = this.deps.limits;
-    if (!limits) return 'start';
-    if (this.live.size >= limits.maxConnections) return { refuse: 'total' };
-    if ((this.perSource.get(source) ?? 0) < limits.maxPerSource) return 'start';
-    const queued = this.waitingBySource.get(source)?.length ?? 0;
-    const maxWaiting = limits.maxWaitingPerSource ?? WAITING_PER_SLOT * limits.maxPerSource;
-    const roomInAll = this.waitingCount < WAITING_PER_SLOT * (limits.maxConnections - this.live.size);
-    return queued < maxWaiting && roomInAll ? 'wait' : { refuse: 'source' };
+    const a = this.waiting.admission(source, this.live.size, this.perSource.get(source) ?? 0);
+    return a === 'refuse-total' ? { refuse: 'total' } : a === 'refuse-source' ? { refuse: 'source' } : a;
   }
 
   /** Parks a connection, paused, until its source's share has room or the wait expires. */
   private wait(client: net.Socket, source: string, workload: Workload | undefined, orig: OriginalDestination, inbound = false): void {
-    const waitMs = this.deps.limits?.waitMs ?? DEFAULT_BUDGET_WAIT_MS;
-    const waiting: WaitingConnection = {
-      client,
-      workload,
-      orig,
-      inbound,
-      timer: setTimeout(() => {
-        if (!this.unqueue(source, waiting)) return;
-        this.refuseOverBudget(client, workload, orig, 'source', waitMs);
-      }, waitMs),
-    };
-    const queue = this.waitingBySource.get(source);
-    if (queue) queue.push(waiting);
-    else this.waitingBySource.set(source, [waiting]);
-    this.waitingCount++;
-  }
-
-  /** Removes a waiting connection from its queue; false when it was no longer there. */
-  private unqueue(source: string, waiting: WaitingConnection): boolean {
-    const queue = this.waitingBySource.get(source);
-    const i = queue?.indexOf(waiting) ?? -1;
-    if (!queue || i < 0) return false;
-    queue.splice(i, 1);
-    if (queue.length === 0) this.waitingBySource.delete(source);
-    this.waitingCount--;
-    return true;
+    this.waiting.enqueue(source, { client, workload, orig, inbound }, () => this.refuseOverBudget(client, workload, orig, 'source', this.waiting.waitMs));
   }
 
   /** Starts the source's waiting connections, oldest first, while its share has room. */
   private admitWaiting(source: string): void {
-    const queue = this.waitingBySource.get(source);
-    while (queue && queue.length > 0 && this.admission(source) === 'start') {
-      const next = queue.shift()!;
-      if (queue.length === 0) this.waitingBySource.delete(source);
-      this.waitingCount--;
-      clearTimeout(next.timer);
+    while (this.waiting.length(source) > 0 && this.admission(source) === 'start') {
+      const next = this.waiting.next(source)!;
       this.counters.waitedForBudget++;
       try {
         // A client that closed while it waited still has its bytes to deliver.
@@ -640,7 +564,7 @@ export class NodeProxy {
     } else {
       this.counters.refusedSourceOverBudget++;
       error = waitedMs > 0 ? `this source held its share of the connection budget for the ${waitedMs} ms the connection waited` : 'this source holds its share of the connection budget, and its queue is full';
-      this.failures.report('source over budget', { source, limit: limits.maxPerSource, waiting: this.waitingBySource.get(source)?.length ?? 0 }, `connection refused: ${error}`);
+      this.failures.report('source over budget', { source, limit: limits.maxPerSource, waiting: this.waiting.length(source) }, `connection refused: ${error}`);
     }
     const sourceAddress = `${client.remoteAddress}:${client.remotePort}`;
     client.resetAndDestroy();
@@ -672,7 +596,7 @@ export class NodeProxy {
     const n = (this.perSource.get(source) ?? 1) - 1;
     if (n > 0) this.perSource.set(source, n);
     else this.perSource.delete(source);
-    if (this.waitingCount > 0) this.admitWaiting(source);
+    if (this.waiting.waiting > 0) this.admitWaiting(source);
   }
 
   /** Ends one connection after an unexpected error; counted and logged once per interval. */

@@ -12,7 +12,8 @@ import type { Workload } from '../model/resources';
 import type { Decision, Peer } from './authorization';
 import { checkClaimedSource, parseForwardedFor, tunnelPeerOf } from './connection-decision';
 import { FailureLog } from './failure-log';
-import { DEFAULT_BUDGET_WAIT_MS, WAITING_PER_SLOT, peerEntry, type AccessLogEntry, type ConnectionLimits, type ConnectionOutcome } from './node-proxy';
+import { BudgetQueues, type ConnectionLimits } from './budget-queues';
+import { peerEntry, type AccessLogEntry, type ConnectionOutcome } from './node-proxy';
 import { ByteTally, RESPONSE_FLAGS, tcpLabels, type IstioTcpLabels, type ServiceRef, type TelemetrySink } from './telemetry';
 import { QUEUED_HEADER, TUNNEL_SESSION_WINDOW, TUNNEL_STREAM_WINDOW, identityFromSni, uriSanOf, type TlsCredentials } from './tunnel-identity';
 import { DEFAULT_LIVENESS, watchLiveness, type LivenessSettings } from './tunnel-liveness';
@@ -53,7 +54,6 @@ export interface TunnelServerDeps {
 interface WaitingStream {
   stream: http2.ServerHttp2Stream;
   connect: () => void;
-  timer: NodeJS.Timeout;
 }
 
 /** An open stream to a local pod: what to re-check when policies change. */
@@ -77,8 +77,7 @@ export class TunnelServer {
   private held = 0;
   private readonly heldBySource = new Map<string, number>();
   /** Streams waiting for their source's share, per source pod address, oldest first. */
-  private readonly waitingBySource = new Map<string, WaitingStream[]>();
-  private waitingCount = 0;
+  private readonly waiting: BudgetQueues<WaitingStream>;
   private readonly server: http2.Http2SecureServer;
   private readonly open = new Set<InboundStream>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
@@ -86,6 +85,7 @@ export class TunnelServer {
 
   constructor(private readonly deps: TunnelServerDeps) {
     this.failures = new FailureLog(deps.logger);
+    this.waiting = new BudgetQueues(deps.limits);
     this.server = http2.createSecureServer({
       minVersion: 'TLSv1.3',
       requestCert: true,
@@ -185,7 +185,7 @@ export class TunnelServer {
 
   /** Streams waiting for their source pod's share of the budget now. */
   get waitingStreams(): number {
-    return this.waitingCount;
+    return this.waiting.waiting;
   }
 
   /** Sessions (mTLS connections from other agents) open now. */
@@ -344,20 +344,14 @@ export class TunnelServer {
   /**
    * Whether a stream from `source` may connect now, must wait for the
    * source's share, or is refused (the whole budget is held, or the source's
-   * queue is full): the node proxy's rule for same-node connections
-   * (NodeProxy.admission), so a pod meets the same budget on every path.
+   * queue is full): budget-queues.ts, the node proxy's rule for same-node
+   * connections, so a pod meets the same budget on every path. Pods on other
+   * nodes, each within its own node's budget, must not together exhaust this
+   * agent's descriptors.
    */
   private admission(source: string): 'start' | 'wait' | 'refuse' {
-    const limits = this.deps.limits;
-    if (!limits) return 'start';
-    // Pods on other nodes, each within its own node's budget, must not
-    // together exhaust this agent's descriptors.
-    if (this.held >= limits.maxConnections) return 'refuse';
-    if ((this.heldBySource.get(source) ?? 0) < limits.maxPerSource) return 'start';
-    const queued = this.waitingBySource.get(source)?.length ?? 0;
-    const maxWaiting = limits.maxWaitingPerSource ?? WAITING_PER_SLOT * limits.maxPerSource;
-    const roomInAll = this.waitingCount < WAITING_PER_SLOT * (limits.maxConnections - this.held);
-    return queued < maxWaiting && roomInAll ? 'wait' : 'refuse';
+    const a = this.waiting.admission(source, this.held, this.heldBySource.get(source) ?? 0);
+    return a === 'refuse-total' || a === 'refuse-source' ? 'refuse' : a;
   }
 
   /**
@@ -367,47 +361,19 @@ export class TunnelServer {
    * Past the wait, or when the stream ends meanwhile, it leaves the queue.
    */
   private wait(stream: http2.ServerHttp2Stream, source: string, connect: () => void, expired: () => void): void {
-    const waitMs = this.deps.limits?.waitMs ?? DEFAULT_BUDGET_WAIT_MS;
-    const waiting: WaitingStream = {
-      stream,
-      connect,
-      timer: setTimeout(() => {
-        if (this.unqueue(source, waiting)) expired();
-      }, waitMs),
-    };
-    const queue = this.waitingBySource.get(source);
-    if (queue) queue.push(waiting);
-    else this.waitingBySource.set(source, [waiting]);
-    this.waitingCount++;
-    stream.once('close', () => {
-      if (this.unqueue(source, waiting)) clearTimeout(waiting.timer);
-    });
+    const entry = this.waiting.enqueue(source, { stream, connect }, expired);
+    stream.once('close', () => this.waiting.remove(source, entry));
     try {
-      stream.additionalHeaders({ ':status': 100, [QUEUED_HEADER]: String(waitMs) });
+      stream.additionalHeaders({ ':status': 100, [QUEUED_HEADER]: String(this.waiting.waitMs) });
     } catch {
       // the stream is gone already: 'close' takes it out of the queue
     }
   }
 
-  /** Removes a waiting stream from its queue; false when it was no longer there. */
-  private unqueue(source: string, waiting: WaitingStream): boolean {
-    const queue = this.waitingBySource.get(source);
-    const i = queue?.indexOf(waiting) ?? -1;
-    if (!queue || i < 0) return false;
-    queue.splice(i, 1);
-    if (queue.length === 0) this.waitingBySource.delete(source);
-    this.waitingCount--;
-    return true;
-  }
-
   /** Connects the source's waiting streams, oldest first, while its share has room. */
   private admitWaiting(source: string): void {
-    const queue = this.waitingBySource.get(source);
-    while (queue && queue.length > 0 && this.admission(source) === 'start') {
-      const next = queue.shift()!;
-      if (queue.length === 0) this.waitingBySource.delete(source);
-      this.waitingCount--;
-      clearTimeout(next.timer);
+    while (this.waiting.length(source) > 0 && this.admission(source) === 'start') {
+      const next = this.waiting.next(source)!;
       if (next.stream.destroyed || next.stream.closed) continue; // reset by its source; 'close' is on its way
       this.counters.waitedForBudget++;
       try {
@@ -422,8 +388,7 @@ export class TunnelServer {
 
   private refuseOverBudget(stream: http2.ServerHttp2Stream, log: Record<string, unknown>, context: RefusalContext, waited: boolean): void {
     this.counters.refusedOverBudget++;
-    const waitMs = this.deps.limits?.waitMs ?? DEFAULT_BUDGET_WAIT_MS;
-    this.refuse(stream, 503, waited ? `over the connection budget of the destination node for the ${waitMs} ms the stream waited` : 'over the connection budget of the destination node', log, context);
+    this.refuse(stream, 503, waited ? `over the connection budget of the destination node for the ${this.waiting.waitMs} ms the stream waited` : 'over the connection budget of the destination node', log, context);
   }
 
   /** Opens the connection to the local pod for an admitted stream, then relays. */
@@ -445,7 +410,7 @@ export class TunnelServer {
       const n = (this.heldBySource.get(claimed) ?? 1) - 1;
       if (n > 0) this.heldBySource.set(claimed, n);
       else this.heldBySource.delete(claimed);
-      if (this.waitingCount > 0) this.admitWaiting(claimed);
+      if (this.waiting.waiting > 0) this.admitWaiting(claimed);
     });
     upstream.once('error', (err) => {
       if (!stream.headersSent) {

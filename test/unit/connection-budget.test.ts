@@ -8,7 +8,8 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { connectionLimits, reservedDescriptors } from '../../src/agent/connection-budget';
 import { defaultLoadBalancing } from '../../src/model/resources';
-import { NodeProxy, type AccessLogEntry, type ConnectionLimits, type OriginalDestination } from '../../src/proxy/node-proxy';
+import type { ConnectionLimits } from '../../src/proxy/budget-queues';
+import { NodeProxy, type AccessLogEntry, type OriginalDestination } from '../../src/proxy/node-proxy';
 import { ServiceIndex } from '../../src/proxy/service-index';
 
 describe('connection limits from the descriptor limit', () => {
