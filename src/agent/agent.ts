@@ -6,7 +6,9 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent-config';
 import { BpfDatapath, interfaceIndex } from '../kernel/bpf-datapath';
 import { VIP_F_WORKLOAD } from '../datapath/map-codecs';
-import { IdAllocator, desiredEnrollments, desiredState, vipEntries, workloadVipEntries, workloadVipKey } from '../datapath/desired-state';
+import { IdAllocator, desiredEnrollments, desiredState, vipEntries, workloadVipEntries, workloadVipKey, type DesiredState, type VipEntry } from '../datapath/desired-state';
+import type { ReconcileResult } from '../datapath/reconciler';
+import { MapSync } from './map-sync';
 import { MapCapacity } from '../datapath/map-capacity';
 import { serviceCodec, workloadCodec } from '../xds/resource-types';
 import type { Service } from '../model/resources';
@@ -83,11 +85,8 @@ export class Agent {
   private readonly workloadIds = new IdAllocator();
   private readonly serviceIds = new IdAllocator();
   private reconcileTimer?: NodeJS.Immediate;
-  private lastReconcile = { at: '', errors: [] as string[], updated: 0, deleted: 0 };
-  /** Map entries found changed or missing behind the agent's back and put right by a resync. */
-  private mapRepairs = 0;
-  private lastResync = '';
-  private resyncTimer?: NodeJS.Timeout;
+  /** When the maps are put right again: failing keys retried with backoff, drift repaired by a periodic resync. */
+  private readonly mapSync: MapSync;
   private readonly servers: http.Server[] = [];
   private readonly startedAt = Date.now();
   private datapath?: BpfDatapath;
@@ -135,6 +134,7 @@ export class Agent {
     this.limits = connectionLimits(config.maxConnections, config.maxConnectionsPerWorkload, undefined, config.relayThreads);
     this.logs = new ComponentLoggers(logger);
     this.accessLog = new AccessLog(this.logs.component('access'), { enabled: config.accessLog });
+    this.mapSync = new MapSync({ resyncIntervalSeconds: config.resyncInterval, fullPass: () => this.fullPass(), logger: this.logs.component('datapath') });
   }
 
   async start(): Promise<void> {
@@ -261,10 +261,7 @@ export class Agent {
       this.telemetryTimer.unref();
     }
     await this.startStatusServers();
-    if (config.resyncInterval > 0) {
-      this.resyncTimer = setInterval(() => this.resync(), config.resyncInterval * 1000);
-      this.resyncTimer.unref();
-    }
+    this.mapSync.start();
     await this.offerHandover();
     logger.info({ node: config.nodeName, proxy: `${config.proxyAddress}:${config.proxyPort}` }, 'agent started');
   }
@@ -381,7 +378,8 @@ export class Agent {
       // Whatever changed meanwhile, and anything the new agent wrote: one full pass.
       this.enrollmentDirty = true;
       this.scheduleReconcile();
-      this.resync();
+      this.mapSync.resync();
+      this.mapSync.start();
     } catch (err) {
       log.error({ err: (err as Error).message }, 'resuming after a failed handover failed; the data path still serves');
     }
@@ -399,7 +397,7 @@ export class Agent {
     this.draining = true;
     this.handedOverAt ??= Date.now();
     const log = this.logger.child({ component: 'handover' });
-    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.mapSync.stop();
     this.source?.stop();
     this.xds?.stop();
     this.certificates?.stopRenewing();
@@ -493,43 +491,10 @@ export class Agent {
     timer.unref();
   }
 
-  /**
-   * Puts the maps right against the desired state, reading the kernel: an
-   * entry deleted, changed or added behind the agent's back (bpftool,
-   * another process) is repaired within one resync interval and counted.
-   * The service index is not rebuilt: only kernel state can drift.
-   */
-  private resync(): void {
-    if (!this.datapath || !this.registry || this.mapsPaused || this.readiness.blockers().includes('maps reconciled')) return;
-    const log = this.logger.child({ component: 'datapath' });
-    try {
-      const registry = this.registry;
-      const desired = desiredState(this.store.snapshot(), this.config.nodeName, (uid) => registry.cookieOf(uid), this.workloadIds, this.serviceIds);
-      let repaired = 0;
-      const errors: string[] = [];
-      for (const r of this.datapath.apply(desired)) {
-        repaired += r.updated + r.deleted;
-        errors.push(...r.errors);
-      }
-      const strict = this.applyPeerAuthentication();
-      repaired += strict.updated + strict.deleted;
-      errors.push(...strict.errors);
-      const inbound = this.applyInboundCapture();
-      repaired += inbound.updated + inbound.deleted;
-      errors.push(...inbound.errors);
-      this.mapRepairs += repaired;
-      this.lastResync = new Date().toISOString();
-      if (repaired) log.warn({ repaired }, 'map entries changed behind the agent were repaired');
-      if (errors.length) log.error({ errors }, 'map resync had errors');
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'map resync failed; the next one retries');
-    }
-  }
-
   /** Stops serving. Links and maps stay pinned: capture survives the agent. */
   async stop(): Promise<void> {
     await this.handover?.close();
-    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.mapSync.stop();
     if (this.reconcileTimer) clearImmediate(this.reconcileTimer);
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
     if (this.persistTimer) {
@@ -653,46 +618,42 @@ export class Agent {
     const delta = this.pendingDelta;
     this.pendingDelta = emptyDelta();
     const log = this.logs.component('datapath');
+    const results: ReconcileResult[] = [];
     const errors: string[] = [];
-    let updated = 0;
-    let deleted = 0;
     if (delta.full) {
       this.index = ServiceIndex.of(this.store.services.values(), this.store.workloads.values());
-      const registry = this.registry;
-      const desired = desiredState(this.store.snapshot(), this.config.nodeName, (uid) => registry.cookieOf(uid), this.workloadIds, this.serviceIds);
-      for (const r of this.datapath.apply(desired)) {
-        updated += r.updated;
-        deleted += r.deleted;
-        errors.push(...r.errors);
-      }
+      results.push(...this.datapath.apply(this.desiredState()));
       this.enrollmentDirty = false;
     } else {
+      // Incremental: each service or workload is installed whole or not at
+      // all (updateServiceVips); a failure is its own key in the map sync.
+      const vips: ReconcileResult = { map: 'sluice_vips', updated: 0, deleted: 0, unchanged: 0, errors: [], failures: [], covered: [] };
+      const update = (key: string, entries: VipEntry[] | undefined) => {
+        vips.covered!.push(key);
+        try {
+          const r = this.datapath!.updateServiceVips(key, entries);
+          vips.updated += r.updated;
+          vips.deleted += r.deleted;
+        } catch (err) {
+          vips.errors.push(`${key}: ${(err as Error).message}`);
+          vips.failures.push({ map: 'sluice_vips', key, op: 'update', error: (err as Error).message });
+        }
+      };
       for (const key of delta.services) {
         const service = this.store.services.get(key);
         if (service) this.index.upsertService(service);
         else this.index.removeService(key);
-        try {
-          const r = this.datapath.updateServiceVips(key, service ? vipEntries(service, this.serviceIds.idOf(key)) : undefined);
-          updated += r.updated;
-          deleted += r.deleted;
-        } catch (err) {
-          errors.push(`service ${key}: ${(err as Error).message}`);
-        }
+        update(`service ${key}`, service ? vipEntries(service, this.serviceIds.idOf(key)) : undefined);
       }
       for (const uid of delta.workloads) {
         const w = this.store.workloads.get(uid);
         if (w) this.index.upsertWorkload(w);
         else this.index.removeWorkload(uid);
         if (w?.node === this.config.nodeName || !w) this.enrollmentDirty = true;
-        try {
-          const entries = w ? workloadVipEntries(w) : [];
-          const r = this.datapath.updateServiceVips(workloadVipKey(uid), entries.length ? entries : undefined);
-          updated += r.updated;
-          deleted += r.deleted;
-        } catch (err) {
-          errors.push(`workload ${uid}: ${(err as Error).message}`);
-        }
+        const entries = w ? workloadVipEntries(w) : [];
+        update(workloadVipKey(uid), entries.length ? entries : undefined);
       }
+      if (vips.covered!.length) results.push(vips);
     }
     if (delta.policies) {
       try {
@@ -709,24 +670,32 @@ export class Agent {
     if (this.enrollmentDirty) {
       this.enrollmentDirty = false;
       const registry = this.registry;
-      const r = this.datapath.applyEnrollments(desiredEnrollments(this.store.workloads.values(), this.config.nodeName, (uid) => registry.cookieOf(uid), this.workloadIds));
-      updated += r.updated;
-      deleted += r.deleted;
-      errors.push(...r.errors);
+      results.push(this.datapath.applyEnrollments(desiredEnrollments(this.store.workloads.values(), this.config.nodeName, (uid) => registry.cookieOf(uid), this.workloadIds)));
     }
     this.refreshEnrolled();
-    const strict = this.applyPeerAuthentication();
-    updated += strict.updated;
-    deleted += strict.deleted;
-    errors.push(...strict.errors);
-    const inbound = this.applyInboundCapture();
-    updated += inbound.updated;
-    deleted += inbound.deleted;
-    errors.push(...inbound.errors);
-    this.lastReconcile = { at: new Date().toISOString(), errors, updated, deleted };
-    if (errors.length) log.error({ errors }, 'map reconcile had errors');
-    if (updated || deleted) log.info({ updated, deleted, enrolled: this.workloadByCookie.size, version: this.store.version }, 'maps reconciled');
+    results.push(this.applyPeerAuthentication(), this.applyInboundCapture());
+    const summary = this.mapSync.record(results);
+    summary.errors.unshift(...errors);
+    if (summary.errors.length) log.error({ errors: summary.errors }, 'map reconcile had errors');
+    if (summary.updated || summary.deleted) log.info({ updated: summary.updated, deleted: summary.deleted, enrolled: this.workloadByCookie.size, version: this.store.version }, 'maps reconciled');
     this.readiness.done('maps reconciled');
+  }
+
+  /** Every map's desired contents from the configuration now (datapath/desired-state.ts). */
+  private desiredState(): DesiredState {
+    const registry = this.registry!;
+    return desiredState(this.store.snapshot(), this.config.nodeName, (uid) => registry.cookieOf(uid), this.workloadIds, this.serviceIds);
+  }
+
+  /**
+   * The map sync's full pass (map-sync.ts): every map against the desired
+   * state, reading the kernel. Undefined while it cannot run: before the
+   * first reconcile, or while a newer agent owns the maps. The service index
+   * is not rebuilt: only kernel state can drift.
+   */
+  private fullPass(): ReconcileResult[] | undefined {
+    if (!this.datapath || !this.registry || this.mapsPaused || this.readiness.blockers().includes('maps reconciled')) return undefined;
+    return [...this.datapath.apply(this.desiredState()), this.applyPeerAuthentication(), this.applyInboundCapture()];
   }
 
   private createInboundCapture(): InboundCapture {
@@ -748,16 +717,16 @@ export class Agent {
    * is dropped meanwhile) rather than removing them. Runs after STRICT, whose
    * pass says which pods' filters are not in place.
    */
-  private applyInboundCapture(): { updated: number; deleted: number; errors: string[] } {
+  private applyInboundCapture(): ReconcileResult {
     const registry = this.registry;
-    if (!this.inboundCapture || !registry || this.mapsPaused || this.readiness.blockers().includes('config synced')) return { updated: 0, deleted: 0, errors: [] };
+    if (!this.inboundCapture || !registry || this.mapsPaused || this.readiness.blockers().includes('config synced')) return untouched('sluice_inbound');
     const pods = desiredInboundPods(this.workloadByCookie.values(), this.policies, [...this.store.peerAuthentications.values()], (uid) => registry.get(uid), this.strictNotEnforced);
     return this.inboundCapture.reconcile(pods);
   }
 
   /** PeerAuthentication in the kernel for the enrolled pods (peer-authentication.ts). */
-  private applyPeerAuthentication(): { updated: number; deleted: number; errors: string[] } {
-    if (!this.peerAuthentication) return { updated: 0, deleted: 0, errors: [] };
+  private applyPeerAuthentication(): ReconcileResult {
+    if (!this.peerAuthentication) return untouched('sluice_strict');
     return this.peerAuthentication.apply(this.workloadByCookie.values(), [...this.store.peerAuthentications.values()]);
   }
 
@@ -841,8 +810,9 @@ export class Agent {
       })),
       inboundCapture: { pods: this.inboundCapture?.status() ?? [], mapErrors: this.inboundCapture?.mapErrors ?? [] },
       podNetnsErrors: this.registry?.errors() ?? {},
-      lastReconcile: this.lastReconcile,
-      resync: { intervalSeconds: this.config.resyncInterval, last: this.lastResync, repairs: this.mapRepairs },
+      lastReconcile: this.mapSync.lastReconcile,
+      resync: { intervalSeconds: this.config.resyncInterval, last: this.mapSync.lastResync, repairs: this.mapSync.repairs },
+      mapSync: this.mapSync.view(),
       proxyCounters: this.proxy ? Object.fromEntries(Object.entries(this.proxy.counters)) : undefined,
       activeConnections: this.proxy?.activeConnections ?? 0,
       connectionBudget: { ...this.limits, inUse: this.proxy?.activeConnections ?? 0, waiting: this.proxy?.waitingConnections ?? 0 },
@@ -983,7 +953,8 @@ export class Agent {
       waitingConnections: () => this.proxy?.waitingConnections ?? 0,
       bpfCounters: () => this.datapath?.counters() ?? {},
       maps: () => this.datapath?.fill() ?? [],
-      mapRepairs: () => this.mapRepairs,
+      mapRepairs: () => this.mapSync.repairs,
+      mapSync: () => ({ failingKeys: this.mapSync.failingByMap(), retries: this.mapSync.retries }),
       enrolledWorkloads: () => this.workloadByCookie.size,
       snapshotVersion: () => this.store.version,
       xds: () => {
@@ -1058,6 +1029,11 @@ export class Agent {
  * place; when a later read fails, the last token read is used and the
  * failure logged.
  */
+/** A pass that did not run: nothing changed, and the map's failing keys stay as they were. */
+function untouched(map: string): ReconcileResult {
+  return { map, updated: 0, deleted: 0, unchanged: 0, errors: [], failures: [], covered: [] };
+}
+
 function nodeTokenReader(file: string, log: Logger): () => string {
   const read = () => fs.readFileSync(file, 'utf8').trim();
   let last: string;

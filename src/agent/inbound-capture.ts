@@ -16,12 +16,14 @@ import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import * as netAddr from 'node:net';
 import type { InboundEntry } from '../datapath/map-codecs';
-import type { ReconcileResult } from '../datapath/reconciler';
+import { WHOLE_MAP, type ReconcileResult } from '../datapath/reconciler';
 import { effectiveMtlsMode, type PeerAuthentication } from '../model/policy';
 import type { Workload } from '../model/resources';
 import type { PolicySet } from '../proxy/authorization';
 import { destinationOf } from '../proxy/connection-decision';
 import { FailureLog } from '../proxy/failure-log';
+
+const INBOUND_MAP = 'sluice_inbound';
 
 /** Istio's inbound plaintext port; reserved inside pods that policy protects. */
 export const INBOUND_PLAINTEXT_PORT = 15006;
@@ -137,7 +139,7 @@ export class InboundCapture {
    * what the map write changed. Does nothing once closed.
    */
   reconcile(pods: InboundPod[]): ReconcileResult {
-    if (this.closed) return { map: 'sluice_inbound', updated: 0, deleted: 0, unchanged: 0, errors: [] };
+    if (this.closed) return { map: INBOUND_MAP, updated: 0, deleted: 0, unchanged: 0, errors: [], failures: [] };
     this.desired = pods;
     const result = this.writeMap(pods);
     if (this.running) this.again = true;
@@ -157,7 +159,8 @@ export class InboundCapture {
     try {
       result = this.deps.applyInbound(entries);
     } catch (err) {
-      result = { map: 'sluice_inbound', updated: 0, deleted: 0, unchanged: 0, errors: [`inbound map: ${(err as Error).message}`] };
+      const error = (err as Error).message;
+      result = { map: INBOUND_MAP, updated: 0, deleted: 0, unchanged: 0, errors: [`inbound map: ${error}`], failures: [{ map: INBOUND_MAP, key: WHOLE_MAP, op: 'update', error }] };
     }
     this.mapErrors = result.errors;
     for (const e of result.errors) this.failures.report('inbound map', { err: e }, 'inbound capture map write failed', 'error');

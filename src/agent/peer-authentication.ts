@@ -6,9 +6,11 @@
 // Security state changes only when the configuration says so: a pass in
 // which some pod could not be resolved adds and updates but removes nothing.
 import { STRICT_F_COUNT_ONLY, type StrictEntry } from '../datapath/map-codecs';
-import type { ReconcileResult } from '../datapath/reconciler';
+import { WHOLE_MAP, type KeyFailure, type ReconcileResult } from '../datapath/reconciler';
 import { effectiveMtlsMode, type PeerAuthentication } from '../model/policy';
 import type { Workload } from '../model/resources';
+
+const STRICT_MAP = 'sluice_strict';
 
 /** What the enforcement needs of the kernel side (BpfDatapath). */
 export interface StrictDatapath {
@@ -51,11 +53,13 @@ export class PeerAuthenticationEnforcer {
 
   /**
    * Makes the strict map and the filters follow the enrolled pods' effective
-   * modes. Returns what changed and every error (each names the pod).
+   * modes. Returns what changed and every error (each names the pod, or the
+   * interface), also per key in `failures`.
    */
-  apply(enrolled: Iterable<Workload>, peerAuthentications: readonly PeerAuthentication[]): { updated: number; deleted: number; errors: string[] } {
+  apply(enrolled: Iterable<Workload>, peerAuthentications: readonly PeerAuthentication[]): ReconcileResult {
     const entries = new Map<number, StrictEntry>();
     const errors: string[] = [];
+    const failures: KeyFailure[] = [];
     const strictIfindex = new Map<string, number>();
     const notEnforced = new Map<string, string>();
     const current = new Set<string>();
@@ -68,6 +72,7 @@ export class PeerAuthenticationEnforcer {
         if (mode === 'STRICT') {
           const why = `STRICT for ${w.namespace}/${w.name}: its host-side interface is unknown (the CNI step did not report it)`;
           errors.push(why);
+          failures.push({ map: STRICT_MAP, key: `pod ${w.namespace}/${w.name}`, op: 'attach', error: 'its host-side interface is unknown (the CNI step did not report it)' });
           notEnforced.set(w.uid, why);
         }
         continue;
@@ -84,12 +89,13 @@ export class PeerAuthenticationEnforcer {
         if (mode === 'STRICT') strictIfindex.set(w.uid, ifindex);
       } catch (err) {
         errors.push(`${mode} for ${w.namespace}/${w.name}: ${(err as Error).message}`);
+        failures.push({ map: STRICT_MAP, key: `pod ${w.namespace}/${w.name}`, op: 'attach', error: (err as Error).message });
         if (mode === 'STRICT') notEnforced.set(w.uid, `STRICT cannot be enforced: ${(err as Error).message}`);
       }
     }
     // Forget interfaces of pods that are gone (a new pod may reuse the name).
     for (const name of [...this.ifindexCache.keys()]) if (!current.has(name)) this.ifindexCache.delete(name);
-    const result = this.write(entries, errors);
+    const result = this.write(entries, errors, failures);
     for (const [uid, ifindex] of strictIfindex) {
       const why = this.deps.datapath.strictFilterError(ifindex);
       if (why !== undefined) notEnforced.set(uid, `STRICT cannot be enforced: ${why}`);
@@ -98,17 +104,15 @@ export class PeerAuthenticationEnforcer {
     return result;
   }
 
-  private write(entries: Map<number, StrictEntry>, errors: string[]): { updated: number; deleted: number; errors: string[] } {
-    if (errors.length) {
+  private write(entries: Map<number, StrictEntry>, errors: string[], failures: KeyFailure[]): ReconcileResult {
+    try {
       // Something could not be resolved: add and update, but remove nothing
       // this pass, so an error never turns STRICT off for a pod.
-      return { updated: 0, deleted: 0, errors: [...errors, ...this.deps.datapath.addStrict(entries).errors] };
-    }
-    try {
-      const r = this.deps.datapath.applyStrict(entries);
-      return { updated: r.updated, deleted: r.deleted, errors: r.errors };
+      const r = errors.length ? this.deps.datapath.addStrict(entries) : this.deps.datapath.applyStrict(entries);
+      return { ...r, errors: [...errors, ...r.errors], failures: [...failures, ...r.failures] };
     } catch (err) {
-      return { updated: 0, deleted: 0, errors: [`STRICT: ${(err as Error).message}`] };
+      const error = (err as Error).message;
+      return { map: STRICT_MAP, updated: 0, deleted: 0, unchanged: 0, errors: [...errors, `STRICT: ${error}`], failures: [...failures, { map: STRICT_MAP, key: WHOLE_MAP, op: 'update', error }] };
     }
   }
 }

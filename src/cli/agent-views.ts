@@ -38,6 +38,13 @@ export function statusTable(s: Status): string {
     lines.push(`map fill:     ${map} ${f.entries}/${f.capacity}${f.admitted ? `, admitted ${f.admitted.entries}/${f.admitted.limit}` : ''}${f.rejectedResources ? `, ${f.rejectedResources} resource(s) rejected` : ''}`);
   }
   if (s.resync) lines.push(`resync:       ${s.resync.intervalSeconds ? `every ${s.resync.intervalSeconds} s, last ${s.resync.last ?? 'not yet'}` : 'off'}, ${s.resync.repairs} repair(s)`);
+  const sync = s.mapSync;
+  if (sync?.failingKeys) {
+    const retry = sync.nextRetryInMs !== undefined ? `, next retry in ${duration(sync.nextRetryInMs)}` : '';
+    lines.push(`map sync:     ${sync.failingKeys} key(s) failing${retry}`);
+    for (const f of sync.failing) lines.push(`              ${f.map} ${f.key}: ${f.op} failed ${f.passes} time(s) since ${f.since}: ${f.error}`);
+    if (sync.failing.length < sync.failingKeys) lines.push(`              ... and ${sync.failingKeys - sync.failing.length} more`);
+  }
   if (s.tunnels) lines.push(`tunnels:      ${s.tunnels.openSessions ?? 0} session(s) out, ${s.tunnels.streamsOpened ?? 0} stream(s) opened${s.tunnels.server ? `, ${s.tunnels.server.accepted ?? 0} accepted in` : ''}`);
   if (s.proxyCounters) lines.push(`proxy:        ${Object.entries(s.proxyCounters).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   return lines.join('\n') + '\n';

@@ -29,7 +29,7 @@ import {
   type VipKey,
   type VipValue,
 } from '../datapath/map-codecs';
-import { reconcileMap, type ReconcileResult } from '../datapath/reconciler';
+import { reconcileMap, type KeyFailure, type ReconcileResult } from '../datapath/reconciler';
 
 export { isNativeError } from '../native/bpf-addon';
 
@@ -79,6 +79,12 @@ const ifindexCodec = {
   },
   decode: (b: Buffer, o = 0) => b.readUInt32LE(o),
 };
+
+/** A VIP map key as operators write it: "10.96.0.10:80", or "10.244.1.5:*" for a pod's own address (port 0). */
+function describeVipKey(key: Buffer): string {
+  const k = vipKeyCodec.decode(key);
+  return `${k.address}:${k.port === 0 ? '*' : k.port}`;
+}
 
 /** Index of a network interface in this process's netns. */
 export function interfaceIndex(name: string): number {
@@ -246,7 +252,7 @@ export class BpfDatapath {
         this.vipKeyOwners.set(hex, (this.vipKeyOwners.get(hex) ?? 0) + 1);
       }
     }
-    return [this.applyEnrollments(desired.enrollments), reconcileMap(this.vips, vips)];
+    return [this.applyEnrollments(desired.enrollments), reconcileMap(this.vips, vips, describeVipKey)];
   }
 
   applyEnrollments(enrollments: DesiredState['enrollments']): ReconcileResult {
@@ -254,6 +260,7 @@ export class BpfDatapath {
     return reconcileMap(
       this.enroll,
       [...enrollments].map(([cookie, e]) => ({ key: netnsCookieCodec.encode(cookie), value: enrollmentCodec.encode(e) })),
+      (key) => `netns cookie ${netnsCookieCodec.decode(key)}`,
     );
   }
 
@@ -326,24 +333,27 @@ export class BpfDatapath {
    */
   applyStrict(entries: Map<number, StrictEntry>): ReconcileResult {
     this.assertOpen();
-    const attachErrors = this.attachStrict(entries);
+    const attach = this.attachStrict(entries);
     const r = reconcileMap(
       this.strict,
       [...entries].map(([ifindex, e]) => ({ key: ifindexCodec.encode(ifindex), value: strictCodec.encode(e) })),
+      (key) => `ifindex ${ifindexCodec.decode(key)}`,
     );
-    return { ...r, errors: [...attachErrors, ...r.errors] };
+    return { ...r, errors: [...attach.map((f) => `attach tc to ${f.key}: ${f.error}`), ...r.errors], failures: [...attach, ...r.failures] };
   }
 
   /** Like applyStrict, but removes nothing: for a pass in which some pods could not be resolved. */
   addStrict(entries: Map<number, StrictEntry>): ReconcileResult {
     this.assertOpen();
-    const result: ReconcileResult = { map: this.strict.name, updated: 0, deleted: 0, unchanged: 0, errors: this.attachStrict(entries) };
+    const attach = this.attachStrict(entries);
+    const result: ReconcileResult = { map: this.strict.name, updated: 0, deleted: 0, unchanged: 0, errors: attach.map((f) => `attach tc to ${f.key}: ${f.error}`), failures: attach };
     for (const [ifindex, e] of entries) {
       try {
         this.strict.updateRaw(ifindexCodec.encode(ifindex), strictCodec.encode(e));
         result.updated++;
       } catch (err) {
         result.errors.push(`update ${this.strict.name} ifindex ${ifindex}: ${(err as Error).message}`);
+        result.failures.push({ map: this.strict.name, key: `ifindex ${ifindex}`, op: 'update', error: (err as Error).message });
       }
     }
     return result;
@@ -359,9 +369,9 @@ export class BpfDatapath {
     return this.strictAttachErrors.get(ifindex) ?? `no filter attached to ifindex ${ifindex} yet`;
   }
 
-  /** Attaches the tc filter where missing; one interface failing does not stop the others. */
-  private attachStrict(entries: Map<number, StrictEntry>): string[] {
-    const errors: string[] = [];
+  /** Attaches the tc filter where missing; one interface failing does not stop the others. Returns the interfaces that failed. */
+  private attachStrict(entries: Map<number, StrictEntry>): KeyFailure[] {
+    const failures: KeyFailure[] = [];
     for (const ifindex of entries.keys()) {
       if (this.strictAttached.has(ifindex)) continue;
       try {
@@ -369,12 +379,11 @@ export class BpfDatapath {
         this.strictAttached.add(ifindex);
         this.strictAttachErrors.delete(ifindex);
       } catch (err) {
-        const why = `attach tc to ifindex ${ifindex}: ${(err as Error).message}`;
-        errors.push(why);
-        this.strictAttachErrors.set(ifindex, why);
+        failures.push({ map: this.strict.name, key: `ifindex ${ifindex}`, op: 'attach', error: (err as Error).message });
+        this.strictAttachErrors.set(ifindex, `attach tc to ifindex ${ifindex}: ${(err as Error).message}`);
       }
     }
-    return errors;
+    return failures;
   }
 
   /**
@@ -395,6 +404,7 @@ export class BpfDatapath {
     return reconcileMap(
       this.inbound,
       [...entries].map(([ip, e]) => ({ key: ipv4KeyCodec.encode(ip), value: inboundCodec.encode(e) })),
+      (key) => ipv4KeyCodec.decode(key),
     );
   }
 

@@ -48,6 +48,31 @@ export interface InboundPodView {
   refuseAll?: string;
 }
 
+/** A map key the agent could not put right: retried with backoff until it is (agent/map-sync.ts). */
+export interface FailingKeyView {
+  map: string;
+  /** The key as operators write it ("10.96.0.10:80", "ifindex 7", "pod ns/name", "service ns/name"). */
+  key: string;
+  op: 'update' | 'delete' | 'attach';
+  error: string;
+  /** When it first failed (ISO 8601). */
+  since: string;
+  /** Passes it has failed in a row. */
+  passes: number;
+}
+
+/** The map sync: keys failing now (the first 50 listed, oldest first) and when they are tried again. */
+export interface MapSyncView {
+  failingKeys: number;
+  failing: FailingKeyView[];
+  /** Full passes run to retry failing keys, since start. */
+  retries: number;
+  /** Absent when no retry is waiting. */
+  nextRetryInMs?: number;
+  /** The backoff the waiting retry was scheduled with, ms (1 s doubling to 30 s). */
+  backoffMs?: number;
+}
+
 /** GET /status */
 export interface AgentStatusView {
   node: string;
@@ -71,6 +96,7 @@ export interface AgentStatusView {
   podNetnsErrors: Record<string, string>;
   lastReconcile: { at: string; errors: string[]; updated: number; deleted: number };
   resync: { intervalSeconds: number; last?: string; repairs: number };
+  mapSync: MapSyncView;
   /** The node proxy's counters by name (absent before the proxy starts). */
   proxyCounters?: Record<string, number>;
   activeConnections: number;

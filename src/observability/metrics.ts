@@ -31,6 +31,8 @@ export interface MetricSources {
   failures(): Record<string, number>;
   /** Map entries a resync found changed or missing behind the agent and repaired, since start. */
   mapRepairs?(): number;
+  /** Keys failing now by map, and full passes run to retry them since start (agent/map-sync.ts). */
+  mapSync?(): { failingKeys: Record<string, number>; retries: number };
   /** This build's version (package.json). */
   version: string;
 }
@@ -191,6 +193,13 @@ export function createRegistry(sources: MetricSources): client.Registry {
   sourcedCounter(registry, 'sluice_map_repairs_total', 'BPF map entries a periodic resync found changed, missing or stray (changed behind the agent) and repaired.', [], () =>
     sources.mapRepairs ? [[{}, sources.mapRepairs()]] : [],
   );
+  sourcedGauge(registry, 'sluice_map_failing_keys', 'BPF map keys the agent could not put right on its last pass, by map; retried with backoff (sluicectl status lists them).', ['map'], () =>
+    Object.entries(sources.mapSync?.().failingKeys ?? {}).map(([map, n]) => [{ map }, n]),
+  );
+  sourcedCounter(registry, 'sluice_map_retries_total', 'Full map passes run to retry failing keys (backoff from 1 s to 30 s).', [], () => {
+    const m = sources.mapSync?.();
+    return m ? [[{}, m.retries]] : [];
+  });
 
   // ---- tunnels ----
   sourcedGauge(registry, 'sluice_tunnel_sessions', 'HTTP/2 mTLS sessions open now, by direction (outbound: pooled by this agent; inbound: accepted from others).', ['direction'], () => {

@@ -67,6 +67,7 @@ interface Status {
   pending: string[];
   config: { version: string; file: { lastError: string; rejected: { name: string; reason: string }[] } };
   resync: { intervalSeconds: number; last: string; repairs: number };
+  mapSync: { failingKeys: number; failing: unknown[] };
 }
 
 const status = async () => (await getJson(adminSocket, '/status')).body as Status;
@@ -158,9 +159,13 @@ describe('sluice-agent process (privileged)', { timeout: 120000 }, () => {
     execFileSync('bpftool', ['map', 'update', 'pinned', map, 'key', 'hex', ...key(99), 'value', 'hex', '07', '00', '00', '00', '00', '00', '00', '00']);
     assert.deepEqual(await vips(), ['10.96.0.1:80', '10.96.0.99:80'], 'changed behind the agent');
     await waitFor(async () => (await vips()).join() === '10.96.0.1:80,10.96.0.3:80', 'the resync put the map right');
-    assert.ok((await status()).resync.repairs >= repairsBefore + 2, 'both repairs counted');
+    const after = await status();
+    assert.ok(after.resync.repairs >= repairsBefore + 2, 'both repairs counted');
+    assert.deepEqual({ failingKeys: after.mapSync.failingKeys, failing: after.mapSync.failing }, { failingKeys: 0, failing: [] }, 'nothing left failing');
     const metrics = execFileSync('nsenter', [`--net=/run/netns/${NAME}`, '--', 'curl', '-sf', 'http://127.0.0.1:15020/metrics'], { encoding: 'utf8' });
     assert.match(metrics, /^sluice_map_repairs_total [1-9]\d*$/m);
+    assert.match(metrics, /^# TYPE sluice_map_failing_keys gauge$/m);
+    assert.match(metrics, /^sluice_map_retries_total 0$/m);
   });
 
   it('stops on SIGTERM and leaves the programs attached and pinned', async () => {

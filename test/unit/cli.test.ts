@@ -380,10 +380,17 @@ describe('sluicectl against an agent admin endpoint', () => {
         connectionBudget: { maxConnections: 100, maxPerSource: 25, inUse: 3, waiting: 2 },
         mapFill: { sluice_vips: { entries: 4, capacity: 65536, admitted: { entries: 4, limit: 1000 }, rejectedResources: 1 } },
         resync: { intervalSeconds: 30, last: '2026-11-30T00:00:00.000Z', repairs: 7 },
+        mapSync: {
+          failingKeys: 3, retries: 4, nextRetryInMs: 1500, backoffMs: 8000,
+          failing: [{ map: 'sluice_strict', key: 'ifindex 7', op: 'attach', error: 'EMFILE', since: '2026-11-30T00:00:01.000Z', passes: 5 }],
+        },
         tunnels: { openSessions: 2, streamsOpened: 9, server: { accepted: 5 } },
       },
     });
     const r = await ctl('status');
+    assert.match(r.stdout, /^map sync: +3 key\(s\) failing, next retry in 1s$/m);
+    assert.match(r.stdout, /^ +sluice_strict ifindex 7: attach failed 5 time\(s\) since 2026-11-30T00:00:01\.000Z: EMFILE$/m);
+    assert.match(r.stdout, /^ +\.\.\. and 2 more$/m);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^budget: +3 of 100 connections, 25 per pod, 2 waiting$/m);
     assert.match(r.stdout, /^map fill: +sluice_vips 4\/65536, admitted 4\/1000, 1 resource\(s\) rejected$/m);

@@ -70,7 +70,7 @@ function fakeDatapath(opts: { failFor?: Set<string> } = {}) {
       const updated = [...entries.keys()].filter((k) => !map.has(k)).length;
       map.clear();
       for (const [k, v] of entries) map.set(k, v);
-      return { map: 'sluice_inbound', updated, deleted, unchanged: entries.size - updated, errors: [] };
+      return { map: 'sluice_inbound', updated, deleted, unchanged: entries.size - updated, errors: [], failures: [] };
     },
     serve: async () => {
       const server = net.createServer();

@@ -21,11 +21,11 @@ function fakeDatapath(unattached = new Set<number>()) {
       const deleted = [...map.keys()].filter((k) => !entries.has(k)).length;
       map.clear();
       for (const [k, v] of entries) map.set(k, v);
-      return { map: 'sluice_strict', updated: entries.size, deleted, unchanged: 0, errors: [] };
+      return { map: 'sluice_strict', updated: entries.size, deleted, unchanged: 0, errors: [], failures: [] };
     },
     addStrict(entries) {
       for (const [k, v] of entries) map.set(k, v);
-      return { map: 'sluice_strict', updated: entries.size, deleted: 0, unchanged: 0, errors: [] };
+      return { map: 'sluice_strict', updated: entries.size, deleted: 0, unchanged: 0, errors: [], failures: [] };
     },
     strictFilterError: (ifindex) => (unattached.has(ifindex) ? `attach tc to ifindex ${ifindex}: Operation not permitted (EPERM)` : undefined),
   };
