@@ -1,11 +1,9 @@
 // Wires one node agent together: datapath (kernel), snapshot source, pod
 // netns registry, node proxy, and the admin / metrics / readiness servers.
-import type * as http from 'node:http';
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent-config';
 import { BpfDatapath, interfaceIndex } from '../kernel/bpf-datapath';
-import { VIP_F_WORKLOAD } from '../datapath/map-codecs';
 import { IdAllocator, desiredEnrollments, desiredState, vipEntries, workloadVipEntries, workloadVipKey, type DesiredState, type VipEntry } from '../datapath/desired-state';
 import type { ReconcileResult } from '../datapath/reconciler';
 import { MapSync } from './map-sync';
@@ -15,7 +13,7 @@ import type { Service } from '../model/resources';
 import { PodNetnsRegistry } from '../kernel/pod-netns-registry';
 import { InboundCapture, desiredInboundPods } from './inbound-capture';
 import { PeerAuthenticationEnforcer } from './peer-authentication';
-import type { AgentStatusView, ConnectionView, MapsView } from '../observability/agent-admin-api';
+import { AgentAdmin, type AgentParts } from './admin';
 import { SpliceRelay } from '../kernel/splice-relay';
 import { endedByReset, resetOnClose, serverFd, setTcpKeepalive, socketFd, type KeepaliveSettings } from '../kernel/socket-options';
 import { authorizeConnection } from '../proxy/connection-decision';
@@ -26,16 +24,10 @@ import { CertificateManager } from '../identity/certificate-manager';
 import { NODE_METADATA } from '../identity/certificate-protocol';
 import { controlPlaneChannelCredentials } from '../identity/control-plane-tls';
 import type { Workload } from '../model/resources';
-import type * as promClient from 'prom-client';
 import { AccessLog } from '../observability/access-log';
-import { createJsonServer, listenTcp, listenUnix } from '../observability/http-json';
-import { IstioTcpMetrics } from '../observability/istio-metrics';
 import { ComponentLoggers } from '../observability/logger';
-import { createRegistry } from '../observability/metrics';
-import { packageVersion } from '../command-line/version';
 import { Readiness } from '../observability/readiness';
 import { PolicySet } from '../proxy/authorization';
-import { EndpointStats } from '../proxy/endpoint-picker';
 import { NodeProxy } from '../proxy/node-proxy';
 import { TUNNEL_PORT, TunnelPool } from '../proxy/tunnel-client';
 import { TunnelServer } from '../proxy/tunnel-server';
@@ -43,7 +35,6 @@ import { ServiceIndex } from '../proxy/service-index';
 import { ResourceStore, emptyDelta, type StoreDelta } from './resource-store';
 import { SnapshotFileSource } from './snapshot-file-source';
 import { connectionLimits } from './connection-budget';
-import { trace } from './trace';
 import { XdsSource } from './xds-source';
 import { CniEndpoint, MESH_RECORD_FILE } from './cni-endpoint';
 import { HandoverServer, requestHandover, type HandedOver, type ListenerName } from './handover';
@@ -67,8 +58,8 @@ export const PROXY_KEEPALIVE: KeepaliveSettings = Object.freeze({ idleSeconds: 5
 /**
  * One node agent: start() brings the parts up in order (datapath, pod
  * registry, CNI endpoint, configuration source, certificates, tunnels, node
- * proxy, status servers), stopGracefully() and stop() take them down;
- * status(), maps() and connections() are the admin views.
+ * proxy, status servers), stopGracefully() and stop() take them down.
+ * The admin views are admin.ts's, the map sync's timing map-sync.ts's.
  */
 export class Agent {
   readonly readiness = new Readiness(BLOCKERS);
@@ -87,8 +78,6 @@ export class Agent {
   private reconcileTimer?: NodeJS.Immediate;
   /** When the maps are put right again: failing keys retried with backoff, drift repaired by a periodic resync. */
   private readonly mapSync: MapSync;
-  private readonly servers: http.Server[] = [];
-  private readonly startedAt = Date.now();
   private datapath?: BpfDatapath;
   private source?: SnapshotFileSource;
   private xds?: XdsSource;
@@ -110,8 +99,8 @@ export class Agent {
   /** Component loggers, whose levels change at run time (POST /logging). */
   private readonly logs: ComponentLoggers;
   readonly accessLog: AccessLog;
-  private registry_?: promClient.Registry;
-  private istio?: IstioTcpMetrics;
+  /** The admin API, metrics and readiness endpoints. */
+  private readonly admin: AgentAdmin;
   private telemetryTimer?: NodeJS.Timeout;
   private handover?: HandoverServer;
   /** Set once this agent handed its listeners to a newer one: it only drains from then on. */
@@ -134,6 +123,7 @@ export class Agent {
     this.limits = connectionLimits(config.maxConnections, config.maxConnectionsPerWorkload, undefined, config.relayThreads);
     this.logs = new ComponentLoggers(logger);
     this.accessLog = new AccessLog(this.logs.component('access'), { enabled: config.accessLog });
+    this.admin = new AgentAdmin({ config, logger, logs: this.logs, accessLog: this.accessLog, readiness: this.readiness, parts: () => this.parts() });
     this.mapSync = new MapSync({ resyncIntervalSeconds: config.resyncInterval, fullPass: () => this.fullPass(), logger: this.logs.component('datapath') });
   }
 
@@ -144,7 +134,7 @@ export class Agent {
     const inherited = requestHandover(config.handoverSocket, config.nodeName) ?? this.keptListeners();
     if (inherited) logger.info({ from: inherited.from, listeners: [...inherited.listeners.keys()] }, inherited.from === 0 ? 'took the listening sockets the listener keeper held' : 'took over the listening sockets of the running agent');
     // Admin first, so an agent stuck on start-up can still be asked why.
-    await this.startAdmin();
+    await this.admin.startAdmin();
 
     this.datapath = await BpfDatapath.open({
       bpffsDir: config.bpffs,
@@ -196,8 +186,7 @@ export class Agent {
 
     const datapath = this.datapath;
     const accessLog = this.accessLog;
-    if (config.metricsPort) this.createMetrics();
-    const telemetry = this.istio;
+    const telemetry = config.metricsPort ? this.admin.createMetrics() : undefined;
     if (config.relay === 'splice') {
       this.relay = new SpliceRelay();
       this.relay.start(config.relayThreads);
@@ -255,12 +244,12 @@ export class Agent {
     this.readiness.done('proxy listening');
     if (telemetry) {
       this.telemetryTimer = setInterval(() => {
-        this.reportBytes();
+        this.admin.reportBytes();
         telemetry.expireIdle();
       }, TELEMETRY_INTERVAL_MS);
       this.telemetryTimer.unref();
     }
-    await this.startStatusServers();
+    await this.admin.startStatusServers();
     this.mapSync.start();
     await this.offerHandover();
     logger.info({ node: config.nodeName, proxy: `${config.proxyAddress}:${config.proxyPort}` }, 'agent started');
@@ -340,7 +329,7 @@ export class Agent {
       await this.persist();
     }
     await this.cni?.close();
-    await this.closeServers();
+    await this.admin.close();
     // The successor opens its own listeners in the pods and owns the map;
     // until it does, plaintext into those pods is dropped.
     await this.inboundCapture?.close();
@@ -370,9 +359,9 @@ export class Agent {
     this.handedOverAt = undefined;
     this.mapsPaused = false;
     try {
-      await this.startAdmin();
+      await this.admin.startAdmin();
       await this.cni?.listen();
-      await this.startStatusServers();
+      await this.admin.startStatusServers();
       await this.offerHandover();
       if (this.proxy && this.datapath) this.inboundCapture = this.createInboundCapture();
       // Whatever changed meanwhile, and anything the new agent wrote: one full pass.
@@ -463,18 +452,6 @@ export class Agent {
     return true;
   }
 
-  /** Closes the admin, metrics and readiness servers, and their open keep-alive connections. */
-  private async closeServers(): Promise<void> {
-    const servers = this.servers.splice(0);
-    await Promise.all(
-      servers.map((s) => {
-        const closed = new Promise<void>((r) => s.close(() => r()));
-        s.closeAllConnections();
-        return closed;
-      }),
-    );
-  }
-
   /**
    * Ready only once every identity on this node has a valid certificate
    * (obtained, or kept from before a restart): without them nothing can
@@ -511,7 +488,7 @@ export class Agent {
     this.tunnels?.close();
     await this.tunnelServer?.close();
     this.relay?.stop();
-    await this.closeServers();
+    await this.admin.close();
     this.datapath?.close();
   }
 
@@ -778,248 +755,36 @@ export class Agent {
     }
   }
 
-  // ---- inspection (admin endpoint) ----
-
-  /** GET /status */
-  status(): AgentStatusView {
+  /** The parts as they are now, for the admin views and metrics (admin.ts). */
+  private parts(): AgentParts {
     return {
-      node: this.config.nodeName,
-      pid: process.pid,
-      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
-      ready: this.readiness.ready,
-      pending: this.readiness.blockers(),
-      proxy: `${this.config.proxyAddress}:${this.config.proxyPort}`,
-      relay: this.relay ? `splice, ${this.config.relayThreads} thread(s)` : 'stream (in JS)',
-      bpf: { pinRoot: this.datapath?.pinRoot, attached: this.datapath?.attached ?? [] },
-      config: {
-        source: this.configFrom,
-        version: this.store.version,
-        ...(this.source ? { file: this.source.status } : {}),
-        ...(this.xds ? { xds: this.xds.client.status() } : {}),
-      },
-      workloads: [...this.store.workloads.values()].filter((w) => w.node === this.config.nodeName).length,
-      services: this.store.services.size,
-      enrolled: [...this.workloadByCookie.entries()].map(([cookie, w]) => ({
-        workload: `${w.namespace}/${w.name}`,
-        ips: w.ips,
-        netnsCookie: String(cookie),
-        enrolledAt: this.enrolledSince.get(w.uid)?.at,
-        preexistingConnections: this.enrolledSince.get(w.uid)?.preexistingConnections,
-        ...(this.strictNotEnforced.has(w.uid) ? { strictNotEnforced: this.strictNotEnforced.get(w.uid) } : {}),
-      })),
-      inboundCapture: { pods: this.inboundCapture?.status() ?? [], mapErrors: this.inboundCapture?.mapErrors ?? [] },
-      podNetnsErrors: this.registry?.errors() ?? {},
-      lastReconcile: this.mapSync.lastReconcile,
-      resync: { intervalSeconds: this.config.resyncInterval, last: this.mapSync.lastResync, repairs: this.mapSync.repairs },
-      mapSync: this.mapSync.view(),
-      proxyCounters: this.proxy ? Object.fromEntries(Object.entries(this.proxy.counters)) : undefined,
-      activeConnections: this.proxy?.activeConnections ?? 0,
-      connectionBudget: { ...this.limits, inUse: this.proxy?.activeConnections ?? 0, waiting: this.proxy?.waitingConnections ?? 0 },
-      mapFill: {
-        sluice_vips: {
-          ...(this.datapath?.vipFill() ?? { entries: 0, capacity: 0 }),
-          admitted: this.vipCapacity ? { entries: this.vipCapacity.entries, limit: this.vipCapacity.capacity } : undefined,
-          rejectedResources: this.vipCapacity?.rejected ?? 0,
-        },
-      },
-      tunnels: this.tunnels ? { ...this.tunnels.counters, openSessions: this.tunnels.openSessions, server: this.tunnelServer?.counters } : null,
+      store: this.store,
+      index: this.index,
+      policies: this.policies,
+      workloadByCookie: this.workloadByCookie,
+      enrolledSince: this.enrolledSince,
+      strictNotEnforced: this.strictNotEnforced,
+      configFrom: this.configFrom,
+      limits: this.limits,
+      mapSync: this.mapSync,
+      vipCapacity: this.vipCapacity,
+      datapath: this.datapath,
+      source: this.source,
+      xds: this.xds,
+      registry: this.registry,
+      inboundCapture: this.inboundCapture,
+      proxy: this.proxy,
+      relay: this.relay,
+      certificates: this.certificates,
+      tunnels: this.tunnels,
+      tunnelServer: this.tunnelServer,
     };
   }
+}
 
-  /** GET /maps */
-  maps(): MapsView | { error: string } {
-    const dp = this.datapath;
-    if (!dp) return { error: 'datapath not loaded' };
-    const serviceById = new Map<string, string>();
-    for (const s of this.store.services.values()) for (const ip of s.clusterIPs) for (const p of s.ports) serviceById.set(`${ip}:${p.port}`, `${s.namespace}/${s.name}`);
-    return {
-      pinRoot: dp.pinRoot,
-      enrollment: dp.enroll.entries().map((e) => {
-        const w = this.workloadByCookie.get(e.key);
-        return { netnsCookie: String(e.key), workloadId: e.value.workloadId, workload: w ? `${w.namespace}/${w.name}` : '' };
-      }),
-      vips: dp.vips.entries().map((e) => {
-        // A meshed pod's own address (port 0 = any port), captured so policy applies to it.
-        if (e.value.flags & VIP_F_WORKLOAD) {
-          const w = this.index.workloadsWithIp(e.key.address).find((x) => x.captured);
-          return { vip: `${e.key.address}:*`, serviceId: e.value.serviceId, service: w ? `pod ${w.namespace}/${w.name}` : 'pod' };
-        }
-        return { vip: `${e.key.address}:${e.key.port}`, serviceId: e.value.serviceId, service: serviceById.get(`${e.key.address}:${e.key.port}`) ?? '' };
-      }),
-      originalDestinations: dp.tuples.entries().map((e) => ({
-        tuple: `${e.key.srcAddress}:${e.key.srcPort} -> ${e.key.dstAddress}:${e.key.dstPort}`,
-        originalDst: `${e.value.address}:${e.value.port}`,
-        netnsCookie: String(e.value.netnsCookie),
-      })),
-      counters: dp.counters(),
-    };
-  }
-
-  /** GET /connections */
-  connections(): ConnectionView[] {
-    const now = Date.now();
-    return (this.proxy?.connections() ?? []).map((c) => ({ ...c, ageMs: now - c.startedAt }));
-  }
-
-  configDump(): object {
-    return { config: this.config, resources: this.store.contents(), endpoints: this.proxy?.endpoints.snapshot(Date.now()) ?? [] };
-  }
-
-  private workloadsView(): object {
-    const enrolled = new Set([...this.workloadByCookie.values()].map((w) => w.uid));
-    return [...this.store.workloads.values()].map((w) => ({ ...w, local: w.node === this.config.nodeName, enrolled: enrolled.has(w.uid) }));
-  }
-
-  private traceResponse(url: URL) {
-    const from = url.searchParams.get('from') ?? '';
-    const to = url.searchParams.get('to') ?? '';
-    if (!from.includes('/') || !to) return { status: 400, body: { error: 'trace needs from=NAMESPACE/POD and to=IP:PORT' } };
-    return {
-      body: trace(from, to, {
-        node: this.config.nodeName,
-        workloads: this.store.workloads.values(),
-        index: this.index,
-        policies: this.policies,
-        endpoints: this.proxy?.endpoints ?? new EndpointStats(),
-        enrolled: new Set([...this.workloadByCookie.values()].map((w) => w.uid)),
-      }),
-    };
-  }
-
-  private readyResponse() {
-    return this.readiness.ready
-      ? { status: 200, body: { ready: true } }
-      : { status: 503, body: { ready: false, pending: this.readiness.blockers() } };
-  }
-
-  private async startAdmin(): Promise<void> {
-    const admin = createJsonServer({
-      '/status': () => ({ body: this.status() }),
-      '/maps': () => ({ body: this.maps() }),
-      '/connections': () => ({ body: this.connections() }),
-      '/config_dump': () => ({ body: this.configDump() }),
-      '/workloads': () => ({ body: this.workloadsView() }),
-      '/services': () => ({ body: [...this.store.services.values()] }),
-      '/policies': () => ({ body: { authorizationPolicies: [...this.store.authorizationPolicies.values()], peerAuthentications: [...this.store.peerAuthentications.values()] } }),
-      '/trace': (url) => this.traceResponse(url),
-      '/certs': () => ({ body: this.certificates ? this.certificates.list() : { error: 'this agent obtains no certificates (no --node-token-file)' } }),
-      '/healthz/ready': () => this.readyResponse(),
-      '/logging': () => ({ body: { levels: this.logs.levels(), accessLog: this.accessLog.enabled } }),
-    }, {
-      // Run-time changes: the unix socket only (root on the node).
-      '/logging': (url) => {
-        const level = url.searchParams.get('level');
-        const access = url.searchParams.get('access_log');
-        if (level === null && access === null) return { status: 400, body: { error: 'POST /logging needs level=LEVEL|COMPONENT=LEVEL[,...] or access_log=on|off' } };
-        if (access !== null && access !== 'on' && access !== 'off') return { status: 400, body: { error: `access_log=${access}: expected on or off` } };
-        if (level !== null) {
-          const problem = this.logs.apply(level);
-          if (problem) return { status: 400, body: { error: problem } };
-        }
-        if (access !== null) this.accessLog.enabled = access === 'on';
-        this.logger.info({ level, accessLog: this.accessLog.enabled }, 'logging changed');
-        return { body: { levels: this.logs.levels(), accessLog: this.accessLog.enabled } };
-      },
-    });
-    this.servers.push(admin);
-    await listenUnix(admin, this.config.adminSocket);
-    if (this.config.adminPort) {
-      // The same admin API on loopback only, never on a routable address.
-      const local = createJsonServer({ '/status': () => ({ body: this.status() }) });
-      this.servers.push(local);
-      await listenTcp(local, '127.0.0.1', this.config.adminPort).catch((err) =>
-        this.logger.warn({ err: (err as Error).message }, 'admin port not available; the unix socket still serves'),
-      );
-    }
-  }
-
-  /** Adds the bytes of live connections (relay counts, socket counts) to the Istio byte Counters. */
-  private reportBytes(): void {
-    try {
-      this.proxy?.reportBytes();
-      this.tunnelServer?.reportBytes();
-    } catch (err) {
-      this.logs.component('telemetry').warn({ err: (err as Error).message }, 'could not read live connection byte counts');
-    }
-  }
-
-  /** sluice's own metrics and the Istio-compatible TCP metrics, in one registry. */
-  private createMetrics(): void {
-    const registry = createRegistry({
-      version: packageVersion(),
-      proxyCounters: () => ({ ...(this.proxy?.counters ?? {}) }),
-      activeConnections: () => this.proxy?.activeConnections ?? 0,
-      waitingConnections: () => this.proxy?.waitingConnections ?? 0,
-      bpfCounters: () => this.datapath?.counters() ?? {},
-      maps: () => this.datapath?.fill() ?? [],
-      mapRepairs: () => this.mapSync.repairs,
-      mapSync: () => ({ failingKeys: this.mapSync.failingByMap(), retries: this.mapSync.retries }),
-      enrolledWorkloads: () => this.workloadByCookie.size,
-      snapshotVersion: () => this.store.version,
-      xds: () => {
-        const c = this.xds?.client;
-        if (!c) return undefined;
-        return {
-          state: c.state,
-          connects: c.counters.connects,
-          types: c.status().types.map((t) => ({ type: t.type.replace('type.googleapis.com/', ''), received: t.received, acks: t.acks, nacks: t.nacks, lastAckAt: t.lastAck?.at })),
-        };
-      },
-      certificates: () => (this.certificates ? { certificates: this.certificates.list(), ...this.certificates.counters } : undefined),
-      tunnels: () =>
-        this.tunnels
-          ? {
-              outboundSessions: this.tunnels.openSessions,
-              ...this.tunnels.counters,
-              inboundSessions: this.tunnelServer?.openSessions ?? 0,
-              inboundSessionsAccepted: this.tunnelServer?.counters.sessions ?? 0,
-              inboundStreams: this.tunnelServer?.openStreams ?? 0,
-              inboundCounters: { ...(this.tunnelServer?.counters ?? {}) },
-            }
-          : undefined,
-      policyDecisions: () =>
-        [...(this.proxy?.decisions ?? [])].map(([key, count]) => {
-          const [policy, action] = key.split('\u0000');
-          return { policy, action: action as 'allow' | 'deny', count };
-        }),
-      relay: () => {
-        const r = this.relay;
-        if (!r) return undefined;
-        const live = r.bytes();
-        let fromClients = r.finished.bytesFromClient;
-        let fromEndpoints = r.finished.bytesFromEndpoint;
-        for (const [a, b] of live.values()) {
-          fromClients += a;
-          fromEndpoints += b;
-        }
-        return { threads: r.threads, pairs: live.size, bytesFromClients: fromClients, bytesFromEndpoints: fromEndpoints, pairsDone: r.finished.pairs };
-      },
-      failures: () => this.proxy?.failures.snapshot() ?? {},
-    });
-    this.istio = new IstioTcpMetrics(registry);
-    this.registry_ = registry;
-  }
-
-  private async startStatusServers(): Promise<void> {
-    const { config } = this;
-    const registry = this.registry_;
-    if (config.metricsPort && registry) {
-      const metrics = createJsonServer({
-        '/metrics': async () => {
-          this.reportBytes();
-          return { body: await registry.metrics(), contentType: registry.contentType };
-        },
-      });
-      this.servers.push(metrics);
-      await listenTcp(metrics, config.statusAddress, config.metricsPort);
-    }
-    if (config.readinessPort) {
-      const readiness = createJsonServer({ '/healthz/ready': () => this.readyResponse() });
-      this.servers.push(readiness);
-      await listenTcp(readiness, config.statusAddress, config.readinessPort);
-    }
-  }
+/** A pass that did not run: nothing changed, and the map's failing keys stay as they were. */
+function untouched(map: string): ReconcileResult {
+  return { map, updated: 0, deleted: 0, unchanged: 0, errors: [], failures: [], covered: [] };
 }
 
 /**
@@ -1029,11 +794,6 @@ export class Agent {
  * place; when a later read fails, the last token read is used and the
  * failure logged.
  */
-/** A pass that did not run: nothing changed, and the map's failing keys stay as they were. */
-function untouched(map: string): ReconcileResult {
-  return { map, updated: 0, deleted: 0, unchanged: 0, errors: [], failures: [], covered: [] };
-}
-
 function nodeTokenReader(file: string, log: Logger): () => string {
   const read = () => fs.readFileSync(file, 'utf8').trim();
   let last: string;

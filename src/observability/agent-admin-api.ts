@@ -3,6 +3,7 @@
 // declaration for both sides, so a field renamed on one side fails to
 // compile on the other. Values are JSON: a netns cookie (a 64-bit integer)
 // travels as a decimal string, times as ISO 8601 strings.
+import type { ProxiedConnection } from '../model/connection';
 
 /** One xDS type of the agent's Delta ADS stream (GET /status config.xds.types). */
 export interface XdsTypeStatusView {
@@ -117,18 +118,7 @@ export interface MapsView {
   counters: Record<string, number>;
 }
 
-/** GET /connections: one proxied connection. */
-export interface ConnectionView {
-  id: number;
-  source: string;
-  sourceAddress: string;
-  vip: string;
-  service: string;
-  endpoint: string;
-  state: string;
-  security: string;
-  startedAt: number;
+/** GET /connections: one proxied connection, with its age in ms. */
+export interface ConnectionView extends ProxiedConnection {
   ageMs: number;
-  bytesFromClient: number;
-  bytesFromEndpoint: number;
 }

@@ -15,6 +15,7 @@ import { FailureLog } from './failure-log';
 import type { ServiceIndex, VipTarget } from './service-index';
 import type { TunnelPool } from './tunnel-client';
 import { ByteTally, RESPONSE_FLAGS, asReporter, tcpLabels, workloadName, type IstioTcpLabels, type TelemetrySink } from './telemetry';
+import type { ProxiedConnection } from '../model/connection';
 
 export type { OriginalDestination };
 
@@ -157,20 +158,8 @@ export interface ProxyCounters {
   bytesFromEndpoints: number;
 }
 
-export interface ConnectionInfo {
-  id: number;
-  source: string;
-  sourceAddress: string;
-  vip: string;
-  service: string;
-  endpoint: string;
-  state: 'connecting' | 'relaying';
-  /** "plaintext (same node)", "mTLS to <identity>", or "plaintext" across nodes without tunnels. */
-  security: string;
-  startedAt: number;
-  bytesFromClient: number;
-  bytesFromEndpoint: number;
-}
+/** A live connection as the proxy records it (model/connection.ts). */
+export type ConnectionInfo = ProxiedConnection;
 
 interface LiveConnection {
   info: ConnectionInfo;

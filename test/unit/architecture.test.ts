@@ -49,7 +49,9 @@ const edges: Record<string, Record<string, string>> = {
   'src/proxy': {
     'src/model': 'the proxy decides from model snapshots; it never touches native or kernel',
   },
-  'src/observability': {},
+  'src/observability': {
+    'src/model': 'admin views carry model records (a proxied connection) as the proxy keeps them',
+  },
   'src/agent': {
     'src/cni': 'the agent serves sluice-cni and shares its wire protocol and pod records',
     'src/command-line': 'sluice-agent command line',
