@@ -37,9 +37,8 @@ import { SnapshotFileSource } from './snapshot-file-source';
 import { connectionLimits } from './connection-budget';
 import { XdsSource } from './xds-source';
 import { CniEndpoint, MESH_RECORD_FILE } from './cni-endpoint';
-import { HandoverServer, requestHandover, type HandedOver, type ListenerName } from './handover';
-import { requestKeptListeners } from './listener-keeper';
-import { closeDescriptor } from '../kernel/descriptor-passing';
+import type { ListenerName } from './handover';
+import { Succession, type SuccessionDeps } from './succession';
 import { detectKubepodsCgroup } from '../kernel/kubepods-cgroup';
 import * as path from 'node:path';
 
@@ -102,19 +101,8 @@ export class Agent {
   /** The admin API, metrics and readiness endpoints. */
   private readonly admin: AgentAdmin;
   private telemetryTimer?: NodeJS.Timeout;
-  private handover?: HandoverServer;
-  /** Set once this agent handed its listeners to a newer one: it only drains from then on. */
-  private handedOverAt?: number;
-  /** Set while a newer agent owns the maps: changes go to the store only. */
-  private mapsPaused = false;
-  private draining = false;
-  private resolveDrained!: () => void;
-  /**
-   * Resolves when, after a handover, this agent's open connections have all
-   * ended, or --drain-seconds passed and the rest were reset: the process
-   * may exit then.
-   */
-  readonly drained = new Promise<void>((resolve) => (this.resolveDrained = resolve));
+  /** Handover to a newer agent, inheritance at start, drains at stop. */
+  private readonly succession: Succession;
 
   constructor(
     readonly config: Readonly<AgentConfig>,
@@ -123,6 +111,7 @@ export class Agent {
     this.limits = connectionLimits(config.maxConnections, config.maxConnectionsPerWorkload, undefined, config.relayThreads);
     this.logs = new ComponentLoggers(logger);
     this.accessLog = new AccessLog(this.logs.component('access'), { enabled: config.accessLog });
+    this.succession = new Succession(this.successionDeps());
     this.admin = new AgentAdmin({ config, logger, logs: this.logs, accessLog: this.accessLog, readiness: this.readiness, parts: () => this.parts() });
     this.mapSync = new MapSync({ resyncIntervalSeconds: config.resyncInterval, fullPass: () => this.fullPass(), logger: this.logs.component('datapath') });
   }
@@ -131,8 +120,7 @@ export class Agent {
     const { config, logger } = this;
     // Before anything is bound: an agent already running on this node
     // releases its sockets and hands over its listeners (handover.ts).
-    const inherited = requestHandover(config.handoverSocket, config.nodeName) ?? this.keptListeners();
-    if (inherited) logger.info({ from: inherited.from, listeners: [...inherited.listeners.keys()] }, inherited.from === 0 ? 'took the listening sockets the listener keeper held' : 'took over the listening sockets of the running agent');
+    const inherited = this.succession.inherit();
     // Admin first, so an agent stuck on start-up can still be asked why.
     await this.admin.startAdmin();
 
@@ -215,7 +203,7 @@ export class Agent {
         accessLog: (entry) => accessLog.write(entry),
         logger: this.logs.component('tunnel'),
       });
-      await this.listenInherited('tunnel', inherited, (fd) => this.tunnelServer!.listen(config.proxyAddress, TUNNEL_PORT, fd));
+      await this.succession.listenInherited('tunnel', inherited, (fd) => this.tunnelServer!.listen(config.proxyAddress, TUNNEL_PORT, fd));
     }
     this.proxy = new NodeProxy({
       offload: this.relay,
@@ -234,13 +222,10 @@ export class Agent {
       accessLog: (entry) => accessLog.write(entry),
     });
     const proxy = this.proxy;
-    await this.listenInherited('proxy', inherited, (fd) => proxy.listen(config.proxyAddress, config.proxyPort, fd));
+    await this.succession.listenInherited('proxy', inherited, (fd) => proxy.listen(config.proxyAddress, config.proxyPort, fd));
     this.inboundCapture = this.createInboundCapture();
     this.scheduleReconcile();
-    if (inherited) {
-      for (const fd of inherited.listeners.values()) closeDescriptor(fd); // any not used (no tunnels here)
-      inherited.accepting();
-    }
+    this.succession.took(inherited);
     this.readiness.done('proxy listening');
     if (telemetry) {
       this.telemetryTimer = setInterval(() => {
@@ -251,89 +236,65 @@ export class Agent {
     }
     await this.admin.startStatusServers();
     this.mapSync.start();
-    await this.offerHandover();
+    await this.succession.offer();
     logger.info({ node: config.nodeName, proxy: `${config.proxyAddress}:${config.proxyPort}` }, 'agent started');
   }
 
-  /**
-   * With no agent to take over from (a restart, a crash): the listening
-   * sockets the listener keeper held meanwhile, with the connections queued
-   * on them (listener-keeper.ts). Undefined without a keeper or when it holds
-   * none; a keeper that answers wrongly is logged and left out.
-   */
-  private keptListeners(): HandedOver | undefined {
-    const { config, logger } = this;
-    if (!config.listenerKeeperSocket) return undefined;
-    try {
-      const listeners = requestKeptListeners(config.listenerKeeperSocket, config.nodeName);
-      if (!listeners?.size) return undefined;
-      return { from: 0, listeners, accepting: () => undefined };
-    } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'the listener keeper gave nothing usable; binding afresh');
-      return undefined;
-    }
-  }
-
-  /**
-   * Listens on the descriptor a previous agent handed over for `name`, or
-   * binds afresh when there is none or it does not fit (a changed address).
-   * A descriptor used is taken out of `inherited`.
-   */
-  private async listenInherited(name: ListenerName, inherited: HandedOver | undefined, listen: (fd?: number) => Promise<void>): Promise<void> {
-    const fd = inherited?.listeners.get(name);
-    if (fd === undefined) return listen();
-    inherited!.listeners.delete(name);
-    try {
-      await listen(fd);
-    } catch (err) {
-      this.logger.warn({ listener: name, err: (err as Error).message }, 'inherited listener not used; binding afresh');
-      await listen();
-    }
-  }
-
-  /** Listens on --handover-socket for a newer agent; without it the agent still serves, only an upgrade would refuse connections for a moment. */
-  private async offerHandover(): Promise<void> {
-    const { config, logger } = this;
-    this.handover = new HandoverServer(
-      config.handoverSocket,
-      config.nodeName,
-      () => this.releaseToSuccessor(),
-      () => this.drain(),
-      () => void this.resume(),
-      this.logs.component('handover'),
-      () => this.listeningDescriptors(),
-    );
-    await this.handover
-      .listen()
-      .catch((err) => logger.error({ err: (err as Error).message, socket: config.handoverSocket }, 'handover socket not available; a newer agent cannot take over without a gap'));
-  }
-
-  /**
-   * The old agent's part of a handover, until the new agent says it
-   * accepts: closes what the new agent binds (the CNI, admin, metrics and
-   * readiness sockets), stops writing the maps (the new agent owns them
-   * now; changes from the control plane still reach this agent's store),
-   * writes the state file one last time (from here it is the new agent's),
-   * and returns the listening descriptors.
-   * The data path goes on, and nothing here is lost should the new agent
-   * fail (resume()).
-   */
-  private async releaseToSuccessor(): Promise<Map<ListenerName, number>> {
-    this.handedOverAt = Date.now();
-    this.mapsPaused = true;
-    if (this.reconcileTimer) clearImmediate(this.reconcileTimer);
-    this.reconcileTimer = undefined;
-    if (this.persistTimer) {
-      clearTimeout(this.persistTimer);
-      this.persistTimer = undefined;
-      await this.persist();
-    }
-    await this.cni?.close();
-    await this.admin.close();
-    // The successor opens its own listeners in the pods and owns the map;
-    // until it does, plaintext into those pods is dropped.
-    await this.inboundCapture?.close();
-    return this.listeningDescriptors();
+  /** What each step of a succession (succession.ts) does to this agent's parts. */
+  private successionDeps(): SuccessionDeps {
+    return {
+      config: this.config,
+      logger: this.logs.component('handover'),
+      listeners: () => this.listeningDescriptors(),
+      release: async () => {
+        if (this.reconcileTimer) clearImmediate(this.reconcileTimer);
+        this.reconcileTimer = undefined;
+        this.mapSync.stop();
+        // The state file is the new agent's from here: written one last time.
+        if (this.persistTimer) {
+          clearTimeout(this.persistTimer);
+          this.persistTimer = undefined;
+          await this.persist();
+        }
+        await this.cni?.close();
+        await this.admin.close();
+        // The successor opens its own listeners in the pods and owns the map;
+        // until it does, plaintext into those pods is dropped.
+        await this.inboundCapture?.close();
+      },
+      resume: async () => {
+        await this.admin.startAdmin();
+        await this.cni?.listen();
+        await this.admin.startStatusServers();
+        if (this.proxy && this.datapath) this.inboundCapture = this.createInboundCapture();
+        // Whatever changed meanwhile, and anything the new agent wrote: one full pass.
+        this.enrollmentDirty = true;
+        this.scheduleReconcile();
+        this.mapSync.resync();
+        this.mapSync.start();
+      },
+      quiesce: () => {
+        this.mapSync.stop();
+        this.source?.stop();
+        this.xds?.stop();
+        this.certificates?.stopRenewing();
+        this.registry?.stop();
+        this.proxy?.stopAccepting();
+        this.tunnelServer?.stopAccepting();
+      },
+      // Inbound tunnel sessions count until they closed themselves after their
+      // last stream (GOAWAY was sent): destroying one earlier could drop the
+      // final frames of a stream that just ended.
+      openAfterHandover: () => (this.proxy?.activeConnections ?? 0) + (this.proxy?.waitingConnections ?? 0) + (this.tunnelServer?.openStreams ?? 0) + (this.tunnelServer?.openSessions ?? 0),
+      stopAccepting: () => {
+        if (!this.proxy) return false;
+        this.proxy.stopAccepting();
+        this.tunnelServer?.stopListening();
+        return true;
+      },
+      inFlight: () => (this.proxy?.activeConnections ?? 0) + (this.proxy?.waitingConnections ?? 0) + (this.tunnelServer?.openStreams ?? 0) + (this.tunnelServer?.waitingStreams ?? 0),
+      stop: () => this.stop(),
+    };
   }
 
   /** The node proxy's and the tunnel server's listening descriptors, by name (those listening). */
@@ -345,111 +306,24 @@ export class Agent {
     return listeners;
   }
 
-  /**
-   * The new agent went away (or never said it accepts) after it took the
-   * listeners: this agent takes everything back (its sockets, the maps, a
-   * full pass over them, the handover socket) and serves as before; a later
-   * upgrade may try again.
-   */
-  private async resume(): Promise<void> {
-    // Told to stop meanwhile (SIGTERM): the drain has begun and goes on.
-    if (this.draining) return;
-    const log = this.logs.component('handover');
-    log.warn('the new agent failed before it took over; this agent resumes in full');
-    this.handedOverAt = undefined;
-    this.mapsPaused = false;
-    try {
-      await this.admin.startAdmin();
-      await this.cni?.listen();
-      await this.admin.startStatusServers();
-      await this.offerHandover();
-      if (this.proxy && this.datapath) this.inboundCapture = this.createInboundCapture();
-      // Whatever changed meanwhile, and anything the new agent wrote: one full pass.
-      this.enrollmentDirty = true;
-      this.scheduleReconcile();
-      this.mapSync.resync();
-      this.mapSync.start();
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'resuming after a failed handover failed; the data path still serves');
-    }
+  /** SIGTERM with no successor: stop accepting, let what is in flight end (up to --stop-drain-ms), stop (succession.ts). */
+  stopGracefully(): Promise<void> {
+    return this.succession.stopGracefully();
   }
 
-  /**
-   * After a handover: stops following the control plane, renewing
-   * certificates and scanning pods, stops accepting (the new agent accepts
-   * on the same sockets), asks tunnel peers to open new sessions (GOAWAY),
-   * and lets open connections run to their end. Past --drain-seconds the
-   * rest are reset at both ends. Resolves `drained` either way. Idempotent.
-   */
-  private drain(): void {
-    if (this.draining) return;
-    this.draining = true;
-    this.handedOverAt ??= Date.now();
-    const log = this.logger.child({ component: 'handover' });
-    this.mapSync.stop();
-    this.source?.stop();
-    this.xds?.stop();
-    this.certificates?.stopRenewing();
-    this.registry?.stop();
-    this.proxy?.stopAccepting();
-    this.tunnelServer?.stopAccepting();
-    // Inbound tunnel sessions count until they closed themselves after their
-    // last stream (GOAWAY was sent): destroying one earlier could drop the
-    // final frames of a stream that just ended.
-    const open = () => (this.proxy?.activeConnections ?? 0) + (this.proxy?.waitingConnections ?? 0) + (this.tunnelServer?.openStreams ?? 0) + (this.tunnelServer?.openSessions ?? 0);
-    log.info({ open: open(), drainSeconds: this.config.drainSeconds }, 'listeners handed over; draining open connections');
-    const deadline = Date.now() + this.config.drainSeconds * 1000;
-    const check = setInterval(() => {
-      const left = open();
-      if (left > 0 && Date.now() < deadline) return;
-      clearInterval(check);
-      if (left > 0) log.warn({ reset: left, drainSeconds: this.config.drainSeconds }, 'drain time is up; resetting the connections still open');
-      else log.info('every open connection ended');
-      void this.stop().finally(() => this.resolveDrained());
-    }, 100);
-  }
-
-  /**
-   * A stop with no successor (SIGTERM: a restart, a node drain): stops
-   * accepting (with a listener keeper, new connections wait in the kernel's
-   * queue for the next agent instead of being refused), lets the connections
-   * in flight end for up to --stop-drain-ms, then stops, resetting what is
-   * left. Tunnel sessions from other nodes go on serving meanwhile: a GOAWAY
-   * would only send their streams to this node's next agent before it is up.
-   * Resolves once stopped.
-   */
-  async stopGracefully(): Promise<void> {
-    const proxy = this.proxy;
-    const limitMs = this.config.stopDrainMs;
-    // From here this agent only finishes: no handover resumes it, no drain
-    // starts beside this one, and the maps are left to the next agent.
-    this.draining = true;
-    this.mapsPaused = true;
-    if (proxy && limitMs > 0) {
-      // First: the listener keeper must keep the copies it holds, not be
-      // answered with the empty set of a proxy that stopped listening.
-      await this.handover?.close();
-      proxy.stopAccepting();
-      this.tunnelServer?.stopListening();
-      const inFlight = () => proxy.activeConnections + proxy.waitingConnections + (this.tunnelServer?.openStreams ?? 0) + (this.tunnelServer?.waitingStreams ?? 0);
-      const started = Date.now();
-      const log = this.logs.component('proxy');
-      if (inFlight() > 0) log.info({ inFlight: inFlight(), stopDrainMs: limitMs }, 'stopping: letting the connections in flight end');
-      while (inFlight() > 0 && Date.now() - started < limitMs) await new Promise((r) => setTimeout(r, 10));
-      if (inFlight() > 0) log.warn({ reset: inFlight(), stopDrainMs: limitMs }, 'stop drain time is up; resetting the connections still open');
-    }
-    await this.stop();
-  }
-
-  /**
-   * SIGTERM while a handover is under way or done: drain now (from where
-   * the new agent took the listeners, this agent only finishes what it has).
-   * False when no handover began: the caller stops normally.
-   */
+  /** SIGTERM after a handover began: drain, and resolve `drained` (succession.ts). False when no handover began. */
   stopAfterHandover(): boolean {
-    if (this.handedOverAt === undefined) return false;
-    this.drain();
-    return true;
+    return this.succession.stopAfterHandover();
+  }
+
+  /** Resolves when, after a handover, this agent drained and stopped: the process may exit. */
+  get drained(): Promise<void> {
+    return this.succession.drained;
+  }
+
+  /** Set while a newer agent owns the maps, or while this agent only finishes. */
+  private get mapsPaused(): boolean {
+    return this.succession.mapsPaused;
   }
 
   /**
@@ -470,7 +344,7 @@ export class Agent {
 
   /** Stops serving. Links and maps stay pinned: capture survives the agent. */
   async stop(): Promise<void> {
-    await this.handover?.close();
+    await this.succession.close();
     this.mapSync.stop();
     if (this.reconcileTimer) clearImmediate(this.reconcileTimer);
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
