@@ -15,6 +15,11 @@ export interface ObjectRef {
   name: string;
 }
 
+/**
+ * Where clusterMeshRoot keeps the mesh root: `secret` holds root-cert.pem and
+ * root-key.pem; a new root is created for `trustDomain`; `log` is told what was
+ * created or published.
+ */
 export interface ClusterRootOptions {
   secret: ObjectRef;
   /** Where the root certificate is published for agents; undefined: not published. */

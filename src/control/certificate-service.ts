@@ -10,11 +10,19 @@ import { NODE_METADATA, certificateServiceDefinition, type CreateCertificateRequ
 import { nodeScopedAuthorizer } from '../identity/issuance-policy';
 import type { NodeAuthenticator } from '../identity/node-credential';
 
+/** Certificates issued, and requests refused by kind (a gRPC status name or an IssueErrorCode), since start. */
 export interface IssuanceCounters {
   issued: number;
   refused: Record<string, number>;
 }
 
+/**
+ * The control plane's sluice.v1.CertificateService: authenticates the node
+ * (metadata "sluice-node" and "authorization: Bearer <token>"), then has the
+ * CA issue a certificate only for an identity of a workload scheduled on that
+ * node. Refusals: UNAUTHENTICATED, UNAVAILABLE before the first sync,
+ * PERMISSION_DENIED for another node's identity, INVALID_ARGUMENT for a bad CSR.
+ */
 export class CertificateService {
   readonly counters: IssuanceCounters = { issued: 0, refused: {} };
 
@@ -27,10 +35,12 @@ export class CertificateService {
     private readonly synced: () => boolean = () => true,
   ) {}
 
+  /** The gRPC service definition, to add to a server with implementation(). */
   definition(): grpc.ServiceDefinition {
     return certificateServiceDefinition();
   }
 
+  /** The handlers of the service's one method, CreateCertificate. */
   implementation(): grpc.UntypedServiceImplementation {
     return {
       CreateCertificate: (call: grpc.ServerUnaryCall<CreateCertificateRequest, CreateCertificateResponse>, done: grpc.sendUnaryData<CreateCertificateResponse>) => {

@@ -12,6 +12,11 @@ import type { SourcedObject } from './kubernetes-objects';
 import { renderObjects, type Rendering, type RenderOptions } from './render';
 import type { TranslationError } from './translate';
 
+/**
+ * What one publish did: the version now served, whether anything changed,
+ * the objects refused (errors) and what valid objects ask for that is not
+ * served (warnings).
+ */
 export interface Published {
   version: string;
   changed: boolean;
@@ -42,6 +47,11 @@ function versionOf(any: Any): string {
   return createHash('sha256').update(any.value).digest('hex').slice(0, 16);
 }
 
+/**
+ * Translates the objects its sources publish and serves the result over Delta
+ * ADS (`server`). An object that fails translation keeps its last good
+ * resource; resource versions are hashes of the encoded resource.
+ */
 export class ControlPlane {
   readonly server: DeltaAdsServer;
   private readonly workloads: TypeState<Workload> = { codec: workloadCodec, kind: 'Pod', current: new Map() };
@@ -69,6 +79,7 @@ export class ControlPlane {
   /** Unique across restarts (a restarted control plane never repeats a version an agent holds). */
   private readonly boot = Date.now().toString(36);
 
+  /** The served configuration's version, "<boot time base 36>-<publish count>". */
   get version(): string {
     return `${this.boot}-${this.generation}`;
   }

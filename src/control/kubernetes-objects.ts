@@ -3,6 +3,7 @@
 // before translate.ts and translate-policy.ts see it: until then these types
 // are what an object claims to be, not what it is.
 
+/** The metadata fields sluice reads (Kubernetes ObjectMeta). */
 export interface ObjectMeta {
   name: string;
   namespace?: string;
@@ -16,12 +17,14 @@ export interface ObjectMeta {
   deletionTimestamp?: string;
 }
 
+/** A container's port (core/v1 ContainerPort); protocol TCP when absent. */
 export interface ContainerPort {
   name?: string;
   containerPort: number;
   protocol?: string;
 }
 
+/** The container fields sluice reads (core/v1 Container). */
 export interface Container {
   name?: string;
   command?: string[];
@@ -31,6 +34,7 @@ export interface Container {
   ports?: ContainerPort[];
 }
 
+/** The pod spec fields sluice reads (core/v1 PodSpec). */
 export interface PodSpec {
   nodeName?: string;
   serviceAccountName?: string;
@@ -41,6 +45,7 @@ export interface PodSpec {
   containers?: Container[];
 }
 
+/** The pod status fields sluice reads (core/v1 PodStatus). */
 export interface PodStatus {
   podIP?: string;
   hostIP?: string;
@@ -49,6 +54,7 @@ export interface PodStatus {
   conditions?: { type: string; status: string }[];
 }
 
+/** The Service spec fields sluice reads (core/v1 ServiceSpec); a targetPort may be a number or a container port name. */
 export interface ServiceSpec {
   /** ClusterIP (default), NodePort, LoadBalancer or ExternalName. */
   type?: string;
@@ -58,6 +64,7 @@ export interface ServiceSpec {
   ports?: { name?: string; port: number; targetPort?: number | string; protocol?: string }[];
 }
 
+/** Any Kubernetes object as read from a manifest or the API: apiVersion, kind, metadata; spec and status unchecked. */
 export interface KubeObject {
   apiVersion: string;
   kind: string;
@@ -66,12 +73,14 @@ export interface KubeObject {
   status?: unknown;
 }
 
+/** A core/v1 Pod. */
 export interface Pod extends KubeObject {
   kind: 'Pod';
   spec: PodSpec;
   status?: PodStatus;
 }
 
+/** A core/v1 Service. */
 export interface KubeService extends KubeObject {
   kind: 'Service';
   spec: ServiceSpec;

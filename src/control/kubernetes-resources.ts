@@ -3,6 +3,7 @@
 // kind and apiVersion its objects have. Shared by the Kubernetes source and
 // the simulated cluster's API stand-in, so both speak of the same paths.
 
+/** One API collection sluice-control lists and watches. */
 export interface WatchedResource {
   /** Resource name as in RBAC and "kubectl get": "pods", "endpointslices". */
   plural: string;

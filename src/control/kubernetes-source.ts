@@ -18,6 +18,7 @@ import { WATCHED_RESOURCES, type WatchedResource } from './kubernetes-resources'
 /** How objects from the API are named in errors: "Kubernetes API: Service shop/web: spec.ports[0]: ...". */
 export const KUBERNETES_SOURCE = 'Kubernetes API';
 
+/** One watched resource ("pods", "endpointslices", ...) as sluice-control's /status shows it. */
 export interface ResourceStatus {
   resource: string;
   /** Listed at least once since start (or found not served, e.g. a CRD not installed). */
@@ -40,6 +41,10 @@ export interface ResourceStatus {
   servedResourceVersion: string;
 }
 
+/**
+ * Tuning, mostly for tests. Defaults: backoff 500 ms doubling to 30 000 ms,
+ * watch timeout 300-600 s, pages of 500 objects, a 50 ms debounce.
+ */
 export interface KubernetesSourceOptions {
   /** First retry delay after an error; doubles to maxBackoffMs (full jitter). */
   baseBackoffMs?: number;
@@ -100,6 +105,13 @@ interface Informer {
   notServed: boolean;
 }
 
+/**
+ * Objects from the Kubernetes API: an informer (list, then watch from its
+ * resourceVersion) per resource in WATCHED_RESOURCES. onChange gets every
+ * object held, after a debounce, once all resources have been listed and on
+ * each change after that. patchStatus and createEvent write what
+ * PolicyStatusWriter decides.
+ */
 export class KubernetesSource {
   private readonly informers: Informer[] = [];
   private readonly options: Required<KubernetesSourceOptions>;
@@ -148,6 +160,7 @@ export class KubernetesSource {
     }
   }
 
+  /** Stops every informer, retry and pending publish; onChange is not called again. */
   stop(): void {
     this.stopped = true;
     if (this.debounce) clearTimeout(this.debounce);

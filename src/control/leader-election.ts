@@ -9,6 +9,7 @@ import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@
 import type { ObjectRef } from './ca-secret';
 import { apiStatusCode } from './kubernetes-api-errors';
 
+/** The Lease ("namespace/name") contended for, and the timings of the election. */
 export interface LeaderElectionOptions {
   lease: ObjectRef;
   /** This replica's identity in the Lease (holderIdentity): the pod name. */
@@ -47,10 +48,12 @@ export class LeaderElector {
     private readonly opts: LeaderElectionOptions,
   ) {}
 
+  /** Whether this replica leads now. */
   get isLeader(): boolean {
     return this.leading;
   }
 
+  /** Starts trying to acquire, then renew, the Lease every retryPeriodMs; returns at once. */
   start(): void {
     const api = this.kubeConfig.makeApiClient(CoordinationV1Api);
     // client-go's RenewDeadline: a leader that has not renewed for this long

@@ -6,11 +6,18 @@ import type { Logger } from 'pino';
 import type { SourcedObject } from './kubernetes-objects';
 import { ManifestError, manifestDigest, manifestFiles, parseManifestText } from './manifests';
 
+/** A manifest file that could not be read or parsed, and why. */
 export interface FileProblem {
   file: string;
   reason: string;
 }
 
+/**
+ * Objects from the manifest files under `root` (a directory or one file),
+ * followed with fs.watch and a poll of modification times every second.
+ * onChange gets every file's last good objects, and the files in error,
+ * whenever either changes.
+ */
 export class ManifestSource {
   private readonly lastGood = new Map<string, { text: string; objects: SourcedObject[] }>();
   private readonly mtimes = new Map<string, number>();
@@ -40,6 +47,7 @@ export class ManifestSource {
     this.timer.unref();
   }
 
+  /** Stops following changes. */
   stop(): void {
     this.watcher?.close();
     if (this.timer) clearInterval(this.timer);

@@ -22,6 +22,7 @@ export interface Condition {
   lastTransitionTime: string;
 }
 
+/** The status subresource of a policy object: the generation it describes and its Accepted condition. */
 export interface PolicyStatus {
   observedGeneration: number;
   conditions: Condition[];

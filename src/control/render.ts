@@ -9,6 +9,10 @@ import { ManifestError, manifestFiles, readManifestFile } from './manifests';
 import { translate, type EndpointSource, type TranslationError } from './translate';
 import { translatePolicies } from './translate-policy';
 
+/**
+ * What objects are translated with: the trust domain of workload identities
+ * and the cluster's address ranges (sluice-control's flags).
+ */
 export interface RenderOptions {
   trustDomain: string;
   ranges: ClusterRanges;
@@ -16,6 +20,7 @@ export interface RenderOptions {
   endpointSource?: EndpointSource;
 }
 
+/** The resources the objects translate to, with what was refused or not served. */
 export interface Rendering {
   workloads: Workload[];
   services: Service[];

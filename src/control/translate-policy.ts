@@ -25,6 +25,7 @@ import type { TranslationError } from './translate';
 
 export const SECURITY_API_VERSION = 'security.sluice.dev/v1alpha1';
 
+/** The policies translated from the valid security objects, and one error per problem in each rejected one. */
 export interface PolicyTranslation {
   authorizationPolicies: AuthorizationPolicy[];
   peerAuthentications: PeerAuthentication[];

@@ -21,6 +21,11 @@ import {
 } from './kubernetes-objects';
 import { CORE_KINDS, validateObject } from './object-validation';
 
+/**
+ * A refused object field, or a warning: where the object came from ("apps.yaml
+ * (document 3)"), the object ("Service shop/web"), the field ("spec.ports[0]")
+ * and why.
+ */
 export interface TranslationError {
   source: string;
   object: string;
@@ -33,6 +38,7 @@ export function formatTranslationError(e: TranslationError): string {
   return `${e.source}: ${e.object}: ${e.field}: ${e.reason}`;
 }
 
+/** What translate() made of the objects: the Workloads and Services agents serve from, and what was refused or not served. */
 export interface Translation {
   snapshot: Snapshot;
   /** Objects refused (invalid, or unusable as a whole): none of them is served. */

@@ -33,6 +33,7 @@ const SAN_OID = '2.5.29.17';
 const EXTENSION_REQUEST_OID = '1.2.840.113549.1.9.14';
 const ROOT_CN_PREFIX = 'sluice root ';
 
+/** For a new root: its trust domain and validity in days (DEFAULT_ROOT_VALIDITY_DAYS when absent). */
 export interface CreateOptions {
   trustDomain: string;
   validityDays?: number;
@@ -40,18 +41,21 @@ export interface CreateOptions {
   now?: Date;
 }
 
+/** For loading an existing root (CertificateAuthority.load, fromPem). */
 export interface LoadOptions {
   /** Required for a root the operator made; a root sluice generated names its trust domain and must agree. */
   trustDomain?: string;
   now?: Date;
 }
 
+/** A certificate request as the CA receives it: the PEM PKCS#10 CSR and the authenticated node it came from. */
 export interface IssueRequest {
   csrPem: string;
   /** The node the request comes from, as the transport authenticated it. */
   node: string;
 }
 
+/** ttlSeconds: the leaf's lifetime, 1 .. MAX_TTL_SECONDS (default DEFAULT_TTL_SECONDS); now: the clock, for tests. */
 export interface IssueOptions {
   ttlSeconds?: number;
   now?: Date;
@@ -75,6 +79,11 @@ export type IssueResult =
 
 type Refusal = Extract<IssueResult, { ok: false }>;
 
+/**
+ * The mesh CA: a self-signed ECDSA P-256 root (no intermediates) and its key.
+ * Obtained with create, load, fromPem or loadOrCreate; issue() signs workload
+ * X.509-SVIDs in its trust domain.
+ */
 export class CertificateAuthority {
   readonly rootPem: string;
   /** SHA-256 of the root certificate's DER, lowercase hex (as `sha256sum` of the DER would show it). */
@@ -91,6 +100,7 @@ export class CertificateAuthority {
     this.rootFingerprint = crypto.createHash('sha256').update(rootNode.raw).digest('hex');
   }
 
+  /** When the root certificate expires; no leaf is issued to outlive it. */
   get rootNotAfter(): Date {
     return this.root.notAfter;
   }

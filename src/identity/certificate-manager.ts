@@ -15,6 +15,10 @@ import { certificateInfo, createKeyAndCsr, renewAt } from './csr';
 
 export type CertificateState = 'requesting' | 'valid' | 'renewing' | 'failed';
 
+/**
+ * One identity's certificate as the agent's status shows it: times are ISO
+ * 8601, serial lowercase hex; failures counts requests failed in a row.
+ */
 export interface WorkloadCertificate {
   identity: string;
   state: CertificateState;
@@ -33,6 +37,12 @@ interface Held extends WorkloadCertificate {
   inFlight: boolean;
 }
 
+/**
+ * target: the control plane's CertificateService as a gRPC target (host:port);
+ * node: this node's name, sent with its token as the node credential. Retry
+ * backoff after a failed request starts at initialBackoffMs (1000) and is
+ * capped at maxBackoffMs (60000).
+ */
 export interface CertificateManagerOptions {
   target: string;
   node: string;
@@ -63,6 +73,11 @@ type Client = grpc.Client & {
   ): void;
 };
 
+/**
+ * Obtains and renews a workload certificate (SPIFFE X.509-SVID) for each
+ * identity setIdentities names, from the control plane's CertificateService,
+ * with a key generated on the agent for every request.
+ */
 export class CertificateManager {
   private readonly held = new Map<string, Held>();
   private readonly client: Client;
@@ -83,12 +98,14 @@ export class CertificateManager {
     }) as unknown as Client;
   }
 
+  /** Starts the once-a-second check that requests what is missing and renews what is due. */
   start(): void {
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
     this.tick();
   }
 
+  /** Stops requesting and renewing and drops every certificate held in memory. */
   stop(): void {
     this.stopRenewing();
     this.held.clear();
@@ -124,6 +141,7 @@ export class CertificateManager {
     return true;
   }
 
+  /** Every identity held and the state of its certificate, without keys or chains. */
   list(): WorkloadCertificate[] {
     return [...this.held.values()].map(({ keyPem: _k, chainPem: _c, nextAttempt: _n, inFlight: _i, ...shown }) => shown);
   }

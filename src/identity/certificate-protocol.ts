@@ -5,11 +5,17 @@ import * as path from 'node:path';
 
 const protoDir = path.resolve(__dirname, '..', '..', '..', 'proto');
 
+/**
+ * sluice.v1.CreateCertificateRequest: csr is a PEM PKCS#10 request with one URI
+ * SAN, the SPIFFE ID wanted; validity_seconds is the lifetime asked for, 0 for
+ * the CA's default.
+ */
 export interface CreateCertificateRequest {
   csr: string;
   validity_seconds: number;
 }
 
+/** sluice.v1.CreateCertificateResponse: PEM certificates, the leaf first, then the chain up to the root. */
 export interface CreateCertificateResponse {
   cert_chain: string[];
 }

@@ -11,6 +11,7 @@ x509.cryptoProvider.set(crypto.webcrypto);
 
 export type CryptoKey = crypto.webcrypto.CryptoKey;
 
+/** A workload key pair's private half (as a WebCrypto key and as PEM) and the PEM PKCS#10 request for it. */
 export interface KeyAndCsr {
   privateKey: CryptoKey;
   /** PKCS#8 PEM, for node:tls (`key`). */
@@ -18,6 +19,7 @@ export interface KeyAndCsr {
   csrPem: string;
 }
 
+/** What certificateInfo reads from a certificate, for display and renewal. */
 export interface CertificateInfo {
   /** The URI SAN (the SPIFFE ID), if the certificate has one. */
   identity: string | undefined;

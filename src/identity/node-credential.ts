@@ -35,6 +35,7 @@ export class SharedSecretAuthenticator implements NodeAuthenticator {
   readonly kind = 'shared secret';
   constructor(private readonly secret: Buffer) {}
 
+  /** Accepts `token` when it is nodeToken(secret, node); never rejects. */
   async verify(node: string, token: string): Promise<NodeVerdict> {
     return verifyNodeToken(this.secret, node, token) ? { ok: true } : { ok: false, reason: `node credential for ${node} does not verify` };
   }
@@ -76,6 +77,11 @@ export class TokenReviewAuthenticator implements NodeAuthenticator {
     private readonly options: { audience: string; serviceAccount: { namespace: string; name: string }; cacheMs?: number; now?: () => number },
   ) {}
 
+  /**
+   * Accepts `token` when a TokenReview (or an acceptance cached less than
+   * cacheMs ago, default 60 s) says it is the service account's and bound
+   * to `node`. Never rejects: a failed TokenReview is a refusal.
+   */
   async verify(node: string, token: string): Promise<NodeVerdict> {
     const now = (this.options.now ?? Date.now)();
     const key = createHash('sha256').update(`${node}\u0000${token}`).digest('hex');

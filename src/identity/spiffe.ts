@@ -6,6 +6,7 @@
 import { dns1123LabelProblem, dns1123SubdomainProblem } from '../model/kubernetes-names';
 import { spiffeId } from '../model/resources';
 
+/** The parts of a workload SPIFFE ID, spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>. */
 export interface SpiffeId {
   trustDomain: string;
   namespace: string;

@@ -44,6 +44,7 @@ const BPFFS_ROOT = '/sys/fs/bpf';
 const SERVICE_CIDR = { base: (10 << 24) | (96 << 16), bits: 12 }; // 10.96.0.0/12
 const SYNC_TIMEOUT_MS = 30000;
 
+/** A failure of the simulated cluster; sluice-sim prints its message alone and exits 1. */
 export class SimError extends Error {}
 
 /** The manifests given to up, apply or delete were rejected; nothing was changed. */
@@ -118,9 +119,14 @@ export async function down(name: string): Promise<string[]> {
   return removed;
 }
 
+/**
+ * A simulated cluster, from its saved state (sim-state.ts): every sluice-sim
+ * command opens or starts one, acts, and saves the state again.
+ */
 export class Cluster {
   private constructor(private state: SimState) {}
 
+  /** The cluster of that name as its saved state describes it; throws a SimError when none is up. */
   static open(name: string): Cluster {
     validateSimName(name);
     const state = loadState(name);
@@ -199,6 +205,7 @@ export class Cluster {
     }
   }
 
+  /** The sim's name (part of the names of its netns, cgroups and bpffs pins). */
   get name(): string {
     return this.state.name;
   }
@@ -212,22 +219,34 @@ export class Cluster {
     await this.applyObjects(merged);
   }
 
+  /** Removes the objects (matched by kind, namespace and name); their pods are stopped after the agents stop serving them. */
   async delete(objects: SourcedObject[]): Promise<void> {
     const gone = new Set(objects.map((o) => objectKey(o.object)));
     await this.applyObjects(this.state.objects.filter((o) => !gone.has(objectKey(o.object))));
   }
 
+  /**
+   * Runs argv in the foreground in a pod's network namespace and cgroup, with
+   * POD_NAME, POD_NAMESPACE, POD_IP and NODE_NAME set; `target` is
+   * "namespace/name" or a name in "default". Returns its exit code.
+   */
   exec(target: string, argv: string[]): number {
     const pod = this.findPod(target);
     return runAttached(pod.cgroup, pod.netns, argv, { ...process.env, ...this.podEnv(pod) });
   }
 
+  /** Runs sluicectl with `args` against the admin socket of a node's agent; returns its exit code. */
   ctl(nodeName: string, args: string[]): number {
     const node = this.findNode(nodeName);
     const r = spawnSync(process.execPath, [CLI_MAIN, '--admin', node.adminSocket, ...args], { stdio: 'inherit' });
     return r.status ?? 1;
   }
 
+  /**
+   * Stops, starts, restarts or upgrades (see upgradeAgent) a node's agent;
+   * all but stop then wait until the agents are in sync. Throws a SimError
+   * for an unknown node or action, or on start while the agent runs.
+   */
   async agent(nodeName: string, action: string): Promise<void> {
     const node = this.findNode(nodeName);
     if (action === 'stop' || action === 'restart') {
@@ -327,6 +346,11 @@ export class Cluster {
     return answer.body;
   }
 
+  /**
+   * Stops, starts or restarts sluice-control; start and restart then wait
+   * until the agents are in sync. Throws a SimError for an unknown action,
+   * or on start while it runs.
+   */
   async control(action: string): Promise<void> {
     if (!['stop', 'start', 'restart'].includes(action)) throw new SimError(`control ${action}: expected stop, start or restart`);
     const c = this.state.control;
@@ -343,6 +367,11 @@ export class Cluster {
     }
   }
 
+  /**
+   * What `sluice-sim status` prints: the API stand-in, control plane, nodes,
+   * agents (asked over their admin sockets), pods, the Services as translated,
+   * and every network namespace.
+   */
   async status(): Promise<object> {
     const { state } = this;
     const enrolledBy = new Map<string, Set<string>>();

@@ -79,6 +79,7 @@ export type WatchFault =
   /** HTTP 500 with a Status. */
   | 'error';
 
+/** The list and watch requests a resource has received, for tests. */
 export interface ResourceRequests {
   lists: number;
   watches: number;
@@ -100,6 +101,7 @@ interface Change {
   object: StoredObject;
 }
 
+/** How KubeApiStandIn.start serves; every field has a default. */
 export interface KubeApiStandInOptions {
   /** Bearer token clients must present (default: random). */
   token?: string;
@@ -244,6 +246,12 @@ function discoveryDocument(pathname: string): object | undefined {
   };
 }
 
+/**
+ * The Kubernetes API test stand-in described above: objects in memory,
+ * served over HTTPS with a bearer token (and, with listenUnix, plain HTTP on
+ * a unix socket); tests change objects with apply and delete and inject
+ * faults. Obtained with start().
+ */
 export class KubeApiStandIn {
   /** The certificate clients must trust (PEM). */
   readonly caPem: string;
@@ -469,6 +477,7 @@ export class KubeApiStandIn {
     return this.watches.size;
   }
 
+  /** Ends every watch and closes both servers, dropping their open connections. */
   async stop(): Promise<void> {
     for (const w of [...this.watches]) this.endWatch(w);
     await Promise.all(

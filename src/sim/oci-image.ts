@@ -19,6 +19,7 @@ export interface ImageConfig {
   labels: Record<string, string>;
 }
 
+/** An image unpacked by unpackImage: its root filesystem directory and config. */
 export interface UnpackedImage {
   /** The reference the archive was saved under (annotation org.opencontainers.image.ref.name), or ''. */
   ref: string;

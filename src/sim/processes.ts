@@ -8,6 +8,11 @@ import { isAlive, sleep } from './host';
 // Join the cgroup first (so every child stays in it), then enter the netns.
 const ENTER = 'cg=$1; ns=$2; shift 2; echo $$ > "$cg/cgroup.procs" && exec nsenter --net="$ns" -- "$@"';
 
+/**
+ * A process to start: the cgroup directory it joins, the network namespace
+ * name (under /run/netns) it enters, argv, and the file its stdout and stderr
+ * are appended to.
+ */
 export interface SpawnOptions {
   cgroup: string;
   netns: string;

@@ -7,6 +7,10 @@ import { writeFileAtomic } from '../files/atomic-write';
 
 export const STATE_ROOT = '/run/sluice-sim';
 
+/**
+ * One node: its network namespace, pod CIDR, cgroup, bpffs directory and the
+ * files and pids of its agent and listener keeper.
+ */
 export interface NodeState {
   name: string;
   index: number;
@@ -29,6 +33,7 @@ export interface NodeState {
   keeperPid?: number;
 }
 
+/** One pod as started: key "Pod/namespace/name", its address, network namespace, cgroup, log and pid. */
 export interface PodState {
   key: string;
   namespace: string;
@@ -46,6 +51,7 @@ export interface PodState {
   specHash: string;
 }
 
+/** An object applied to the sim, with its source and the directory relative paths in a pod's command resolve against. */
 export interface StoredObject {
   object: KubeObject;
   source: string;
@@ -62,6 +68,7 @@ export interface KubeApiState {
   pid?: number;
 }
 
+/** The control plane (sluice-control) process of the sim. */
 export interface ControlState {
   /** Address of the control plane on the fabric (the agents' --control-plane). */
   address: string;
@@ -73,6 +80,7 @@ export interface ControlState {
   pid?: number;
 }
 
+/** Everything one sim made, saved as state.json in its directory (simDir). */
 export interface SimState {
   name: string;
   createdAt: string;

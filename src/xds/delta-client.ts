@@ -6,11 +6,13 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { adsClientConstructor, type Any, type DeltaDiscoveryRequest, type DeltaDiscoveryResponse } from './protos';
 
+/** A resource a handler refused, and why; the reasons make up the NACK's error_detail. */
 export interface Rejected {
   name: string;
   reason: string;
 }
 
+/** Gives one resource type (typeUrl) its meaning on the agent. */
 export interface TypeHandler {
   typeUrl: string;
   /**
@@ -22,6 +24,10 @@ export interface TypeHandler {
   versions(): Record<string, string>;
 }
 
+/**
+ * One subscribed type as the status view shows it: resources received, ACKs
+ * and NACKs sent (times ISO 8601), and whether its first response has come.
+ */
 export interface TypeStatus {
   type: string;
   received: number;
@@ -34,6 +40,12 @@ export interface TypeStatus {
 
 export type ConnectionState = 'connecting' | 'connected' | 'backoff' | 'stopped';
 
+/**
+ * target: the control plane as a gRPC target (host:port); nodeId: the name
+ * sent as node.id. Without credentials the channel is plaintext. Reconnect
+ * backoff starts at initialBackoffMs (500) and is capped at maxBackoffMs
+ * (30000); random replaces Math.random for the jitter.
+ */
 export interface DeltaClientOptions {
   target: string;
   nodeId: string;
@@ -50,6 +62,12 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
   return Math.round(random() * Math.min(maxMs, baseMs * 2 ** attempt));
 }
 
+/**
+ * A Delta ADS client to the control plane: one stream, one wildcard
+ * subscription per handler's type, an ACK or NACK for every response. A lost
+ * stream is reopened after a backoff while the handlers keep the last good
+ * state. start() opens it; stop() ends it for good.
+ */
 export class DeltaAdsClient {
   private client: grpc.Client & { DeltaAggregatedResources(md?: grpc.Metadata): grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse> };
   private readonly handlers = new Map<string, TypeHandler>();
@@ -76,6 +94,7 @@ export class DeltaAdsClient {
     }
   }
 
+  /** Opens the stream, subscribing every handler's type. */
   start(): void {
     this.stopped = false;
     this.open();
@@ -100,6 +119,7 @@ export class DeltaAdsClient {
     }) as unknown as typeof this.client;
   }
 
+  /** Ends the stream, any reconnect waiting and the channel; state becomes 'stopped'. */
   stop(): void {
     this.stopped = true;
     this.state = 'stopped';
@@ -118,6 +138,11 @@ export class DeltaAdsClient {
     return [...this.typeStatus.values()].every((t) => t.synced);
   }
 
+  /**
+   * The connection for the status view: target, node id, state, connected
+   * since (ISO 8601, '' before the first response), the last stream error, and
+   * each type's status.
+   */
   status(): { target: string; node: string; state: ConnectionState; connectedSince: string; lastError: string; types: TypeStatus[] } {
     return {
       target: this.opts.target,

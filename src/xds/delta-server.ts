@@ -31,6 +31,10 @@ interface Stream {
   opened?: boolean;
 }
 
+/**
+ * One open agent stream as the control plane's status shows it: per subscribed
+ * type, the resources it holds as sent, the last ACKed nonce and the last NACK.
+ */
 export interface StreamStatus {
   id: number;
   node: string;
@@ -39,6 +43,7 @@ export interface StreamStatus {
   types: { type: string; resources: number; lastAckNonce: string; lastNack?: { nonce: string; message: string; at: string } }[];
 }
 
+/** Responses pushed, ACKs and NACKs received, over all streams since start. */
 export interface DeltaServerCounters {
   pushes: number;
   acks: number;
@@ -47,6 +52,13 @@ export interface DeltaServerCounters {
   byType: Record<string, { pushes: number; acks: number; nacks: number }>;
 }
 
+/**
+ * A Delta ADS server (envoy.service.discovery.v3.AggregatedDiscoveryService;
+ * the state-of-the-world StreamAggregatedResources answers UNIMPLEMENTED).
+ * Subscriptions are wildcard: a stream is sent every resource of its types
+ * that it does not hold at that version, and the names of those it holds
+ * that are gone.
+ */
 export class DeltaAdsServer {
   private readonly resources = new Map<string, Map<string, Stored>>();
   private readonly streams = new Map<number, Stream>();
@@ -83,6 +95,7 @@ export class DeltaAdsServer {
     });
   }
 
+  /** Ends every stream and resolves once the server has shut down. */
   async close(): Promise<void> {
     for (const s of this.streams.values()) s.call.end();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
@@ -132,6 +145,7 @@ export class DeltaAdsServer {
     }
   }
 
+  /** The open streams, in the order they connected. */
   status(): StreamStatus[] {
     return [...this.streams.values()].map((s) => ({
       id: s.id,
@@ -148,6 +162,7 @@ export class DeltaAdsServer {
     t[what]++;
   }
 
+  /** The system version of the last set or update ('0' before any). */
   get version(): string {
     return this.systemVersion;
   }

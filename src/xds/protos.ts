@@ -58,17 +58,24 @@ export function sluiceType(fullName: string): protobuf.Type {
 
 // Wire shapes of the delta protocol (keepCase: field names as in the protos).
 
+/** google.protobuf.Any: type_url is TYPE_PREFIX and the full message name, value the encoded message. */
 export interface Any {
   type_url: string;
   value: Buffer;
 }
 
+/** The fields of envoy.config.core.v3.Node that sluice uses; id is the agent's node name. */
 export interface XdsNode {
   id: string;
   cluster?: string;
   user_agent_name?: string;
 }
 
+/**
+ * A client message on the Delta ADS stream. Without response_nonce it
+ * subscribes to type_url (initial_resource_versions: name -> version already
+ * held); with one it ACKs that response, or NACKs it when error_detail is set.
+ */
 export interface DeltaDiscoveryRequest {
   node?: XdsNode | null;
   type_url: string;
@@ -79,12 +86,18 @@ export interface DeltaDiscoveryRequest {
   error_detail?: { code: number; message: string } | null;
 }
 
+/** One resource of a DeltaDiscoveryResponse (envoy.service.discovery.v3.Resource). */
 export interface XdsResource {
   name: string;
   version: string;
   resource: Any | null;
 }
 
+/**
+ * A server message on the Delta ADS stream: the resources of one type added or
+ * changed since what the client holds, the names removed, and the nonce its
+ * ACK or NACK must echo.
+ */
 export interface DeltaDiscoveryResponse {
   system_version_info: string;
   type_url: string;

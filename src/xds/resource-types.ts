@@ -13,6 +13,11 @@ export const PEER_AUTHENTICATION_TYPE = `${TYPE_PREFIX}sluice.v1.PeerAuthenticat
 
 const toObjectOptions = { longs: String, enums: String, defaults: true, arrays: true, objects: true };
 
+/**
+ * How one resource type travels over xDS: its type URL, the name a resource is
+ * keyed by (a workload's uid, else "namespace/name"), and its conversion to and
+ * from protobuf Any.
+ */
 export interface ResourceCodec<T> {
   typeUrl: string;
   nameOf(r: T): string;
