@@ -29,6 +29,7 @@ import type { Percentiles } from './histogram';
 import { firstLine, killPid, live, runCmd, sleep, type CmdResult } from './processes';
 import { Haproxy } from './haproxy';
 import { SimDriver, cpuUsec, machineBusyUs, setSysctls } from './sim-driver';
+import { meshedNamespaceYaml, podYaml, serviceYaml } from './topology-yaml';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const simBin = path.join(ROOT, 'bin', 'sluice-sim');
@@ -210,32 +211,10 @@ const TARGETS: Record<GroupId, { pod: string; vip: string; port: number }> = {
 };
 
 function manifest(dir: string): string {
-  const pod = (name: string, node: string, command: string[]) => `---
-apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: ${NS}, labels: { app: ${name} } }
-spec:
-  nodeName: ${node}
-  containers:
-    - name: ${name}
-      command: ${JSON.stringify(command)}
-`;
-  const svc = (name: string, vip: string, port: number) => `---
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  clusterIP: ${vip}
-  selector: { app: ${name} }
-  ports: [{ name: tcp, port: ${port}, targetPort: ${port} }]
-`;
+  const pod = (name: string, node: string, command: string[]) => podYaml(NS, name, node, command);
+  const svc = (name: string, vip: string, port: number) => serviceYaml(NS, name, vip, port);
   const yaml = [
-    `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${NS}
-  labels: { sluice.dev/mesh: enabled }
-`,
+    meshedNamespaceYaml(NS),
     pod('client', CLIENT_NODE, ['sleep', 'infinity']),
     pod('iperf', SERVER_NODE, ['iperf3', '-s', '-p', '5201', '--idle-timeout', '60']),
     pod('rr', SERVER_NODE, [process.execPath, rrServerJs, '7000', '100', '1024']),

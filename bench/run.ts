@@ -27,6 +27,7 @@ import { SimDriver, cpuUsec, machineBusyUs, setSysctls } from './sim-driver';
 import { parseCommonOptions, runBench, UsageError, type CommonOptions } from './options';
 import { fmt, paired, spread, type Spread } from './stats';
 import { alignedTable, judgeTarget, signedCell, spreadCell, targetCells, type TargetResult } from './summary-table';
+import { meshedNamespaceYaml, podYaml, serviceYaml } from './topology-yaml';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 /**
@@ -297,32 +298,10 @@ function manifest(dir: string): string {
       '',
     ].join('\n'),
   );
-  const pod = (name: string, command: string[]) => `---
-apiVersion: v1
-kind: Pod
-metadata: { name: ${name}, namespace: ${NS}, labels: { app: ${name} } }
-spec:
-  nodeName: ${NODE}
-  containers:
-    - name: ${name}
-      command: ${JSON.stringify(command)}
-`;
-  const svc = (name: string, vip: string, port: number, targetPort: number) => `---
-apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: ${NS} }
-spec:
-  clusterIP: ${vip}
-  selector: { app: ${name} }
-  ports: [{ name: tcp, port: ${port}, targetPort: ${targetPort} }]
-`;
+  const pod = (name: string, command: string[]) => podYaml(NS, name, NODE, command);
+  const svc = (name: string, vip: string, port: number, targetPort: number) => serviceYaml(NS, name, vip, port, targetPort);
   const yaml = [
-    `apiVersion: v1
-kind: Namespace
-metadata:
-  name: ${NS}
-  labels: { sluice.dev/mesh: enabled }
-`,
+    meshedNamespaceYaml(NS),
     pod('client', ['sleep', 'infinity']),
     pod('iperf', ['iperf3', '-s', '-p', '5201', '--idle-timeout', '60']),
     pod('rr', [process.execPath, rrServerJs(), '7000', '100', '1024']),
