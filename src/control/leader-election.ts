@@ -42,6 +42,10 @@ export class LeaderElector {
   /** When this replica last renewed successfully (ms). */
   private renewedAt = 0;
   private stopped = false;
+  /** The attempt under way (acquire or renew), so that stop() lets it land before releasing. */
+  private attempt?: Promise<void>;
+  /** Set once this replica wrote itself into the Lease as holder. */
+  private wroteLease = false;
 
   constructor(
     private readonly kubeConfig: KubeConfig,
@@ -74,17 +78,22 @@ export class LeaderElector {
         clearTimeout(timer);
       }
       if (this.leading && this.now().getTime() - this.renewedAt >= renewDeadlineMs) this.setLeading(false);
-      if (!this.stopped) this.timer = setTimeout(() => void tick(), this.opts.retryPeriodMs);
+      if (!this.stopped) this.timer = setTimeout(() => void (this.attempt = tick()), this.opts.retryPeriodMs);
     };
-    void tick();
+    this.attempt = tick();
   }
 
   /** Stops the election; a leader releases the Lease (holderIdentity cleared) so another takes over at once. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    if (!this.leading) return;
+    // An attempt under way ends first (within the renew deadline): a renewal
+    // landing after the release would take the Lease back, and make this
+    // stopped replica lead again.
+    await this.attempt;
+    const held = this.leading || this.wroteLease;
     this.setLeading(false);
+    if (!held) return;
     const api = this.kubeConfig.makeApiClient(CoordinationV1Api);
     try {
       const lease = await api.readNamespacedLease(this.opts.lease);
@@ -101,6 +110,7 @@ export class LeaderElector {
 
   private setLeading(leading: boolean): void {
     if (leading === this.leading) return;
+    if (leading && this.stopped) return; // won while stopping: stop() releases it
     this.leading = leading;
     this.opts.log(leading ? `became the leader (lease ${this.opts.lease.namespace}/${this.opts.lease.name})` : 'stopped leading');
     this.opts.onLeading(leading);
@@ -131,6 +141,7 @@ export class LeaderElector {
         throw err;
       }
       this.renewedAt = now.getTime();
+      this.wroteLease = true;
       this.setLeading(true);
       return;
     }
@@ -161,6 +172,7 @@ export class LeaderElector {
       throw err;
     }
     this.renewedAt = now.getTime();
+    this.wroteLease = true;
     this.setLeading(true);
   }
 }

@@ -70,6 +70,26 @@ describe('leader election over a Lease', () => {
     for (const r of rs) if (r !== leaders[0]) await r.e.stop();
   });
 
+  it('a leader stopped while a renewal is under way does not lead again, and its Lease stays released', async () => {
+    const lease = { namespace: 'sluice-system', name: 'stop-during-renewal' };
+    const a = replica('a', lease);
+    a.e.start();
+    await until('a leads', () => a.e.isLeader);
+    // Every answer now takes 300 ms: the next renewal is still in flight when stop() is called.
+    api.delayMs = 300;
+    try {
+      await new Promise((r) => setTimeout(r, 150));
+      await a.e.stop();
+    } finally {
+      api.delayMs = 0;
+    }
+    await new Promise((r) => setTimeout(r, 700));
+    assert.deepEqual(a.changes, [true, false], 'led once, stopped once');
+    assert.equal(a.e.isLeader, false);
+    const after = api.plainObjectOf('Lease', lease.namespace, lease.name) as unknown as { spec: { holderIdentity?: string } };
+    assert.equal(after.spec.holderIdentity, undefined, 'released, and no renewal landed after the release');
+  });
+
   it('a holder that stopped renewing (a crash) keeps the Lease for its duration, then loses it', async () => {
     const lease = { namespace: 'sluice-system', name: 'crashed' };
     api.putPlainObject({
