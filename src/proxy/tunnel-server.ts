@@ -54,6 +54,8 @@ export interface TunnelServerDeps {
 interface WaitingStream {
   stream: http2.ServerHttp2Stream;
   connect: () => void;
+  /** The stream ended while it waited: counted and logged, once. */
+  cancelled: () => void;
 }
 
 /** An open stream to a local pod: what to re-check when policies change. */
@@ -72,7 +74,7 @@ interface InboundStream {
 }
 
 export class TunnelServer {
-  readonly counters = { sessions: 0, accepted: 0, refusedTarget: 0, refusedPolicy: 0, refusedTls: 0, refusedSource: 0, refusedOverBudget: 0, waitedForBudget: 0, connectFailed: 0, revoked: 0, deadPeers: 0, internalErrors: 0 };
+  readonly counters = { sessions: 0, accepted: 0, refusedTarget: 0, refusedPolicy: 0, refusedTls: 0, refusedSource: 0, refusedOverBudget: 0, waitedForBudget: 0, cancelledWhileWaiting: 0, connectFailed: 0, revoked: 0, deadPeers: 0, internalErrors: 0 };
   /** Connections to local pods held now (connecting or open), in all and per source pod address. */
   private held = 0;
   private readonly heldBySource = new Map<string, number>();
@@ -249,7 +251,7 @@ export class TunnelServer {
       ...(ctx?.entry ?? inboundEntry(undefined, undefined, String((log as { from?: string }).from ?? ''), String((log as { target?: string }).target ?? ''), undefined, (log as { peer?: string }).peer)),
       outcome,
       error: reason,
-      durationMs: 0,
+      durationMs: ctx?.durationMs ?? 0,
       bytesFromClient: 0,
       bytesFromEndpoint: 0,
     });
@@ -337,7 +339,14 @@ export class TunnelServer {
     };
     const admission = this.admission(claimed);
     if (admission === 'start') connect();
-    else if (admission === 'wait') this.wait(stream, claimed, connectAfterWait, () => this.refuseOverBudget(stream, { ...log, source: claimed }, { entry, labels }, true));
+    else if (admission === 'wait') {
+      const queuedAt = Date.now();
+      this.wait(stream, claimed, connectAfterWait, () => this.refuseOverBudget(stream, { ...log, source: claimed }, { entry, labels }, true), () => {
+        // Its source gave up (a client that went away, a source agent's timeout): logged as the node proxy logs one.
+        this.counters.cancelledWhileWaiting++;
+        this.deps.accessLog?.({ ...entry, outcome: 'reset', error: 'the source ended the stream while it waited for the connection budget', durationMs: Date.now() - queuedAt, bytesFromClient: 0, bytesFromEndpoint: 0 });
+      });
+    }
     else this.refuseOverBudget(stream, { ...log, source: claimed }, { entry, labels }, false);
   }
 
@@ -358,11 +367,14 @@ export class TunnelServer {
    * Parks a stream until its source's share has room, unanswered but for an
    * informational `100` with `sluice-queued`, which tells the source's agent
    * to wait past its connect timeout (up to the wait given in the header).
-   * Past the wait, or when the stream ends meanwhile, it leaves the queue.
+   * Past the wait (`expired`), or when the stream ends meanwhile
+   * (`cancelled`), it leaves the queue.
    */
-  private wait(stream: http2.ServerHttp2Stream, source: string, connect: () => void, expired: () => void): void {
-    const entry = this.waiting.enqueue(source, { stream, connect }, expired);
-    stream.once('close', () => this.waiting.remove(source, entry));
+  private wait(stream: http2.ServerHttp2Stream, source: string, connect: () => void, expired: () => void, cancelled: () => void): void {
+    const entry = this.waiting.enqueue(source, { stream, connect, cancelled }, expired);
+    stream.once('close', () => {
+      if (this.waiting.remove(source, entry)) cancelled();
+    });
     try {
       stream.additionalHeaders({ ':status': 100, [QUEUED_HEADER]: String(this.waiting.waitMs) });
     } catch {
@@ -374,7 +386,10 @@ export class TunnelServer {
   private admitWaiting(source: string): void {
     while (this.waiting.length(source) > 0 && this.admission(source) === 'start') {
       const next = this.waiting.next(source)!;
-      if (next.stream.destroyed || next.stream.closed) continue; // reset by its source; 'close' is on its way
+      if (next.stream.destroyed || next.stream.closed) {
+        next.cancelled(); // reset by its source; out of the queue already, so its 'close' will not say so
+        continue;
+      }
       this.counters.waitedForBudget++;
       try {
         next.connect();
@@ -388,7 +403,7 @@ export class TunnelServer {
 
   private refuseOverBudget(stream: http2.ServerHttp2Stream, log: Record<string, unknown>, context: RefusalContext, waited: boolean): void {
     this.counters.refusedOverBudget++;
-    this.refuse(stream, 503, waited ? `over the connection budget of the destination node for the ${this.waiting.waitMs} ms the stream waited` : 'over the connection budget of the destination node', log, context);
+    this.refuse(stream, 503, waited ? `over the connection budget of the destination node for the ${this.waiting.waitMs} ms the stream waited` : 'over the connection budget of the destination node', log, { ...context, durationMs: waited ? this.waiting.waitMs : 0 });
   }
 
   /** Opens the connection to the local pod for an admitted stream, then relays. */
@@ -503,6 +518,8 @@ export class TunnelServer {
 interface RefusalContext {
   entry: Omit<AccessLogEntry, 'outcome' | 'error' | 'durationMs' | 'bytesFromClient' | 'bytesFromEndpoint'>;
   labels?: IstioTcpLabels;
+  /** How long the stream waited before it was refused, ms (0: refused at once). */
+  durationMs?: number;
 }
 
 /** The access log fields of an inbound stream (the source is named by its verified identity). */

@@ -12,6 +12,7 @@ import type { Workload } from '../../src/model/resources';
 import { PolicySet } from '../../src/proxy/authorization';
 import { TunnelPool } from '../../src/proxy/tunnel-client';
 import type { TlsCredentials } from '../../src/proxy/tunnel-identity';
+import type { AccessLogEntry } from '../../src/proxy/node-proxy';
 import { TunnelServer } from '../../src/proxy/tunnel-server';
 
 const quiet = pino({ level: 'silent' });
@@ -47,6 +48,7 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
   const creds = new Map<string, TlsCredentials>();
   let root = '';
   let policies = PolicySet.empty();
+  const accessLog: AccessLogEntry[] = [];
   const local = new Map<string, Workload>([['127.0.0.1', workload('api', 'api', '127.0.0.1')]]);
   // Source pods on the other node, by address (what a carried source address is checked against).
   const sources = new Map<string, Workload[]>([
@@ -78,6 +80,7 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
       workloadsWithIp: (ip) => sources.get(ip) ?? [],
       limits: { maxConnections: 6, maxPerSource: 4, waitMs: 1500 },
       authorize: (dest, source, p) => policies.authorize(dest, source, p),
+      accessLog: (entry) => accessLog.push(entry),
       logger: quiet,
     });
     await server.listen('127.0.0.1', port);
@@ -273,6 +276,26 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
       // Six held in all: batch's third is refused at once though within its share.
       await assert.rejects(open('batch'), /refused \(503: over the connection budget of the destination node\)/);
       assert.equal(server.counters.refusedOverBudget, refusedBefore + 2);
+      const refusals = accessLog.filter((e) => e.outcome === 'refused' && /connection budget/.test(e.error));
+      assert.deepEqual(refusals.slice(-2).map((e) => e.durationMs), [1500, 0], 'a refusal after the wait logs the time waited; one at once, 0');
+
+      // The source goes away while its stream waits: logged once, as a reset, with the time it waited.
+      // One of batch's ends: the whole budget has room, web's share has none, so web's next stream waits.
+      held.pop()!.destroy();
+      for (let i = 0; i < 100 && server.openStreams > 5; i++) await new Promise((r) => setTimeout(r, 20));
+      // Its own session, so that only the waiting stream goes.
+      const cancelledBefore = server.counters.cancelledWhileWaiting;
+      const leaving = pool();
+      const doomed = leaving.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target }, 3000).catch(() => 'gone');
+      await new Promise((r) => setTimeout(r, 300));
+      leaving.close();
+      assert.equal(await doomed, 'gone');
+      for (let i = 0; i < 100 && server.counters.cancelledWhileWaiting === cancelledBefore; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(server.counters.cancelledWhileWaiting, cancelledBefore + 1);
+      const cancelled = accessLog.filter((e) => /ended the stream while it waited/.test(e.error));
+      assert.equal(cancelled.length, 1);
+      assert.equal(cancelled[0].outcome, 'reset');
+      assert.ok(cancelled[0].durationMs >= 250 && cancelled[0].durationMs < 1500, `waited ${cancelled[0].durationMs} ms`);
     } finally {
       for (const h of held) h.destroy();
       p.close();
