@@ -75,15 +75,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value AttachCgroupJs(const Napi::CallbackInfo& info);
   Napi::Value CaptureInboundJs(const Napi::CallbackInfo& info);
 
-  Napi::Value AttachTcJs(const Napi::CallbackInfo& info) {
-    if (!CheckString(info, 0, "program") || !CheckNumber(info, 1, "ifindex")) return info.Env().Undefined();
-    std::string prog = info[0].As<Napi::String>();
-    int ifindex = info[1].As<Napi::Number>().Int32Value();
-    bool egress = info.Length() < 3 || info[2].ToBoolean();
-    int err = AttachTc(&loaded_, prog, ifindex, egress);
-    if (err) MakeError(info.Env(), err, "attach " + prog + " to ifindex", std::to_string(ifindex)).ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
+  Napi::Value AttachTcJs(const Napi::CallbackInfo& info);
 
   LoadedObject loaded_;
 };
@@ -159,6 +151,49 @@ Napi::Value BpfObject::AttachCgroupJs(const Napi::CallbackInfo& info) {
   }
   auto* w = new AttachWorker(info.Env(), Value(), &loaded_, info[0].As<Napi::String>(),
                              info[1].As<Napi::String>(), info[2].As<Napi::String>());
+  w->Queue();
+  return w->Promise();
+}
+
+// A tc program on an interface of this netns (AttachTc): netlink round trips,
+// run on a worker thread so that attaching a filter per pod never stalls
+// the thread that accepts connections.
+class AttachTcWorker : public Napi::AsyncWorker {
+ public:
+  AttachTcWorker(Napi::Env env, Napi::Object holder, LoadedObject* lo, std::string prog, int ifindex, bool egress)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), holder_(Napi::Persistent(holder)),
+        lo_(lo), prog_(std::move(prog)), ifindex_(ifindex), egress_(egress) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override { err_ = AttachTc(lo_, prog_, ifindex_, egress_); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_) {
+      deferred_.Reject(MakeError(env, err_, "attach " + prog_ + " to ifindex", std::to_string(ifindex_)).Value());
+      return;
+    }
+    deferred_.Resolve(env.Undefined());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference holder_;  // keeps the object alive while we run
+  LoadedObject* lo_;
+  std::string prog_;
+  int ifindex_;
+  bool egress_;
+  int err_ = 0;
+};
+
+Napi::Value BpfObject::AttachTcJs(const Napi::CallbackInfo& info) {
+  if (!CheckString(info, 0, "program") || !CheckNumber(info, 1, "ifindex")) return info.Env().Undefined();
+  if (!loaded_.obj) {
+    MakeError(info.Env(), -EBADF, "attach", info[0].As<Napi::String>()).ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  bool egress = info.Length() < 3 || info[2].ToBoolean();
+  auto* w = new AttachTcWorker(info.Env(), Value(), &loaded_, info[0].As<Napi::String>(),
+                               info[1].As<Napi::Number>().Int32Value(), egress);
   w->Queue();
   return w->Promise();
 }

@@ -9,15 +9,16 @@ import { STRICT_F_COUNT_ONLY, type StrictEntry } from '../datapath/map-codecs';
 import { WHOLE_MAP, type KeyFailure, type ReconcileResult } from '../datapath/reconciler';
 import { effectiveMtlsMode, type PeerAuthentication } from '../model/policy';
 import type { Workload } from '../model/resources';
+import type { StrictAttachOptions, StrictFilterState } from '../kernel/bpf-datapath';
 
 const STRICT_MAP = 'sluice_strict';
 
 /** What the enforcement needs of the kernel side (BpfDatapath). */
 export interface StrictDatapath {
-  applyStrict(entries: Map<number, StrictEntry>): ReconcileResult;
-  addStrict(entries: Map<number, StrictEntry>): ReconcileResult;
-  /** Why the filter of an interface is not attached, or undefined when it is. */
-  strictFilterError(ifindex: number): string | undefined;
+  applyStrict(entries: Map<number, StrictEntry>, options?: StrictAttachOptions): ReconcileResult;
+  addStrict(entries: Map<number, StrictEntry>, options?: StrictAttachOptions): ReconcileResult;
+  /** Where the filter of an interface stands: attached, being attached, or failed (why). */
+  strictFilter(ifindex: number): StrictFilterState;
 }
 
 export interface PeerAuthenticationDeps {
@@ -48,15 +49,22 @@ export class PeerAuthenticationEnforcer {
    * and the inbound capture refuses its plaintext (inbound-capture.ts).
    */
   notEnforced: ReadonlyMap<string, string> = new Map();
+  /**
+   * STRICT pods whose filter a worker thread is attaching now. sluice-cni
+   * waits for them as for those not enforced; the inbound capture leaves
+   * them alone (a filter of the previous agent run, if any, still drops).
+   */
+  pending: ReadonlySet<string> = new Set();
 
   constructor(private readonly deps: PeerAuthenticationDeps) {}
 
   /**
    * Makes the strict map and the filters follow the enrolled pods' effective
    * modes. Returns what changed and every error (each names the pod, or the
-   * interface), also per key in `failures`.
+   * interface), also per key in `failures`. `options.retryFailed`: attach
+   * again the filters whose last attempt failed (the map sync's retries).
    */
-  apply(enrolled: Iterable<Workload>, peerAuthentications: readonly PeerAuthentication[]): ReconcileResult {
+  apply(enrolled: Iterable<Workload>, peerAuthentications: readonly PeerAuthentication[], options: StrictAttachOptions = {}): ReconcileResult {
     const entries = new Map<number, StrictEntry>();
     const errors: string[] = [];
     const failures: KeyFailure[] = [];
@@ -95,20 +103,23 @@ export class PeerAuthenticationEnforcer {
     }
     // Forget interfaces of pods that are gone (a new pod may reuse the name).
     for (const name of [...this.ifindexCache.keys()]) if (!current.has(name)) this.ifindexCache.delete(name);
-    const result = this.write(entries, errors, failures);
+    const result = this.write(entries, errors, failures, options);
+    const pending = new Set<string>();
     for (const [uid, ifindex] of strictIfindex) {
-      const why = this.deps.datapath.strictFilterError(ifindex);
-      if (why !== undefined) notEnforced.set(uid, `STRICT cannot be enforced: ${why}`);
+      const filter = this.deps.datapath.strictFilter(ifindex);
+      if (filter.state === 'attaching') pending.add(uid);
+      else if (filter.state !== 'attached') notEnforced.set(uid, `STRICT cannot be enforced: ${filter.error}`);
     }
     this.notEnforced = notEnforced;
+    this.pending = pending;
     return result;
   }
 
-  private write(entries: Map<number, StrictEntry>, errors: string[], failures: KeyFailure[]): ReconcileResult {
+  private write(entries: Map<number, StrictEntry>, errors: string[], failures: KeyFailure[], options: StrictAttachOptions): ReconcileResult {
     try {
       // Something could not be resolved: add and update, but remove nothing
       // this pass, so an error never turns STRICT off for a pod.
-      const r = errors.length ? this.deps.datapath.addStrict(entries) : this.deps.datapath.applyStrict(entries);
+      const r = errors.length ? this.deps.datapath.addStrict(entries, options) : this.deps.datapath.applyStrict(entries, options);
       return { ...r, errors: [...errors, ...r.errors], failures: [...failures, ...r.failures] };
     } catch (err) {
       const error = (err as Error).message;

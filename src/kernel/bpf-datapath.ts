@@ -80,6 +80,15 @@ const ifindexCodec = {
   decode: (b: Buffer, o = 0) => b.readUInt32LE(o),
 };
 
+/** How a STRICT filter attach is to be run. */
+export interface StrictAttachOptions {
+  /** Try again the interfaces whose last attempt failed (the map sync's passes); otherwise they are only reported. */
+  retryFailed?: boolean;
+}
+
+/** Where the STRICT filter of one interface stands (BpfDatapath.strictFilter). */
+export type StrictFilterState = { state: 'attached' } | { state: 'attaching' } | { state: 'failed' | 'absent'; error: string };
+
 /** A VIP map key as operators write it: "10.96.0.10:80", or "10.244.1.5:*" for a pod's own address (port 0). */
 function describeVipKey(key: Buffer): string {
   const k = vipKeyCodec.decode(key);
@@ -119,6 +128,16 @@ export class BpfDatapath {
   private readonly strictAttached = new Set<number>();
   /** ifindex → why its STRICT filter could not be attached on the last try. */
   private readonly strictAttachErrors = new Map<number, string>();
+  /** Interfaces whose filter a worker thread is attaching now. */
+  private readonly strictAttaching = new Set<number>();
+  /** Attaches under way; close() waits for them before it frees the object they use. */
+  private readonly attachesInFlight = new Set<Promise<void>>();
+  /**
+   * Called when a STRICT filter attach ended (attached or failed), so that
+   * the caller runs a pass: the pod's enforcement state follows, and a
+   * failure is retried by the map sync.
+   */
+  onStrictFilterSettled?: (ifindex: number) => void;
   private readonly counterMap: MapInfo;
   /** service key -> its VIP entries as written (key hex -> value), for one-service updates. */
   private readonly vipsByService = new Map<string, Map<string, Buffer>>();
@@ -329,11 +348,12 @@ export class BpfDatapath {
 
   /**
    * PeerAuthentication STRICT per pod interface (ifindex in this netns):
-   * attaches the tc filter where needed and makes the map hold exactly these.
+   * starts attaching the tc filter where needed (attachStrict) and makes the
+   * map hold exactly these.
    */
-  applyStrict(entries: Map<number, StrictEntry>): ReconcileResult {
+  applyStrict(entries: Map<number, StrictEntry>, options: StrictAttachOptions = {}): ReconcileResult {
     this.assertOpen();
-    const attach = this.attachStrict(entries);
+    const attach = this.attachStrict(entries, options);
     const r = reconcileMap(
       this.strict,
       [...entries].map(([ifindex, e]) => ({ key: ifindexCodec.encode(ifindex), value: strictCodec.encode(e) })),
@@ -343,9 +363,9 @@ export class BpfDatapath {
   }
 
   /** Like applyStrict, but removes nothing: for a pass in which some pods could not be resolved. */
-  addStrict(entries: Map<number, StrictEntry>): ReconcileResult {
+  addStrict(entries: Map<number, StrictEntry>, options: StrictAttachOptions = {}): ReconcileResult {
     this.assertOpen();
-    const attach = this.attachStrict(entries);
+    const attach = this.attachStrict(entries, options);
     const result: ReconcileResult = { map: this.strict.name, updated: 0, deleted: 0, unchanged: 0, errors: attach.map((f) => `attach tc to ${f.key}: ${f.error}`), failures: attach };
     for (const [ifindex, e] of entries) {
       try {
@@ -360,30 +380,52 @@ export class BpfDatapath {
   }
 
   /**
-   * Why the STRICT filter of an interface is not attached (the error of the
-   * last attempt), or undefined when it is. Map entries alone drop nothing:
-   * the filter must be on the interface.
+   * The STRICT filter of an interface: attached by this agent run, being
+   * attached now, failed (with the last attempt's error), or never tried.
+   * Map entries alone drop nothing: the filter must be on the interface.
    */
-  strictFilterError(ifindex: number): string | undefined {
-    if (this.strictAttached.has(ifindex)) return undefined;
-    return this.strictAttachErrors.get(ifindex) ?? `no filter attached to ifindex ${ifindex} yet`;
+  strictFilter(ifindex: number): StrictFilterState {
+    if (this.strictAttached.has(ifindex)) return { state: 'attached' };
+    if (this.strictAttaching.has(ifindex)) return { state: 'attaching' };
+    const error = this.strictAttachErrors.get(ifindex);
+    return error ? { state: 'failed', error } : { state: 'absent', error: `no filter attached to ifindex ${ifindex} yet` };
   }
 
-  /** Attaches the tc filter where missing; one interface failing does not stop the others. Returns the interfaces that failed. */
-  private attachStrict(entries: Map<number, StrictEntry>): KeyFailure[] {
+  /**
+   * Starts attaching the tc filter where it is missing, each on a worker
+   * thread (onStrictFilterSettled says when one ends). An interface whose
+   * last attempt failed is tried again only with `retryFailed` (the map
+   * sync's passes, which back off), and is reported failing until an
+   * attempt succeeds. Returns the interfaces failing now.
+   */
+  private attachStrict(entries: Map<number, StrictEntry>, options: StrictAttachOptions): KeyFailure[] {
     const failures: KeyFailure[] = [];
     for (const ifindex of entries.keys()) {
       if (this.strictAttached.has(ifindex)) continue;
-      try {
-        this.object.attachTc('sluice_strict_ingress', ifindex, true);
-        this.strictAttached.add(ifindex);
-        this.strictAttachErrors.delete(ifindex);
-      } catch (err) {
-        failures.push({ map: this.strict.name, key: `ifindex ${ifindex}`, op: 'attach', error: (err as Error).message });
-        this.strictAttachErrors.set(ifindex, `attach tc to ifindex ${ifindex}: ${(err as Error).message}`);
-      }
+      const failed = this.strictAttachErrors.get(ifindex);
+      if (failed) failures.push({ map: this.strict.name, key: `ifindex ${ifindex}`, op: 'attach', error: failed.replace(/^attach tc to ifindex \d+: /, '') });
+      if (this.strictAttaching.has(ifindex) || (failed && !options.retryFailed)) continue;
+      this.strictAttaching.add(ifindex);
+      const attempt = this.object.attachTc('sluice_strict_ingress', ifindex, true).then(
+        () => {
+          this.strictAttached.add(ifindex);
+          this.strictAttachErrors.delete(ifindex);
+        },
+        (err: Error) => void this.strictAttachErrors.set(ifindex, `attach tc to ifindex ${ifindex}: ${err.message}`),
+      );
+      this.attachesInFlight.add(attempt);
+      void attempt.finally(() => {
+        this.attachesInFlight.delete(attempt);
+        this.strictAttaching.delete(ifindex);
+        if (!this.closed) this.onStrictFilterSettled?.(ifindex);
+      });
     }
     return failures;
+  }
+
+  /** Resolves when no STRICT filter attach is under way. */
+  async strictFiltersSettled(): Promise<void> {
+    while (this.attachesInFlight.size) await Promise.allSettled([...this.attachesInFlight]);
   }
 
   /**
@@ -463,10 +505,12 @@ export class BpfDatapath {
   private fillCache?: { at: number; value: { map: string; entries: number; capacity: number }[] };
   private fillCounting = false;
 
+  /** Closes the object's descriptors (pins, links and filters stay); once attaches under way have ended, since they use it. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.object.close();
+    if (this.attachesInFlight.size === 0) return this.object.close();
+    void Promise.allSettled([...this.attachesInFlight]).then(() => this.object.close());
   }
 
   private assertOpen(): void {

@@ -15,8 +15,12 @@ export interface LoadedBpfObject {
   readonly programs: string[];
   readonly maps: MapInfo[];
   attachCgroup(program: string, cgroupPath: string, linkPin: string): Promise<{ reused: boolean }>;
-  /** tc program on an interface of this process's netns (egress: towards what is behind it). */
-  attachTc(program: string, ifindex: number, egress?: boolean): void;
+  /**
+   * tc program on an interface of this process's netns (egress: towards
+   * what is behind it), attached on a worker thread. Rejects with a
+   * NativeError naming the program and the ifindex.
+   */
+  attachTc(program: string, ifindex: number, egress?: boolean): Promise<void>;
   /**
    * Inside the netns at netnsPath: a TCP listener on 0.0.0.0:port
    * (backlog 4096), and `program` attached at tc ingress of

@@ -13,11 +13,13 @@ function workload(name: string, namespace = 'shop'): Workload {
   return { uid: `uid-${name}`, name, namespace, node: 'node-1', ips: ['10.244.1.5'], serviceAccount: 'default', labels: { app: name }, identity: '', captured: true, ready: true, nodeAddress: '' };
 }
 
-function fakeDatapath(unattached = new Set<number>()) {
+function fakeDatapath(unattached = new Set<number>(), attaching = new Set<number>()) {
   const map = new Map<number, StrictEntry>();
-  const dp: StrictDatapath & { map: typeof map } = {
+  const dp: StrictDatapath & { map: typeof map; retries: boolean[] } = {
     map,
-    applyStrict(entries) {
+    retries: [],
+    applyStrict(entries, options) {
+      dp.retries.push(options?.retryFailed ?? false);
       const deleted = [...map.keys()].filter((k) => !entries.has(k)).length;
       map.clear();
       for (const [k, v] of entries) map.set(k, v);
@@ -27,7 +29,12 @@ function fakeDatapath(unattached = new Set<number>()) {
       for (const [k, v] of entries) map.set(k, v);
       return { map: 'sluice_strict', updated: entries.size, deleted: 0, unchanged: 0, errors: [], failures: [] };
     },
-    strictFilterError: (ifindex) => (unattached.has(ifindex) ? `attach tc to ifindex ${ifindex}: Operation not permitted (EPERM)` : undefined),
+    strictFilter: (ifindex) =>
+      unattached.has(ifindex)
+        ? { state: 'failed', error: `attach tc to ifindex ${ifindex}: Operation not permitted (EPERM)` }
+        : attaching.has(ifindex)
+          ? { state: 'attaching' }
+          : { state: 'attached' },
   };
   return dp;
 }
@@ -77,5 +84,18 @@ describe('PeerAuthenticationEnforcer', () => {
       ['uid-b', 'STRICT for shop/b: its host-side interface is unknown (the CNI step did not report it)'],
       ['uid-a', 'STRICT cannot be enforced: attach tc to ifindex 11: Operation not permitted (EPERM)'],
     ]);
+  });
+
+  it('a pod whose filter is being attached is pending, not failed; failed filters are tried again only when asked', () => {
+    const attaching = new Set([11]);
+    const dp = fakeDatapath(new Set(), attaching);
+    const enforcer = new PeerAuthenticationEnforcer({ datapath: dp, hostInterfaceOf: (uid) => interfaces[uid], interfaceIndex: (n) => indexes[n], allowedAddress: '10.244.1.1' });
+    enforcer.apply([workload('a'), workload('b')], [strict]);
+    assert.deepEqual([...enforcer.pending], ['uid-a'], 'sluice-cni waits for it');
+    assert.deepEqual([...enforcer.notEnforced], [], 'the inbound capture leaves it alone');
+    attaching.clear();
+    enforcer.apply([workload('a'), workload('b')], [strict], { retryFailed: true });
+    assert.deepEqual([...enforcer.pending], []);
+    assert.deepEqual(dp.retries, [false, true], 'retryFailed reaches the datapath');
   });
 });
