@@ -3,10 +3,11 @@
 import type * as net from 'node:net';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/agent-config';
-import { BpfDatapath, interfaceIndex } from '../kernel/bpf-datapath';
+import { BpfDatapath, interfaceIndex, type StrictAttachOptions } from '../kernel/bpf-datapath';
 import { IdAllocator, desiredEnrollments, desiredState, vipEntries, workloadVipEntries, workloadVipKey, type DesiredState, type VipEntry } from '../datapath/desired-state';
 import type { ReconcileResult } from '../datapath/reconciler';
 import { MapSync } from './map-sync';
+import { NodeWorkloads } from './node-workloads';
 import { MapCapacity } from '../datapath/map-capacity';
 import { serviceCodec, workloadCodec } from '../xds/resource-types';
 import type { Service } from '../model/resources';
@@ -69,9 +70,8 @@ export class Agent {
   private enrollmentDirty = false;
   private configFrom = '';
   private persistTimer?: NodeJS.Timeout;
-  private workloadByCookie = new Map<bigint, Workload>();
   /** When each enrolled workload was enrolled, and how many connections it already had then. */
-  private readonly enrolledSince = new Map<string, { at: string; preexistingConnections?: number }>();
+  private readonly workloads: NodeWorkloads;
   private readonly workloadIds = new IdAllocator();
   private readonly serviceIds = new IdAllocator();
   private reconcileTimer?: NodeJS.Immediate;
@@ -91,7 +91,6 @@ export class Agent {
   /** STRICT and PERMISSIVE in the kernel (peer-authentication.ts); set once the datapath is open. */
   private peerAuthentication?: PeerAuthenticationEnforcer;
   /** Pod IP -> workload, for this node's pods (tunnel targets). */
-  private localByIp = new Map<string, Workload>();
 
   private readonly limits;
   private vipCapacity?: MapCapacity;
@@ -111,6 +110,12 @@ export class Agent {
     this.limits = connectionLimits(config.maxConnections, config.maxConnectionsPerWorkload, undefined, config.relayThreads);
     this.logs = new ComponentLoggers(logger);
     this.accessLog = new AccessLog(this.logs.component('access'), { enabled: config.accessLog });
+    this.workloads = new NodeWorkloads({
+      node: config.nodeName,
+      cookieOf: (uid) => this.registry?.cookieOf(uid),
+      establishedConnections: (uid) => this.registry?.establishedConnections(uid) ?? Promise.resolve(undefined),
+      logger: this.logs.component('enrollment'),
+    });
     this.succession = new Succession(this.successionDeps());
     this.admin = new AgentAdmin({ config, logger, logs: this.logs, accessLog: this.accessLog, readiness: this.readiness, parts: () => this.parts() });
     this.mapSync = new MapSync({ resyncIntervalSeconds: config.resyncInterval, fullPass: () => this.fullPass(), logger: this.logs.component('datapath') });
@@ -139,6 +144,9 @@ export class Agent {
       interfaceIndex,
       allowedAddress: config.proxyAddress,
     });
+    // A STRICT filter attached (or failed) on its worker thread: one pass, so
+    // the pod's state and sluice-cni's answer follow.
+    opened.onStrictFilterSettled = () => this.scheduleReconcile();
 
     this.registry = new PodNetnsRegistry(config.podNetnsDir, () => {
       this.enrollmentDirty = true;
@@ -152,8 +160,8 @@ export class Agent {
       node: config.nodeName, socketPath: config.cniSocket, podNetnsDir: config.podNetnsDir, hostNetnsDir: config.hostNetnsDir,
       meshRecordFile: path.join(config.stateDir, MESH_RECORD_FILE),
       workload: (uid) => this.store.workloads.get(uid),
-      enrolled: (uid) => this.enrolledSince.has(uid) && !this.strictNotEnforced.has(uid),
-      podError: (uid) => registry.errors()[uid] ?? this.strictNotEnforced.get(uid), pending: () => this.readiness.blockers(), logger: this.logs.component('cni'),
+      enrolled: (uid) => this.workloads.isEnrolled(uid) && !this.strictNotEnforced.has(uid) && !this.peerAuthentication?.pending.has(uid),
+      podError: (uid) => registry.errors()[uid] ?? this.strictNotEnforced.get(uid) ?? (this.peerAuthentication?.pending.has(uid) ? 'its STRICT filter is being attached' : undefined), pending: () => this.readiness.blockers(), logger: this.logs.component('cni'),
     });
     await this.cni.listen();
 
@@ -187,7 +195,7 @@ export class Agent {
       this.tunnelServer = new TunnelServer({
         credentials: (identity) => certificates.credentials(identity),
         rootPem: () => certificates.rootPem(),
-        localWorkload: (ip) => this.localByIp.get(ip),
+        localWorkload: (ip) => this.workloads.byIp.get(ip),
         workloadsWithIp: (ip) => this.index.workloadsWithIp(ip),
         keepalive,
         endedByReset,
@@ -210,7 +218,7 @@ export class Agent {
       node: config.nodeName,
       tunnel: this.tunnels,
       originalDst: (socket) => datapath.originalDst(socketFd(socket)),
-      sourceWorkload: (cookie) => this.workloadByCookie.get(cookie),
+      sourceWorkload: (cookie) => this.workloads.byCookie.get(cookie),
       index: () => this.index,
       policies: () => this.policies,
       logger: this.logs.component('proxy'),
@@ -528,7 +536,7 @@ export class Agent {
     const summary = this.mapSync.record(results);
     summary.errors.unshift(...errors);
     if (summary.errors.length) log.error({ errors: summary.errors }, 'map reconcile had errors');
-    if (summary.updated || summary.deleted) log.info({ updated: summary.updated, deleted: summary.deleted, enrolled: this.workloadByCookie.size, version: this.store.version }, 'maps reconciled');
+    if (summary.updated || summary.deleted) log.info({ updated: summary.updated, deleted: summary.deleted, enrolled: this.workloads.byCookie.size, version: this.store.version }, 'maps reconciled');
     this.readiness.done('maps reconciled');
   }
 
@@ -546,7 +554,7 @@ export class Agent {
    */
   private fullPass(): ReconcileResult[] | undefined {
     if (!this.datapath || !this.registry || this.mapsPaused || this.readiness.blockers().includes('maps reconciled')) return undefined;
-    return [...this.datapath.apply(this.desiredState()), this.applyPeerAuthentication(), this.applyInboundCapture()];
+    return [...this.datapath.apply(this.desiredState()), this.applyPeerAuthentication({ retryFailed: true }), this.applyInboundCapture()];
   }
 
   private createInboundCapture(): InboundCapture {
@@ -571,14 +579,18 @@ export class Agent {
   private applyInboundCapture(): ReconcileResult {
     const registry = this.registry;
     if (!this.inboundCapture || !registry || this.mapsPaused || this.readiness.blockers().includes('config synced')) return untouched('sluice_inbound');
-    const pods = desiredInboundPods(this.workloadByCookie.values(), this.policies, [...this.store.peerAuthentications.values()], (uid) => registry.get(uid), this.strictNotEnforced);
+    const pods = desiredInboundPods(this.workloads.byCookie.values(), this.policies, [...this.store.peerAuthentications.values()], (uid) => registry.get(uid), this.strictNotEnforced);
     return this.inboundCapture.reconcile(pods);
   }
 
-  /** PeerAuthentication in the kernel for the enrolled pods (peer-authentication.ts). */
-  private applyPeerAuthentication(): ReconcileResult {
+  /**
+   * PeerAuthentication in the kernel for the enrolled pods
+   * (peer-authentication.ts). Filters whose attach failed are tried again
+   * only with `retryFailed`: by the map sync, which backs off.
+   */
+  private applyPeerAuthentication(options: StrictAttachOptions = {}): ReconcileResult {
     if (!this.peerAuthentication) return untouched('sluice_strict');
-    return this.peerAuthentication.apply(this.workloadByCookie.values(), [...this.store.peerAuthentications.values()]);
+    return this.peerAuthentication.apply(this.workloads.byCookie.values(), [...this.store.peerAuthentications.values()], options);
   }
 
   /** Pods under STRICT whose filter is not in place (uid -> why). */
@@ -586,47 +598,12 @@ export class Agent {
     return this.peerAuthentication?.notEnforced ?? new Map();
   }
 
+  /** Recomputes the node's workloads; tells the certificate manager and sluice-cni. */
   private refreshEnrolled(): void {
-    // Every identity running on this node needs a certificate, enrolled or not yet.
-    this.certificates?.setIdentities(
-      [...this.store.workloads.values()].filter((w) => w.node === this.config.nodeName && w.captured && w.identity).map((w) => w.identity),
-    );
-    const byCookie = new Map<bigint, Workload>();
-    const byIp = new Map<string, Workload>();
-    for (const w of this.store.workloads.values()) {
-      if (w.node === this.config.nodeName) for (const ip of w.ips) byIp.set(ip, w);
-      if (w.node !== this.config.nodeName || !w.captured) continue;
-      const cookie = this.registry?.cookieOf(w.uid);
-      if (cookie !== undefined) byCookie.set(cookie, w);
-    }
-    this.workloadByCookie = byCookie;
-    this.localByIp = byIp;
-    this.cni?.workloadsChanged(this.store.workloads.values());
-    this.noteEnrollmentChanges(byCookie);
-  }
-
-  /**
-   * Enrollment never touches live connections: those a pod opened before it
-   * was enrolled keep their direct path. Count them, so the CLI can say so.
-   */
-  private noteEnrollmentChanges(byCookie: Map<bigint, Workload>): void {
-    const log = this.logs.component('enrollment');
-    const current = new Set([...byCookie.values()].map((w) => w.uid));
-    for (const uid of [...this.enrolledSince.keys()]) {
-      if (!current.has(uid)) {
-        this.enrolledSince.delete(uid);
-        log.info({ uid }, 'workload left the mesh');
-      }
-    }
-    for (const w of byCookie.values()) {
-      if (this.enrolledSince.has(w.uid)) continue;
-      const entry: { at: string; preexistingConnections?: number } = { at: new Date().toISOString() };
-      this.enrolledSince.set(w.uid, entry);
-      void this.registry?.establishedConnections(w.uid).then((n) => {
-        entry.preexistingConnections = n;
-        log.info({ workload: `${w.namespace}/${w.name}`, preexistingConnections: n }, 'workload enrolled; connections opened before stay as they are');
-      });
-    }
+    const workloads = [...this.store.workloads.values()];
+    this.certificates?.setIdentities(this.workloads.identities(workloads));
+    this.workloads.refresh(workloads);
+    this.cni?.workloadsChanged(workloads);
   }
 
   /** The parts as they are now, for the admin views and metrics (admin.ts). */
@@ -635,8 +612,8 @@ export class Agent {
       store: this.store,
       index: this.index,
       policies: this.policies,
-      workloadByCookie: this.workloadByCookie,
-      enrolledSince: this.enrolledSince,
+      workloadByCookie: this.workloads.byCookie,
+      enrolledSince: this.workloads.enrolledSince,
       strictNotEnforced: this.strictNotEnforced,
       configFrom: this.configFrom,
       limits: this.limits,
