@@ -110,7 +110,7 @@ const edges: Record<string, Record<string, string>> = {
     'src/proxy': 'unit tests of the node proxy and policy',
     'src/sim': 'unit tests of sim host helpers',
     'src/xds': 'unit tests of the xDS transport',
-    'test/helpers': 'the dashboard\'s queries, shared with the Prometheus e2e test; the kubeconfig of the Kubernetes API stand-in',
+    'test/helpers': 'the dashboard\'s queries, shared with the Prometheus e2e test; the kubeconfig of the Kubernetes API stand-in; waiting for a condition',
   },
   'test/integration': {
     'src/agent': 'the agent end to end on this host',

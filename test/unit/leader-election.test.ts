@@ -15,16 +15,9 @@ import { PolicyStatusWriter } from '../../src/control/policy-status';
 import type { SourcedObject } from '../../src/control/kubernetes-objects';
 import { KubeApiStandIn } from '../../src/sim/kube-api-server';
 import { writeKubeconfig } from '../helpers/kubeconfig';
+import { until } from '../helpers/wait';
 
 const LEASE = { namespace: 'sluice-system', name: 'sluice-control' };
-
-async function until(what: string, fn: () => boolean, ms = 10000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('leader election over a Lease', () => {
   let api: KubeApiStandIn;

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import pino from 'pino';
 import { MapSync } from '../../src/agent/map-sync';
 import type { KeyFailure, ReconcileResult } from '../../src/datapath/reconciler';
+import { until } from '../helpers/wait';
 
 const logger = pino({ level: 'silent' });
 
@@ -20,14 +21,6 @@ function result(map: string, failures: Omit<KeyFailure, 'map'>[] = [], extra: Pa
     failures: failures.map((f) => ({ ...f, map })),
     ...extra,
   };
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describe('map sync', () => {

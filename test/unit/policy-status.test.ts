@@ -15,6 +15,7 @@ import { PolicyStatusWriter, desiredPolicyStatus, type PolicyStatus } from '../.
 import { defaultRenderOptions } from '../../src/control/render';
 import { KubeApiStandIn, type StoredObject } from '../../src/sim/kube-api-server';
 import { writeKubeconfig } from '../helpers/kubeconfig';
+import { until } from '../helpers/wait';
 
 const quiet = pino({ level: 'silent' });
 const API = 'security.sluice.dev/v1alpha1';
@@ -25,14 +26,6 @@ const good = (name: string) => ({
   spec: { selector: { matchLabels: { app: 'web' } }, action: 'ALLOW', rules: [{ from: [{ source: { namespaces: ['shop'] } }] }] },
 });
 const bad = (name: string) => ({ ...good(name), spec: { action: 'ALLOW', rules: [{ from: [{ source: { principals: ['not a principal'] } }] }] } });
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('policy status: what the Accepted condition says', () => {
   it('True when served; False with every reason when rejected; the transition time kept while it holds', () => {
@@ -73,7 +66,7 @@ describe('policy status: written through the Kubernetes API (stand-in)', () => {
   });
 
   it('a served policy is Accepted; a rejected one is not, with the reason', async () => {
-    await waitFor('both statuses', () => accepted('allow-shop') !== undefined && accepted('broken') !== undefined);
+    await until('both statuses', () => accepted('allow-shop') !== undefined && accepted('broken') !== undefined);
     assert.deepEqual([accepted('allow-shop')?.status, accepted('allow-shop')?.reason], ['True', 'Accepted']);
     assert.deepEqual([accepted('broken')?.status, accepted('broken')?.reason], ['False', 'Invalid']);
     assert.match(accepted('broken')!.message, /principals/);
@@ -88,13 +81,13 @@ describe('policy status: written through the Kubernetes API (stand-in)', () => {
 
   it('a fixed policy becomes Accepted, for its new generation', async () => {
     api.apply(good('broken'));
-    await waitFor('the fixed status', () => accepted('broken')?.status === 'True');
+    await until('the fixed status', () => accepted('broken')?.status === 'True');
     assert.equal(statusOf('broken')?.observedGeneration, 2);
     assert.equal(accepted('allow-shop')?.status, 'True');
   });
 
   it('an Event when a policy is rejected and when it is served again; none for a policy accepted from the start', async () => {
-    await waitFor('two events', () => api.events.length >= 2);
+    await until('two events', () => api.events.length >= 2);
     await new Promise((r) => setTimeout(r, 300));
     const seen = api.events.map((e) => {
       const ev = e as StoredObject & { involvedObject: { kind: string; name: string }; reason: string; type: string; message: string; reportingInstance: string };
