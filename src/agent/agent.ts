@@ -7,10 +7,9 @@ import { BpfDatapath, interfaceIndex, type StrictAttachOptions } from '../kernel
 import { IdAllocator, desiredEnrollments, desiredState, vipEntries, workloadVipEntries, workloadVipKey, type DesiredState, type VipEntry } from '../datapath/desired-state';
 import type { ReconcileResult } from '../datapath/reconciler';
 import { MapSync } from './map-sync';
+import { admitByVipCapacity } from './vip-admission';
 import { NodeWorkloads } from './node-workloads';
 import { MapCapacity } from '../datapath/map-capacity';
-import { serviceCodec, workloadCodec } from '../xds/resource-types';
-import type { Service } from '../model/resources';
 import { PodNetnsRegistry } from '../kernel/pod-netns-registry';
 import { InboundCapture, desiredInboundPods } from './inbound-capture';
 import { PeerAuthenticationEnforcer } from './peer-authentication';
@@ -24,7 +23,6 @@ import { Metadata as GrpcMetadata } from '@grpc/grpc-js';
 import { CertificateManager } from '../identity/certificate-manager';
 import { NODE_METADATA } from '../identity/certificate-protocol';
 import { controlPlaneChannelCredentials } from '../identity/control-plane-tls';
-import type { Workload } from '../model/resources';
 import { AccessLog } from '../observability/access-log';
 import { ComponentLoggers } from '../observability/logger';
 import { Readiness } from '../observability/readiness';
@@ -406,15 +404,7 @@ export class Agent {
     const capacity = new MapCapacity('sluice_vips', this.config.maxVipEntries > 0 ? Math.min(this.config.maxVipEntries, mapCapacity) : mapCapacity);
     this.vipCapacity = capacity;
     // Meshed workloads' own addresses share the map, so they are admitted too.
-    this.xds.admit = (typeUrl, name, resource) => {
-      if (typeUrl === serviceCodec.typeUrl) return capacity.admit(`service ${name}`, vipEntries(resource as Service, 0).length);
-      if (typeUrl === workloadCodec.typeUrl) return capacity.admit(`workload ${name}`, workloadVipEntries(resource as Workload).length);
-      return undefined;
-    };
-    this.xds.release = (typeUrl, name) => {
-      if (typeUrl === serviceCodec.typeUrl) capacity.release(`service ${name}`);
-      if (typeUrl === workloadCodec.typeUrl) capacity.release(`workload ${name}`);
-    };
+    admitByVipCapacity(this.xds, capacity);
     // Serve the last good state at once if there is one: the control plane
     // may be away right now, and the pods on this node should not wait for it.
     try {
