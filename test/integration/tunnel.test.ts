@@ -2,6 +2,7 @@
 // TLS 1.3 with certificates from the mesh CA, the destination's checks
 // (peer certificate, local target, policy), and session pooling.
 import * as assert from 'node:assert/strict';
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Duplex } from 'node:stream';
@@ -11,7 +12,7 @@ import { createKeyAndCsr } from '../../src/identity/csr';
 import type { Workload } from '../../src/model/resources';
 import { PolicySet } from '../../src/proxy/authorization';
 import { TunnelPool } from '../../src/proxy/tunnel-client';
-import type { TlsCredentials } from '../../src/proxy/tunnel-identity';
+import { QUEUED_HEADER, type TlsCredentials } from '../../src/proxy/tunnel-identity';
 import type { AccessLogEntry } from '../../src/proxy/node-proxy';
 import { TunnelServer } from '../../src/proxy/tunnel-server';
 
@@ -299,6 +300,49 @@ describe('mTLS tunnel between node proxies (loopback)', { timeout: 60000 }, () =
     } finally {
       for (const h of held) h.destroy();
       p.close();
+    }
+  });
+
+  it('a destination that repeats its queued answer cannot hold the source past the first wait', async () => {
+    // A hand-made destination with the api workload's certificate: it answers
+    // every CONNECT with "queued for 300 ms", again every 200 ms, for 8 s, and never admits.
+    const api = creds.get(id('api'))!;
+    const fake = http2.createSecureServer({ key: api.keyPem, cert: api.chainPem.slice(0, -1).join(''), ca: root, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3', allowHTTP1: false });
+    let repeating = true;
+    let repeats = 0;
+    const timers: NodeJS.Timeout[] = [];
+    fake.on('stream', (stream) => {
+      stream.on('error', () => undefined);
+      const queued = () => {
+        if (!repeating || stream.closed) return;
+        repeats++;
+        try {
+          stream.additionalHeaders({ ':status': 100, [QUEUED_HEADER]: '300' });
+        } catch {
+          // the source went away
+        }
+      };
+      queued();
+      const t = setInterval(queued, 200);
+      timers.push(t, setTimeout(() => clearInterval(t), 8000));
+    });
+    fake.on('sessionError', () => undefined);
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', () => r()));
+    const fakePort = (fake.address() as net.AddressInfo).port;
+    const stopRepeating = setTimeout(() => (repeating = false), 8000);
+    const p = new TunnelPool((identity) => creds.get(identity), fakePort);
+    try {
+      await assert.rejects(
+        p.open({ ...from('web'), destinationIdentity: id('api'), nodeAddress: '127.0.0.1', target: '127.0.0.1:1' }, 300),
+        /queued at the destination and no answer in/,
+      );
+      assert.ok(repeating, 'given up while the destination still repeated its answer: only the first one counted');
+      assert.ok(repeats >= 3, `the destination repeated itself (${repeats} answers)`);
+    } finally {
+      clearTimeout(stopRepeating);
+      for (const t of timers) clearTimeout(t);
+      p.close();
+      await new Promise((r) => fake.close(r));
     }
   });
 });
