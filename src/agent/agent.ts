@@ -68,13 +68,15 @@ export class Agent {
   private enrollmentDirty = false;
   private configFrom = '';
   private persistTimer?: NodeJS.Timeout;
-  /** When each enrolled workload was enrolled, and how many connections it already had then. */
+  /** This node's workloads: enrolled by netns cookie, local by pod IP, with their enrollment records. */
   private readonly workloads: NodeWorkloads;
   private readonly workloadIds = new IdAllocator();
   private readonly serviceIds = new IdAllocator();
   private reconcileTimer?: NodeJS.Immediate;
   /** When the maps are put right again: failing keys retried with backoff, drift repaired by a periodic resync. */
   private readonly mapSync: MapSync;
+  /** Set once stop() began: no reconcile pass runs from then on. */
+  private stopping = false;
   private datapath?: BpfDatapath;
   private source?: SnapshotFileSource;
   private xds?: XdsSource;
@@ -88,7 +90,6 @@ export class Agent {
   private tunnelServer?: TunnelServer;
   /** STRICT and PERMISSIVE in the kernel (peer-authentication.ts); set once the datapath is open. */
   private peerAuthentication?: PeerAuthenticationEnforcer;
-  /** Pod IP -> workload, for this node's pods (tunnel targets). */
 
   private readonly limits;
   private vipCapacity?: MapCapacity;
@@ -158,8 +159,8 @@ export class Agent {
       node: config.nodeName, socketPath: config.cniSocket, podNetnsDir: config.podNetnsDir, hostNetnsDir: config.hostNetnsDir,
       meshRecordFile: path.join(config.stateDir, MESH_RECORD_FILE),
       workload: (uid) => this.store.workloads.get(uid),
-      enrolled: (uid) => this.workloads.isEnrolled(uid) && !this.strictNotEnforced.has(uid) && !this.peerAuthentication?.pending.has(uid),
-      podError: (uid) => registry.errors()[uid] ?? this.strictNotEnforced.get(uid) ?? (this.peerAuthentication?.pending.has(uid) ? 'its STRICT filter is being attached' : undefined), pending: () => this.readiness.blockers(), logger: this.logs.component('cni'),
+      enrolled: (uid) => this.workloads.isEnrolled(uid) && !this.strictNotEnforced.has(uid),
+      podError: (uid) => registry.errors()[uid] ?? this.strictNotEnforced.get(uid), pending: () => this.readiness.blockers(), logger: this.logs.component('cni'),
     });
     await this.cni.listen();
 
@@ -256,6 +257,8 @@ export class Agent {
         if (this.reconcileTimer) clearImmediate(this.reconcileTimer);
         this.reconcileTimer = undefined;
         this.mapSync.stop();
+        // A filter attach still running would land after the new agent's own, with this object's program.
+        await this.datapath?.strictFiltersSettled();
         // The state file is the new agent's from here: written one last time.
         if (this.persistTimer) {
           clearTimeout(this.persistTimer);
@@ -269,15 +272,17 @@ export class Agent {
         await this.inboundCapture?.close();
       },
       resume: async () => {
-        await this.admin.startAdmin();
-        await this.cni?.listen();
-        await this.admin.startStatusServers();
+        // The maps first: a socket that cannot be bound again (the failed
+        // agent may still hold one) must not leave them unsynced.
         if (this.proxy && this.datapath) this.inboundCapture = this.createInboundCapture();
         // Whatever changed meanwhile, and anything the new agent wrote: one full pass.
         this.enrollmentDirty = true;
         this.scheduleReconcile();
-        this.mapSync.resync();
         this.mapSync.start();
+        this.mapSync.resync();
+        await this.admin.startAdmin();
+        await this.cni?.listen();
+        await this.admin.startStatusServers();
       },
       quiesce: () => {
         this.mapSync.stop();
@@ -350,8 +355,11 @@ export class Agent {
 
   /** Stops serving. Links and maps stay pinned: capture survives the agent. */
   async stop(): Promise<void> {
-    await this.succession.close();
+    // No pass from here: a filter attach that settles meanwhile must not start one.
+    this.stopping = true;
+    if (this.datapath) this.datapath.onStrictFilterSettled = undefined;
     this.mapSync.stop();
+    await this.succession.close();
     if (this.reconcileTimer) clearImmediate(this.reconcileTimer);
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
     if (this.persistTimer) {
@@ -463,7 +471,7 @@ export class Agent {
 
   /** Applies what changed: one service at a time, or everything after a full change. */
   private reconcile(): void {
-    if (!this.datapath || !this.registry || this.mapsPaused || this.readiness.blockers().includes('config synced')) return;
+    if (this.stopping || !this.datapath || !this.registry || this.mapsPaused || this.readiness.blockers().includes('config synced')) return;
     const delta = this.pendingDelta;
     this.pendingDelta = emptyDelta();
     const log = this.logs.component('datapath');

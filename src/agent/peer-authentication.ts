@@ -49,12 +49,6 @@ export class PeerAuthenticationEnforcer {
    * and the inbound capture refuses its plaintext (inbound-capture.ts).
    */
   notEnforced: ReadonlyMap<string, string> = new Map();
-  /**
-   * STRICT pods whose filter a worker thread is attaching now. sluice-cni
-   * waits for them as for those not enforced; the inbound capture leaves
-   * them alone (a filter of the previous agent run, if any, still drops).
-   */
-  pending: ReadonlySet<string> = new Set();
 
   constructor(private readonly deps: PeerAuthenticationDeps) {}
 
@@ -104,14 +98,19 @@ export class PeerAuthenticationEnforcer {
     // Forget interfaces of pods that are gone (a new pod may reuse the name).
     for (const name of [...this.ifindexCache.keys()]) if (!current.has(name)) this.ifindexCache.delete(name);
     const result = this.write(entries, errors, failures, options);
-    const pending = new Set<string>();
+    // An entry that could not be written lets plaintext through the filter.
+    const unwritten = new Map(result.failures.filter((f) => f.op === 'update' && f.key.startsWith('ifindex ')).map((f) => [f.key, f.error]));
     for (const [uid, ifindex] of strictIfindex) {
       const filter = this.deps.datapath.strictFilter(ifindex);
-      if (filter.state === 'attaching') pending.add(uid);
+      const unwrittenWhy = unwritten.get(`ifindex ${ifindex}`);
+      // Until its filter is attached (a worker thread does it), a pod is not
+      // enforced: sluice-cni waits for it, and the inbound capture refuses
+      // its plaintext.
+      if (filter.state === 'attaching') notEnforced.set(uid, 'STRICT is not enforced yet: its tc filter is being attached');
       else if (filter.state !== 'attached') notEnforced.set(uid, `STRICT cannot be enforced: ${filter.error}`);
+      else if (unwrittenWhy !== undefined) notEnforced.set(uid, `STRICT cannot be enforced: its ${STRICT_MAP} entry could not be written: ${unwrittenWhy}`);
     }
     this.notEnforced = notEnforced;
-    this.pending = pending;
     return result;
   }
 

@@ -87,13 +87,13 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    // An attempt under way ends first (within the renew deadline): a renewal
-    // landing after the release would take the Lease back, and make this
-    // stopped replica lead again.
-    await this.attempt;
-    const held = this.leading || this.wroteLease;
+    // Leader-only writers stop at once; nothing makes this replica lead again.
+    const wasLeading = this.leading;
     this.setLeading(false);
-    if (!held) return;
+    // An attempt under way ends first (within the renew deadline): a renewal
+    // landing after the release would take the Lease back.
+    await this.attempt;
+    if (!wasLeading && !this.wroteLease) return;
     const api = this.kubeConfig.makeApiClient(CoordinationV1Api);
     try {
       const lease = await api.readNamespacedLease(this.opts.lease);

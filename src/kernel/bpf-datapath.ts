@@ -386,9 +386,11 @@ export class BpfDatapath {
    */
   strictFilter(ifindex: number): StrictFilterState {
     if (this.strictAttached.has(ifindex)) return { state: 'attached' };
-    if (this.strictAttaching.has(ifindex)) return { state: 'attaching' };
+    // A retry under way is still a failure until it succeeds.
     const error = this.strictAttachErrors.get(ifindex);
-    return error ? { state: 'failed', error } : { state: 'absent', error: `no filter attached to ifindex ${ifindex} yet` };
+    if (error) return { state: 'failed', error };
+    if (this.strictAttaching.has(ifindex)) return { state: 'attaching' };
+    return { state: 'absent', error: `no filter attached to ifindex ${ifindex} yet` };
   }
 
   /**
@@ -405,8 +407,17 @@ export class BpfDatapath {
       const failed = this.strictAttachErrors.get(ifindex);
       if (failed) failures.push({ map: this.strict.name, key: `ifindex ${ifindex}`, op: 'attach', error: failed.replace(/^attach tc to ifindex \d+: /, '') });
       if (this.strictAttaching.has(ifindex) || (failed && !options.retryFailed)) continue;
+      let started: Promise<void>;
+      try {
+        started = this.object.attachTc('sluice_strict_ingress', ifindex, true);
+      } catch (err) {
+        // Refused before it ran (the object is closed): a failure like any other.
+        this.strictAttachErrors.set(ifindex, `attach tc to ifindex ${ifindex}: ${(err as Error).message}`);
+        failures.push({ map: this.strict.name, key: `ifindex ${ifindex}`, op: 'attach', error: (err as Error).message });
+        continue;
+      }
       this.strictAttaching.add(ifindex);
-      const attempt = this.object.attachTc('sluice_strict_ingress', ifindex, true).then(
+      const attempt = started.then(
         () => {
           this.strictAttached.add(ifindex);
           this.strictAttachErrors.delete(ifindex);

@@ -141,6 +141,7 @@ describe('map sync', () => {
     });
     try {
       sync.resync();
+      assert.deepEqual(sync.view().failing.map((f) => [f.map, f.key, f.error]), [['*', '(whole map)', 'EMFILE: too many open files']], 'a pass that cannot run is shown failing');
       await until('a pass that runs', () => calls >= 3);
       await until('no retry waiting', () => sync.view().nextRetryInMs === undefined);
       assert.equal(sync.view().failingKeys, 0);
@@ -148,5 +149,27 @@ describe('map sync', () => {
     } finally {
       sync.stop();
     }
+  });
+
+  it('a key that newly fails is tried within the first delay, not after the backoff other keys grew', async () => {
+    const old = () => result('sluice_strict', [{ key: 'ifindex 7', op: 'attach', error: 'EPERM' }]);
+    const sync = new MapSync({ resyncIntervalSeconds: 0, firstRetryMs: 20, maxRetryMs: 400, logger, fullPass: () => [old()] });
+    try {
+      sync.record([old()]);
+      await until('the old key\'s backoff at its cap', () => sync.view().backoffMs === 400);
+      sync.record([result('sluice_strict', [{ key: 'ifindex 7', op: 'attach', error: 'EPERM' }, { key: 'ifindex 9', op: 'attach', error: 'EMFILE' }])]);
+      assert.equal(sync.view().backoffMs, 20, 'the new key is retried within the first delay');
+    } finally {
+      sync.stop();
+    }
+  });
+
+  it('schedules nothing once stopped', () => {
+    const sync = new MapSync({ resyncIntervalSeconds: 0, firstRetryMs: 10, logger, fullPass: () => [result('sluice_vips', [{ key: '10.96.0.10:80', op: 'update', error: 'E2BIG' }])] });
+    sync.stop();
+    sync.record([result('sluice_vips', [{ key: '10.96.0.10:80', op: 'update', error: 'E2BIG' }])]);
+    sync.resync();
+    assert.equal(sync.view().nextRetryInMs, undefined, 'no retry timer after stop()');
+    assert.equal(sync.view().failingKeys, 1, 'what fails is still known');
   });
 });

@@ -86,16 +86,27 @@ describe('PeerAuthenticationEnforcer', () => {
     ]);
   });
 
-  it('a pod whose filter is being attached is pending, not failed; failed filters are tried again only when asked', () => {
+  it('a pod whose filter is being attached is not enforced yet; failed filters are tried again only when asked', () => {
     const attaching = new Set([11]);
     const dp = fakeDatapath(new Set(), attaching);
     const enforcer = new PeerAuthenticationEnforcer({ datapath: dp, hostInterfaceOf: (uid) => interfaces[uid], interfaceIndex: (n) => indexes[n], allowedAddress: '10.244.1.1' });
     enforcer.apply([workload('a'), workload('b')], [strict]);
-    assert.deepEqual([...enforcer.pending], ['uid-a'], 'sluice-cni waits for it');
-    assert.deepEqual([...enforcer.notEnforced], [], 'the inbound capture leaves it alone');
+    assert.deepEqual([...enforcer.notEnforced], [['uid-a', 'STRICT is not enforced yet: its tc filter is being attached']], 'sluice-cni waits for it; the inbound capture refuses its plaintext');
     attaching.clear();
     enforcer.apply([workload('a'), workload('b')], [strict], { retryFailed: true });
-    assert.deepEqual([...enforcer.pending], []);
+    assert.deepEqual([...enforcer.notEnforced], []);
     assert.deepEqual(dp.retries, [false, true], 'retryFailed reaches the datapath');
+  });
+
+  it('a pod whose strict map entry could not be written is not enforced (the filter lets plaintext through without it)', () => {
+    const dp = fakeDatapath();
+    dp.applyStrict = (entries) => ({
+      map: 'sluice_strict', updated: entries.size - 1, deleted: 0, unchanged: 0,
+      errors: ['update sluice_strict ifindex 12: No space left on device (ENOSPC)'],
+      failures: [{ map: 'sluice_strict', key: 'ifindex 12', op: 'update', error: 'No space left on device (ENOSPC)' }],
+    });
+    const enforcer = new PeerAuthenticationEnforcer({ datapath: dp, hostInterfaceOf: (uid) => interfaces[uid], interfaceIndex: (n) => indexes[n], allowedAddress: '10.244.1.1' });
+    enforcer.apply([workload('a'), workload('b')], [strict]);
+    assert.deepEqual([...enforcer.notEnforced], [['uid-b', 'STRICT cannot be enforced: its sluice_strict entry could not be written: No space left on device (ENOSPC)']]);
   });
 });
